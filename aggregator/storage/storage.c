@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Label matchers over PCRE2, anchored as Prometheus anchors RE2 regexes. */
+#include "aggregator/storage/storage.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/error.h"
+
+int nn_matcher_init(struct nn_matcher *m, enum nn_match_type type, const char *name,
+                    const char *value, char *err, size_t errlen)
+{
+  memset(m, 0, sizeof(*m));
+  m->type = type;
+  m->name = strdup(name);
+  m->value = strdup(value);
+  if (!m->name || !m->value) {
+    nn_matcher_fini(m);
+    return NN_ENOMEM;
+  }
+  if (type == NN_MATCH_RE || type == NN_MATCH_NRE) {
+    struct nn_buf b;
+    nn_buf_init(&b, strlen(value) + 16);
+    if (nn_buf_printf(&b, "^(?:%s)$", value) < 0) {
+      nn_buf_fini(&b);
+      nn_matcher_fini(m);
+      return NN_ENOMEM;
+    }
+    int ec;
+    PCRE2_SIZE eo;
+    /* DOTALL: RE2 in Prometheus is compiled with (?s), so '.' matches newlines. */
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)b.data, b.len, PCRE2_UTF | PCRE2_DOTALL, &ec, &eo, NULL);
+    nn_buf_fini(&b);
+    if (!re) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(ec, msg, sizeof(msg));
+      snprintf(err, errlen, "error parsing regexp \"%s\": %s at offset %zu", value,
+               (const char *)msg, eo > 4 ? (size_t)eo - 4 : 0);
+      nn_matcher_fini(m);
+      return NN_EINVAL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    m->re = re;
+    m->md = pcre2_match_data_create_from_pattern(re, NULL);
+    if (!m->md) {
+      nn_matcher_fini(m);
+      return NN_ENOMEM;
+    }
+  }
+  return 0;
+}
+
+void nn_matcher_fini(struct nn_matcher *m)
+{
+  free(m->name);
+  free(m->value);
+  if (m->md)
+    pcre2_match_data_free(m->md);
+  if (m->re)
+    pcre2_code_free(m->re);
+  memset(m, 0, sizeof(*m));
+}
+
+bool nn_matcher_matches(const struct nn_matcher *m, const char *value)
+{
+  switch (m->type) {
+  case NN_MATCH_EQ: return strcmp(m->value, value) == 0;
+  case NN_MATCH_NE: return strcmp(m->value, value) != 0;
+  case NN_MATCH_RE:
+  case NN_MATCH_NRE: {
+    int r =
+        pcre2_match(m->re, (PCRE2_SPTR)value, strlen(value), 0, PCRE2_NO_UTF_CHECK, m->md, NULL);
+    bool hit = r >= 0;
+    return m->type == NN_MATCH_RE ? hit : !hit;
+  }
+  }
+  return false;
+}
+
+bool nn_matcher_matches_empty(const struct nn_matcher *m)
+{
+  return nn_matcher_matches(m, "");
+}
+
+bool nn_stale_nan(double v)
+{
+  uint64_t bits;
+  memcpy(&bits, &v, sizeof(bits));
+  return bits == NN_STALE_NAN_BITS;
+}
+
+double nn_stale_nan_value(void)
+{
+  uint64_t bits = NN_STALE_NAN_BITS;
+  double v;
+  memcpy(&v, &bits, sizeof(v));
+  return v;
+}
+
+void nn_strlist_free(struct nn_strlist *l)
+{
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
