@@ -1,0 +1,569 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Remote-write and Loki-push codecs. protobuf-c does the decoding through an allocator
+ * backed by the request pool; when it fails it says nothing about why, so a small
+ * descriptor-driven walker re-reads the body on the error path only to name the field and
+ * offset. The JSON push form is parsed with jansson and rebuilt as protobuf-c structs. */
+#include "common/wire.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/labels.h"
+#include "common/pool.h"
+
+#define NS_PER_S 1000000000LL
+
+struct pool_alloc {
+  struct nn_pool *pool;
+  int failed; /* 0, NN_ETOOBIG or NN_ENOMEM */
+};
+
+static void *on_pool_alloc(void *data, size_t n)
+{
+  struct pool_alloc *a = data;
+  void *p = nn_pool_alloc(a->pool, n);
+  if (!p && !a->failed)
+    a->failed = n > a->pool->max || a->pool->used > a->pool->max - n ? NN_ETOOBIG : NN_ENOMEM;
+  return p;
+}
+
+static void on_pool_free(void *data, void *p)
+{
+  /* Pool memory is released all at once by nn_pool_clear. */
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+  if (!err || !errlen)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* Reads a varint of at most 10 bytes. Returns its length, 0 if truncated or too long. */
+static size_t read_varint(const uint8_t *p, size_t n, uint64_t *v)
+{
+  uint64_t r = 0;
+  for (size_t i = 0; i < n && i < 10; i++) {
+    r |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+    if (p[i] < 0x80) {
+      *v = r;
+      return i + 1;
+    }
+  }
+  return 0;
+}
+
+static int expected_wire_type(ProtobufCType t)
+{
+  switch (t) {
+  case PROTOBUF_C_TYPE_INT32:
+  case PROTOBUF_C_TYPE_SINT32:
+  case PROTOBUF_C_TYPE_UINT32:
+  case PROTOBUF_C_TYPE_INT64:
+  case PROTOBUF_C_TYPE_SINT64:
+  case PROTOBUF_C_TYPE_UINT64:
+  case PROTOBUF_C_TYPE_BOOL:
+  case PROTOBUF_C_TYPE_ENUM: return 0;
+  case PROTOBUF_C_TYPE_FIXED64:
+  case PROTOBUF_C_TYPE_SFIXED64:
+  case PROTOBUF_C_TYPE_DOUBLE: return 1;
+  case PROTOBUF_C_TYPE_FIXED32:
+  case PROTOBUF_C_TYPE_SFIXED32:
+  case PROTOBUF_C_TYPE_FLOAT: return 5;
+  case PROTOBUF_C_TYPE_STRING:
+  case PROTOBUF_C_TYPE_BYTES:
+  case PROTOBUF_C_TYPE_MESSAGE: return 2;
+  }
+  return -1;
+}
+
+/* Finds the first wire-format violation in p[0..n) read as message d, and describes it.
+ * Returns false if none is found (protobuf-c then failed for a reason the walk does not
+ * model). Recursion depth is bounded by the schema, which has no recursive messages. */
+static bool diagnose(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, size_t base,
+                     char *err, size_t errlen)
+{
+  size_t i = 0;
+  while (i < n) {
+    size_t at = base + i;
+    uint64_t key, v;
+    size_t k = read_varint(p + i, n - i, &key);
+    if (!k) {
+      set_err(err, errlen, "%s: truncated field key at byte %zu", d->name, at);
+      return true;
+    }
+    i += k;
+    uint64_t tag = key >> 3;
+    int wt = (int)(key & 7);
+    if (tag == 0 || tag > 0x1fffffff) {
+      set_err(err, errlen, "%s: invalid field number %" PRIu64 " at byte %zu", d->name, tag, at);
+      return true;
+    }
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, (unsigned)tag);
+    char fname[160];
+    snprintf(fname, sizeof(fname), "%s.%s (field %" PRIu64 ")", d->name, f ? f->name : "<unknown>",
+             tag);
+    if (f) {
+      int want = expected_wire_type(f->type);
+      bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && want != 2 && wt == 2;
+      if (wt != want && !packed) {
+        set_err(err, errlen, "%s at byte %zu: wire type %d, expected %d", fname, at, wt, want);
+        return true;
+      }
+    }
+    switch (wt) {
+    case 0:
+      if (!(k = read_varint(p + i, n - i, &v))) {
+        set_err(err, errlen, "%s at byte %zu: truncated varint", fname, at);
+        return true;
+      }
+      i += k;
+      break;
+    case 1:
+    case 5:
+      if (n - i < (wt == 1 ? 8u : 4u)) {
+        set_err(err, errlen, "%s at byte %zu: truncated %d-byte value", fname, at, wt == 1 ? 8 : 4);
+        return true;
+      }
+      i += wt == 1 ? 8 : 4;
+      break;
+    case 2:
+      if (!(k = read_varint(p + i, n - i, &v))) {
+        set_err(err, errlen, "%s at byte %zu: truncated length", fname, at);
+        return true;
+      }
+      i += k;
+      if (v > n - i) {
+        set_err(err, errlen, "%s at byte %zu: length %" PRIu64 " exceeds the %zu bytes left", fname,
+                at, v, n - i);
+        return true;
+      }
+      if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+          diagnose(f->descriptor, p + i, (size_t)v, base + i, err, errlen))
+        return true;
+      i += (size_t)v;
+      break;
+    default:
+      set_err(err, errlen, "%s at byte %zu: unsupported wire type %d", fname, at, wt);
+      return true;
+    }
+  }
+  return false;
+}
+
+static int decode(const ProtobufCMessageDescriptor *d, const void *buf, size_t n,
+                  struct nn_pool *pool, ProtobufCMessage **out, char *err, size_t errlen)
+{
+  struct pool_alloc pa = {pool, 0};
+  ProtobufCAllocator alloc = {on_pool_alloc, on_pool_free, &pa};
+  ProtobufCMessage *m = protobuf_c_message_unpack(d, &alloc, n, buf);
+  if (m) {
+    *out = m;
+    return 0;
+  }
+  if (pa.failed == NN_ETOOBIG) {
+    set_err(err, errlen, "%s: decoding the %zu-byte body needs more than the %zu-byte limit",
+            d->name, n, pool->max);
+    return NN_ETOOBIG;
+  }
+  if (pa.failed) {
+    set_err(err, errlen, "%s: out of memory", d->name);
+    return NN_ENOMEM;
+  }
+  if (!diagnose(d, buf, n, 0, err, errlen))
+    set_err(err, errlen, "%s: malformed protobuf message", d->name);
+  return NN_ECORRUPT;
+}
+
+int nn_wire_rw_decode(const void *buf, size_t n, struct nn_pool *pool,
+                      Prometheus__WriteRequest **out, char *err, size_t errlen)
+{
+  return decode(&prometheus__write_request__descriptor, buf, n, pool, (ProtobufCMessage **)out, err,
+                errlen);
+}
+
+int nn_wire_push_decode(const void *buf, size_t n, struct nn_pool *pool,
+                        Logproto__PushRequest **out, char *err, size_t errlen)
+{
+  return decode(&logproto__push_request__descriptor, buf, n, pool, (ProtobufCMessage **)out, err,
+                errlen);
+}
+
+static int encode(const ProtobufCMessage *msg, struct nn_buf *out)
+{
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  int rc = nn_buf_reserve(out, n);
+  if (rc < 0)
+    return rc;
+  size_t w = protobuf_c_message_pack(msg, (uint8_t *)out->data + out->len);
+  out->len += w;
+  out->data[out->len] = '\0';
+  return 0;
+}
+
+int nn_wire_rw_encode(const Prometheus__WriteRequest *req, struct nn_buf *out)
+{
+  return encode(&req->base, out);
+}
+
+int nn_wire_push_encode(const Logproto__PushRequest *req, struct nn_buf *out)
+{
+  return encode(&req->base, out);
+}
+
+int nn_wire_pack(const ProtobufCMessage *msg, enum nn_codec codec, struct nn_buf *out)
+{
+  if (codec == NN_CODEC_NONE)
+    return encode(msg, out);
+  size_t n = protobuf_c_message_get_packed_size(msg);
+  /* The encoded form must exist whole before compressing: one heap temporary. */
+  uint8_t *tmp = malloc(n ? n : 1);
+  if (!tmp)
+    return NN_ENOMEM;
+  protobuf_c_message_pack(msg, tmp);
+  int rc = nn_compress(codec, tmp, n, out);
+  free(tmp);
+  return rc;
+}
+
+static int unpack(const ProtobufCMessageDescriptor *d, enum nn_codec codec, const void *body,
+                  size_t n, size_t max_raw, struct nn_pool *pool, ProtobufCMessage **out, char *err,
+                  size_t errlen)
+{
+  if (codec == NN_CODEC_NONE) {
+    if (n > max_raw) {
+      set_err(err, errlen, "body of %zu bytes exceeds the %zu-byte limit", n, max_raw);
+      return NN_ETOOBIG;
+    }
+    return decode(d, body, n, pool, out, err, errlen);
+  }
+  struct nn_buf raw;
+  nn_buf_init(&raw, max_raw);
+  int rc = nn_decompress(codec, body, n, max_raw, &raw);
+  if (rc == NN_ETOOBIG)
+    set_err(err, errlen, "%s body decompresses to more than the %zu-byte limit",
+            nn_codec_name(codec), max_raw);
+  else if (rc < 0)
+    set_err(err, errlen, "%s body: %s", nn_codec_name(codec), nn_strerror(rc));
+  else
+    rc = decode(d, raw.data, raw.len, pool, out, err, errlen);
+  nn_buf_fini(&raw);
+  return rc;
+}
+
+int nn_wire_rw_unpack(enum nn_codec codec, const void *body, size_t n, size_t max_raw,
+                      struct nn_pool *pool, Prometheus__WriteRequest **out, char *err,
+                      size_t errlen)
+{
+  return unpack(&prometheus__write_request__descriptor, codec, body, n, max_raw, pool,
+                (ProtobufCMessage **)out, err, errlen);
+}
+
+int nn_wire_push_unpack(enum nn_codec codec, const void *body, size_t n, size_t max_raw,
+                        struct nn_pool *pool, Logproto__PushRequest **out, char *err, size_t errlen)
+{
+  return unpack(&logproto__push_request__descriptor, codec, body, n, max_raw, pool,
+                (ProtobufCMessage **)out, err, errlen);
+}
+
+/* ---- Loki JSON push ---- */
+
+struct json_ctx {
+  struct nn_pool *pool;
+  struct nn_buf tmp; /* label text before it is copied into the pool */
+  char *err;
+  size_t errlen;
+};
+
+/* Allocates from the pool; on failure reports the cap. */
+static void *jalloc(struct json_ctx *c, size_t n, int *rc)
+{
+  void *p = nn_pool_alloc(c->pool, n);
+  if (!p) {
+    *rc = NN_ETOOBIG;
+    set_err(c->err, c->errlen, "push request needs more than the %zu-byte decode limit",
+            c->pool->max);
+  }
+  return p;
+}
+
+static void *jalloc_array(struct json_ctx *c, size_t count, size_t size, int *rc)
+{
+  if (count && size > SIZE_MAX / count) {
+    *rc = NN_ETOOBIG;
+    return NULL;
+  }
+  return jalloc(c, count * size, rc);
+}
+
+static char *jstrdup(struct json_ctx *c, const char *s, size_t n, int *rc)
+{
+  char *p = jalloc(c, n + 1, rc);
+  if (p) {
+    memcpy(p, s, n);
+    p[n] = '\0';
+  }
+  return p;
+}
+
+/* Parses Go's strconv.ParseInt(s, 10, 64) subset Loki accepts: optional '-', digits. */
+static bool parse_ns(const char *s, size_t n, int64_t *out)
+{
+  size_t i = 0;
+  bool neg = n > 0 && s[0] == '-';
+  if (neg)
+    i++;
+  if (i == n)
+    return false;
+  uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return false;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (lim - d) / 10)
+      return false;
+    v = v * 10 + d;
+  }
+  *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+  return true;
+}
+
+static const char *json_kind(const json_t *v)
+{
+  switch (json_typeof(v)) {
+  case JSON_OBJECT: return "an object";
+  case JSON_ARRAY: return "an array";
+  case JSON_STRING: return "a string";
+  case JSON_INTEGER:
+  case JSON_REAL: return "a number";
+  case JSON_TRUE:
+  case JSON_FALSE: return "a boolean";
+  case JSON_NULL: return "null";
+  }
+  return "unknown";
+}
+
+/* A flat {"name": "value"} object as LabelPairAdapters (structured metadata). */
+static int json_pairs(struct json_ctx *c, json_t *obj, const char *where,
+                      Logproto__LabelPairAdapter ***out, size_t *nout)
+{
+  int rc = 0;
+  if (!json_is_object(obj)) {
+    set_err(c->err, c->errlen, "%s: structured metadata must be an object, got %s", where,
+            json_kind(obj));
+    return NN_EINVAL;
+  }
+  size_t n = json_object_size(obj), i = 0;
+  Logproto__LabelPairAdapter **v = jalloc_array(c, n ? n : 1, sizeof(*v), &rc);
+  if (!v)
+    return rc;
+  const char *k;
+  json_t *val;
+  json_object_foreach(obj, k, val)
+  {
+    if (!json_is_string(val)) {
+      set_err(c->err, c->errlen, "%s.%s: structured metadata value must be a string, got %s", where,
+              k, json_kind(val));
+      return NN_EINVAL;
+    }
+    Logproto__LabelPairAdapter *p = jalloc(c, sizeof(*p), &rc);
+    if (!p)
+      return rc;
+    logproto__label_pair_adapter__init(p);
+    if (!(p->name = jstrdup(c, k, strlen(k), &rc)) ||
+        !(p->value = jstrdup(c, json_string_value(val), json_string_length(val), &rc)))
+      return rc;
+    v[i++] = p;
+  }
+  *out = v;
+  *nout = i;
+  return 0;
+}
+
+/* {"k":"v",...} to the canonical selector text. */
+static int json_stream_labels(struct json_ctx *c, json_t *obj, size_t si, char **out)
+{
+  int rc = 0;
+  if (!json_is_object(obj)) {
+    set_err(c->err, c->errlen, "streams[%zu].stream: must be an object of label names to values",
+            si);
+    return NN_EINVAL;
+  }
+  size_t n = json_object_size(obj), i = 0;
+  struct nn_label *v = jalloc_array(c, n ? n : 1, sizeof(*v), &rc);
+  if (!v)
+    return rc;
+  const char *k;
+  json_t *val;
+  json_object_foreach(obj, k, val)
+  {
+    if (!json_is_string(val)) {
+      set_err(c->err, c->errlen, "streams[%zu].stream.%s: label value must be a string, got %s", si,
+              k, json_kind(val));
+      return NN_EINVAL;
+    }
+    v[i].name = k;
+    v[i].value = json_string_value(val);
+    i++;
+  }
+  n = nn_labels_canonicalize(v, i);
+  nn_buf_reset(&c->tmp);
+  if ((rc = nn_labels_format(v, n, &c->tmp)) < 0) {
+    set_err(c->err, c->errlen, "streams[%zu].stream: labels too large", si);
+    return rc;
+  }
+  *out = jstrdup(c, c->tmp.data, c->tmp.len, &rc);
+  return *out ? 0 : rc;
+}
+
+static int json_entry(struct json_ctx *c, json_t *e, size_t si, size_t ei,
+                      Logproto__EntryAdapter **out)
+{
+  int rc = 0;
+  char where[64];
+  snprintf(where, sizeof(where), "streams[%zu].values[%zu]", si, ei);
+  size_t n = json_is_array(e) ? json_array_size(e) : 0;
+  if (n != 2 && n != 3) {
+    set_err(c->err, c->errlen,
+            "%s: must be an array [\"<ns timestamp>\", \"<line>\"] with optional structured "
+            "metadata object, got %s%s",
+            where, json_kind(e), json_is_array(e) ? " of the wrong length" : "");
+    return NN_EINVAL;
+  }
+  json_t *ts = json_array_get(e, 0), *line = json_array_get(e, 1);
+  int64_t ns;
+  if (!json_is_string(ts)) {
+    set_err(c->err, c->errlen,
+            "%s[0]: timestamp must be a string of nanoseconds since the epoch, got %s", where,
+            json_kind(ts));
+    return NN_EINVAL;
+  }
+  if (!parse_ns(json_string_value(ts), json_string_length(ts), &ns)) {
+    set_err(c->err, c->errlen,
+            "%s[0]: timestamp \"%.40s\" is not an integer count of nanoseconds since the epoch",
+            where, json_string_value(ts));
+    return NN_EINVAL;
+  }
+  if (!json_is_string(line)) {
+    set_err(c->err, c->errlen, "%s[1]: log line must be a string, got %s", where, json_kind(line));
+    return NN_EINVAL;
+  }
+  Logproto__EntryAdapter *en = jalloc(c, sizeof(*en), &rc);
+  Logproto__Timestamp *t = en ? jalloc(c, sizeof(*t), &rc) : NULL;
+  if (!t)
+    return rc;
+  logproto__entry_adapter__init(en);
+  logproto__timestamp__init(t);
+  /* Floor division, so nanos is always in [0, 1e9) as in google.protobuf.Timestamp. */
+  t->seconds = ns / NS_PER_S;
+  t->nanos = (int32_t)(ns % NS_PER_S);
+  if (t->nanos < 0) {
+    t->seconds -= 1;
+    t->nanos += (int32_t)NS_PER_S;
+  }
+  en->timestamp = t;
+  if (!(en->line = jstrdup(c, json_string_value(line), json_string_length(line), &rc)))
+    return rc;
+  if (n == 3) {
+    char w3[72];
+    snprintf(w3, sizeof(w3), "%s[2]", where);
+    if ((rc = json_pairs(c, json_array_get(e, 2), w3, &en->structuredmetadata,
+                         &en->n_structuredmetadata)) < 0)
+      return rc;
+  }
+  *out = en;
+  return 0;
+}
+
+static int json_stream(struct json_ctx *c, json_t *s, size_t si, Logproto__StreamAdapter **out)
+{
+  int rc = 0;
+  if (!json_is_object(s)) {
+    set_err(c->err, c->errlen, "streams[%zu]: must be an object, got %s", si, json_kind(s));
+    return NN_EINVAL;
+  }
+  json_t *labels = json_object_get(s, "stream"), *values = json_object_get(s, "values");
+  if (!labels) {
+    set_err(c->err, c->errlen, "streams[%zu]: missing \"stream\" (the label set)", si);
+    return NN_EINVAL;
+  }
+  if (!json_is_array(values)) {
+    set_err(c->err, c->errlen, "streams[%zu].values: must be an array of [ts, line] entries%s", si,
+            values ? "" : " (missing)");
+    return NN_EINVAL;
+  }
+  Logproto__StreamAdapter *st = jalloc(c, sizeof(*st), &rc);
+  if (!st)
+    return rc;
+  logproto__stream_adapter__init(st);
+  if ((rc = json_stream_labels(c, labels, si, &st->labels)) < 0)
+    return rc;
+  size_t n = json_array_size(values);
+  if (!(st->entries = jalloc_array(c, n ? n : 1, sizeof(*st->entries), &rc)))
+    return rc;
+  for (size_t i = 0; i < n; i++) {
+    if ((rc = json_entry(c, json_array_get(values, i), si, i, &st->entries[i])) < 0)
+      return rc;
+    st->n_entries++;
+  }
+  *out = st;
+  return 0;
+}
+
+int nn_wire_push_decode_json(const char *buf, size_t n, struct nn_pool *pool,
+                             Logproto__PushRequest **out, char *err, size_t errlen)
+{
+  if (n > NN_WIRE_JSON_MAX) {
+    set_err(err, errlen, "JSON push body of %zu bytes exceeds the %zu-byte limit", n,
+            NN_WIRE_JSON_MAX);
+    return NN_ETOOBIG;
+  }
+  json_error_t jerr;
+  json_t *root = json_loadb(buf, n, 0, &jerr);
+  if (!root) {
+    set_err(err, errlen, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+            jerr.text);
+    return NN_EINVAL;
+  }
+  struct json_ctx c = {.pool = pool, .err = err, .errlen = errlen};
+  nn_buf_init(&c.tmp, n + 64); /* a label text is never longer than the body that held it */
+  int rc = 0;
+  json_t *streams = json_is_object(root) ? json_object_get(root, "streams") : NULL;
+  if (!json_is_array(streams)) {
+    set_err(err, errlen, "push body must be an object with a \"streams\" array");
+    rc = NN_EINVAL;
+    goto out;
+  }
+  Logproto__PushRequest *req = jalloc(&c, sizeof(*req), &rc);
+  if (!req)
+    goto out;
+  logproto__push_request__init(req);
+  size_t ns = json_array_size(streams);
+  if (!(req->streams = jalloc_array(&c, ns ? ns : 1, sizeof(*req->streams), &rc)))
+    goto out;
+  for (size_t i = 0; i < ns; i++) {
+    if ((rc = json_stream(&c, json_array_get(streams, i), i, &req->streams[i])) < 0)
+      goto out;
+    req->n_streams++;
+  }
+  *out = req;
+out:
+  nn_buf_fini(&c.tmp);
+  json_decref(root);
+  return rc;
+}
