@@ -1,9 +1,56 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* nines-agent: wires discovery, tailing, scraping and shipping together. */
-#include <stdio.h>
+/* nines-agent: parses flags, loads the config and runs the app on one loop. */
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
 
-int main(void)
+#include "agent/app/app.h"
+#include "common/config.h"
+#include "common/program.h"
+
+static void on_stop(void *ud)
 {
-  puts("nines-agent " NN_VERSION);
-  return 0;
+  nn_agent_app_stop(ud);
+}
+
+int main(int argc, char **argv)
+{
+  struct nn_agent_config cfg = {0};
+  const char *listen = NULL, *data_dir = NULL;
+  const struct nn_program_flag flags[] = {
+      {"listen-address", "HOST:PORT", "address for /metrics (default 127.0.0.1:9596)", &listen},
+      {"data-dir", "DIR", "directory for offsets and the spool", &data_dir},
+  };
+  const struct nn_program_opts opts = {
+      .name = "nines-agent",
+      .summary = "Tails container logs and scrapes metrics, and ships them without loss.",
+      .table = nn_agent_config_options,
+      .cfg = &cfg,
+      .flags = flags,
+      .nflags = 2,
+  };
+  int code;
+  if (!nn_program_init(&opts, argc, argv, &code)) {
+    nn_cfg_free(nn_agent_config_options, &cfg);
+    return code;
+  }
+  if (listen) {
+    free(cfg.listen_address);
+    cfg.listen_address = strdup(listen);
+  }
+  if (data_dir) {
+    free(cfg.data_dir);
+    cfg.data_dir = strdup(data_dir);
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct nn_agent_app *app = nn_agent_app_create(&loop, &cfg);
+  code = app ? 0 : 1;
+  if (app)
+    nn_program_run(&loop, on_stop, NULL, app);
+  nn_agent_app_destroy(app);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  nn_cfg_free(nn_agent_config_options, &cfg);
+  return code;
 }

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The aggregator as a whole: its configuration table and the object that owns the loop,
+ * the HTTP server, the stores and the background jobs. main.c only calls these. */
+#ifndef NN_AGGREGATOR_APP_APP_H
+#define NN_AGGREGATOR_APP_APP_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/config.h"
+
+struct nn_agg_config {
+  char *listen_address;
+  char *data_dir;
+  struct {
+    char *cert_file;
+    char *key_file;
+    uint64_t max_body_size;
+  } web;
+};
+
+extern const struct nn_cfg_option nn_agg_config_options[];
+
+struct nn_agg_app;
+
+/* Builds every module from cfg (which the app borrows). NULL with a logged reason on
+ * failure (data dir unusable, address in use, ...). */
+struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config *cfg);
+/* Starts a graceful shutdown: stop accepting, finish in-flight work, flush, close. */
+void nn_agg_app_stop(struct nn_agg_app *app);
+/* Re-reads rule and SLO files (SIGHUP, POST /-/reload). */
+void nn_agg_app_reload(struct nn_agg_app *app);
+void nn_agg_app_destroy(struct nn_agg_app *app);
+
+#endif
