@@ -103,7 +103,6 @@ struct nn_http_server {
   struct req_impl *pending; /* requests handed to the application, not yet answered */
 
   enum srv_state state;
-  bool ctx_inited;
   bool forced;
   bool destroy_requested;
   uint64_t deadline;
@@ -469,6 +468,11 @@ void nn_http_respond_error(struct nn_http_req *req, int status, const char *msg)
 
 static void maybe_finish(struct nn_http_server *srv);
 
+static void on_free_handle(uv_handle_t *h)
+{
+  free(h);
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
   struct conn *c = (struct conn *)h;
@@ -500,7 +504,7 @@ static void on_connection(uv_stream_t *ls, int status)
   c->srv = srv;
   uv_tcp_init(srv->loop, &c->tcp);
   if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&c->tcp, on_free_handle);
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
@@ -696,7 +700,7 @@ static int split_host_port(const char *s, char *host, size_t hostlen, char *port
   return 0;
 }
 
-static int listen_on(struct nn_http_server *srv, const struct sockaddr *sa)
+static int listen_on(struct nn_http_server *srv, const struct sockaddr *sa, int *port)
 {
   struct listener *l = calloc(1, sizeof(*l));
   if (!l)
@@ -709,16 +713,17 @@ static int listen_on(struct nn_http_server *srv, const struct sockaddr *sa)
   }
   if ((rc = uv_tcp_bind(&l->tcp, sa, 0)) < 0 ||
       (rc = uv_listen((uv_stream_t *)&l->tcp, SOMAXCONN, on_connection)) < 0) {
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, on_free_handle);
     return rc;
   }
-  if (srv->port == 0) {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
-      srv->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  }
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  *port = 0;
+  if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) == 0)
+    *port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  if (srv->port == 0)
+    srv->port = *port;
   l->next = srv->listeners;
   srv->listeners = l;
   srv->nlisteners_open++;
@@ -728,6 +733,7 @@ static int listen_on(struct nn_http_server *srv, const struct sockaddr *sa)
 int nn_http_server_listen(struct nn_http_server *srv, const char *host_port)
 {
   char host[256], port[8];
+  int bound = 0;
   if (srv->state != SRV_RUNNING)
     return NN_EINVAL;
   if (split_host_port(host_port, host, sizeof(host), port, sizeof(port)) < 0) {
@@ -740,10 +746,10 @@ int nn_http_server_listen(struct nn_http_server *srv, const char *host_port)
     struct sockaddr_in6 a6;
     struct sockaddr_in a4;
     uv_ip6_addr("::", (int)strtoul(port, NULL, 10), &a6);
-    rc = listen_on(srv, (struct sockaddr *)&a6);
+    rc = listen_on(srv, (struct sockaddr *)&a6, &bound);
     if (rc == UV_EAFNOSUPPORT || rc == UV_EADDRNOTAVAIL) {
       uv_ip4_addr("0.0.0.0", (int)strtoul(port, NULL, 10), &a4);
-      rc = listen_on(srv, (struct sockaddr *)&a4);
+      rc = listen_on(srv, (struct sockaddr *)&a4, &bound);
     }
   } else {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -755,14 +761,13 @@ int nn_http_server_listen(struct nn_http_server *srv, const char *host_port)
       nn_error(MOD, "listen address %s: %s", host_port, gai_strerror(gai));
       return NN_EINVAL;
     }
-    rc = listen_on(srv, res->ai_addr);
+    rc = listen_on(srv, res->ai_addr, &bound);
     freeaddrinfo(res);
   }
   if (rc < 0)
     nn_error(MOD, "listen on %s: %s", host_port, nn_strerror(rc));
   else
-    nn_info(MOD, "listening on %s (port %d)%s", host_port, srv->port,
-            srv->ssl_ctx ? " with TLS" : "");
+    nn_info(MOD, "listening on %s (port %d)%s", host_port, bound, srv->ssl_ctx ? " with TLS" : "");
   return rc;
 }
 
@@ -868,7 +873,6 @@ struct nn_http_server *nn_http_server_create(uv_loop_t *loop,
   h->super.on_req = on_req;
   h->srv = srv;
   h2o_context_init(&srv->ctx, loop, &srv->gconf);
-  srv->ctx_inited = true;
   srv->accept_ctx.ctx = &srv->ctx;
   srv->accept_ctx.hosts = srv->gconf.hosts;
   srv->accept_ctx.ssl_ctx = srv->ssl_ctx;
