@@ -1,0 +1,448 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tailing real files in a temp dir on a real libuv loop: discovery latency, Kubernetes
+ * labels, append, rename and copytruncate rotation, truncation, inode reuse, deleted files,
+ * restart from the acknowledged checkpoint, pause/resume and very long lines. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "agent/tail/internal.h"
+#include "agent/tail/tail.h"
+#include "common/error.h"
+
+struct sink {
+  size_t n;
+  char *line[4096];
+  uint64_t id[4096];
+  uint64_t commit[4096];
+  uint32_t flags[4096];
+  size_t len[4096];
+  char ns[64], pod[64], container[64], cid[80];
+};
+
+struct fx {
+  char dir[256];
+  char pattern[300];
+  const char *inc[1];
+  uv_loop_t loop;
+  struct nn_tail *t;
+  struct sink s;
+  struct nn_tail_config cfg;
+};
+
+static void on_entry(void *ctx, const struct nn_tail_entry *e)
+{
+  struct sink *s = ctx;
+  assert_true(s->n < 4096);
+  size_t keep = e->entry->len < 200 ? e->entry->len : 200;
+  s->line[s->n] = strndup(e->entry->line, keep);
+  s->len[s->n] = e->entry->len;
+  s->id[s->n] = e->file_id;
+  s->commit[s->n] = e->entry->commit_offset;
+  s->flags[s->n] = e->entry->flags;
+  const char *v;
+  if ((v = nn_labels_get(e->labels, e->nlabels, "namespace")))
+    snprintf(s->ns, sizeof(s->ns), "%s", v);
+  if ((v = nn_labels_get(e->labels, e->nlabels, "pod")))
+    snprintf(s->pod, sizeof(s->pod), "%s", v);
+  if ((v = nn_labels_get(e->labels, e->nlabels, "container")))
+    snprintf(s->container, sizeof(s->container), "%s", v);
+  if ((v = nn_labels_get(e->labels, e->nlabels, "container_id")))
+    snprintf(s->cid, sizeof(s->cid), "%s", v);
+  s->n++;
+}
+
+static void sink_clear(struct sink *s)
+{
+  for (size_t i = 0; i < s->n; i++)
+    free(s->line[i]);
+  s->n = 0;
+}
+
+static int setup(void **state)
+{
+  struct fx *f = calloc(1, sizeof(*f));
+  snprintf(f->dir, sizeof(f->dir), "/tmp/nn-tail-test-XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->pattern, sizeof(f->pattern), "%s/*.log", f->dir);
+  f->inc[0] = f->pattern;
+  uv_loop_init(&f->loop);
+  f->cfg.include = f->inc;
+  f->cfg.n_include = 1;
+  f->cfg.rotate_settle_ms = 200;
+  f->cfg.parse.format = NN_PARSE_RAW;
+  *state = f;
+  return 0;
+}
+
+static void stop_tail(struct fx *f)
+{
+  if (!f->t)
+    return;
+  nn_tail_destroy(f->t);
+  f->t = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+static int teardown(void **state)
+{
+  struct fx *f = *state;
+  char cmd[400];
+  stop_tail(f);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  sink_clear(&f->s);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+  assert_int_equal(system(cmd), 0);
+  free(f);
+  return 0;
+}
+
+static void start_tail(struct fx *f)
+{
+  char err[256] = "";
+  int rc = nn_tail_create(&f->loop, &f->cfg, on_entry, &f->s, &f->t, err, sizeof(err));
+  if (rc < 0)
+    fail_msg("nn_tail_create: %s", err);
+  assert_int_equal(nn_tail_start(f->t), 0);
+}
+
+/* Runs the loop until the sink holds n entries or ms pass; returns elapsed ms. */
+static uint64_t run_until(struct fx *f, size_t n, uint64_t ms)
+{
+  uv_update_time(&f->loop);
+  uint64_t start = uv_now(&f->loop);
+  while (f->s.n < n && uv_now(&f->loop) - start < ms) {
+    uv_run(&f->loop, UV_RUN_ONCE);
+    uv_update_time(&f->loop);
+  }
+  return uv_now(&f->loop) - start;
+}
+
+static void run_for(struct fx *f, uint64_t ms)
+{
+  run_until(f, SIZE_MAX, ms);
+}
+
+static void path_of(struct fx *f, const char *name, char *out, size_t n)
+{
+  snprintf(out, n, "%s/%s", f->dir, name);
+}
+
+static void append(const char *path, const char *text)
+{
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+}
+
+static void expect_lines(struct fx *f, size_t from, const char *const *want, size_t n)
+{
+  assert_true(f->s.n >= from + n);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(f->s.line[from + i], want[i]);
+}
+
+static void new_file_is_picked_up_within_a_second_with_k8s_labels(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  f->cfg.rescan_interval_ms = 60000; /* only inotify can make it in time */
+  start_tail(f);
+  run_for(f, 50);
+  path_of(f, "web-7d9f_shop_nginx-0123456789abcdef.log", p, sizeof(p));
+  append(p, "one\ntwo\n");
+  uint64_t ms = run_until(f, 2, 3000);
+  assert_int_equal(f->s.n, 2);
+  assert_true(ms < 1000);
+  assert_string_equal(f->s.line[0], "one");
+  assert_string_equal(f->s.ns, "shop");
+  assert_string_equal(f->s.pod, "web-7d9f");
+  assert_string_equal(f->s.container, "nginx");
+  assert_string_equal(f->s.cid, "0123456789abcdef");
+  append(p, "three\npartial");
+  run_until(f, 3, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 3);
+  assert_string_equal(f->s.line[2], "three");
+  assert_int_equal(f->s.commit[2], 14);
+  append(p, " done\n");
+  run_until(f, 4, 2000);
+  assert_string_equal(f->s.line[3], "partial done");
+}
+
+static void path_labels_cover_both_kubelet_layouts(void **state)
+{
+  struct nn_label l[5];
+  char store[512];
+  const char *p = "/var/log/pods/shop_web-7d9f_0c1d-uid/nginx/0.log";
+  size_t n = nn_tail_path_labels(p, l, store, sizeof(store));
+  assert_int_equal(n, 4);
+  assert_string_equal(nn_labels_get(l, n, "namespace"), "shop");
+  assert_string_equal(nn_labels_get(l, n, "pod"), "web-7d9f");
+  assert_string_equal(nn_labels_get(l, n, "container"), "nginx");
+  assert_string_equal(nn_labels_get(l, n, "filename"), p);
+  p = "/var/log/app/plain.log";
+  n = nn_tail_path_labels(p, l, store, sizeof(store));
+  assert_int_equal(n, 1);
+  assert_string_equal(l[0].name, "filename");
+}
+
+static void rename_rotation_reads_old_file_to_the_end_exactly_once(void **state)
+{
+  struct fx *f = *state;
+  char p[512], rot[512];
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "app.log.1", rot, sizeof(rot));
+  append(p, "1\n2\n3\n");
+  start_tail(f);
+  run_until(f, 3, 2000);
+  int old = open(p, O_WRONLY | O_APPEND);
+  assert_true(old >= 0);
+  assert_int_equal(rename(p, rot), 0);
+  /* the writer has not reopened yet: these land in the renamed file */
+  assert_int_equal(write(old, "4\n5\n", 4), 4);
+  close(old);
+  append(p, "6\n7\n");
+  run_until(f, 7, 3000);
+  run_for(f, 100);
+  const char *want[] = {"1", "2", "3", "4", "5", "6", "7"};
+  assert_int_equal(f->s.n, 7);
+  expect_lines(f, 0, want, 7);
+  assert_true(f->s.id[3] == f->s.id[0]);
+  assert_true(f->s.id[5] != f->s.id[0]);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.rotations_rename, 1);
+  run_for(f, 1500); /* settle, then the old file is released */
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.files_watched, 1);
+  assert_int_equal(f->s.n, 7);
+}
+
+static void copytruncate_and_truncate_to_zero_restart_at_zero(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "app.log", p, sizeof(p));
+  append(p, "1\n2\n3\n");
+  start_tail(f);
+  run_until(f, 3, 2000);
+  assert_int_equal(truncate(p, 0), 0);
+  run_for(f, 100);
+  append(p, "4\n");
+  run_until(f, 4, 2000);
+  /* truncated and rewritten past the old offset before the tailer looks */
+  nn_tail_pause(f->t);
+  assert_int_equal(truncate(p, 0), 0);
+  append(p, "5 is a longer line\n6\n");
+  nn_tail_resume(f->t);
+  run_until(f, 6, 3000);
+  run_for(f, 100);
+  const char *want[] = {"1", "2", "3", "4", "5 is a longer line", "6"};
+  assert_int_equal(f->s.n, 6);
+  expect_lines(f, 0, want, 6);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.rotations_truncate, 2);
+  assert_true(f->s.id[3] != f->s.id[0]);
+}
+
+static void deleted_file_is_drained_then_released(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "gone.log", p, sizeof(p));
+  append(p, "a\nb\nc\n");
+  start_tail(f);
+  nn_tail_pause(f->t); /* opened by the first scan, nothing read yet */
+  assert_int_equal(unlink(p), 0);
+  nn_tail_rescan(f->t);
+  run_for(f, 200);
+  assert_int_equal(f->s.n, 0);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.files_deleted_open, 1);
+  assert_int_equal(st.deleted_bytes_held, 6);
+  nn_tail_resume(f->t);
+  run_until(f, 3, 2000);
+  run_for(f, 100);
+  const char *want[] = {"a", "b", "c"};
+  expect_lines(f, 0, want, 3);
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.files_watched, 0);
+}
+
+static void pause_stops_reading_and_resume_continues(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "app.log", p, sizeof(p));
+  start_tail(f);
+  append(p, "x\n");
+  run_until(f, 1, 2000);
+  nn_tail_pause(f->t);
+  assert_true(nn_tail_paused(f->t));
+  append(p, "y\nz\n");
+  run_for(f, 400);
+  assert_int_equal(f->s.n, 1);
+  nn_tail_resume(f->t);
+  run_until(f, 3, 2000);
+  assert_int_equal(f->s.n, 3);
+  assert_string_equal(f->s.line[2], "z");
+}
+
+static void ten_mib_line_is_truncated_and_tailing_continues(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "big.log", p, sizeof(p));
+  f->cfg.parse.max_line_size = 65536;
+  start_tail(f);
+  size_t n = 10u << 20;
+  char *big = malloc(n + 1);
+  memset(big, 'x', n);
+  big[n] = '\0';
+  append(p, big);
+  append(p, "\nafter\n");
+  free(big);
+  run_until(f, 2, 5000);
+  assert_int_equal(f->s.n, 2);
+  assert_int_equal(f->s.len[0], 65536);
+  assert_true(f->s.flags[0] & NN_PARSE_F_TRUNCATED);
+  assert_string_equal(f->s.line[1], "after");
+  assert_int_equal(f->s.commit[1], n + 7);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.lines_truncated, 1);
+  assert_int_equal(st.bytes_read, n + 7);
+}
+
+static void restart_resumes_at_the_acknowledged_offset(void **state)
+{
+  struct fx *f = *state;
+  char p[512], data[512];
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "data", data, sizeof(data));
+  f->cfg.data_dir = data;
+  f->cfg.parse.format = NN_PARSE_CRI;
+  append(p, "2024-01-02T03:04:05Z stdout F l1\n"
+            "2024-01-02T03:04:05Z stdout F l2\n"
+            "2024-01-02T03:04:05Z stdout F l3\n"
+            "2024-01-02T03:04:05Z stdout P l4-\n"); /* unfinished at shutdown */
+  start_tail(f);
+  run_until(f, 3, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 3);
+  /* the shipper acknowledged the first two entries only */
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[1], f->s.commit[1]), 0);
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[1], f->s.commit[2] + 1000), NN_EINVAL);
+  assert_int_equal(nn_tail_ack(f->t, 12345, 1), NN_ENOTFOUND);
+  assert_int_equal(nn_tail_checkpoint(f->t), 0);
+  uint64_t id = f->s.id[0];
+  /* a crash: the tail object is dropped without its shutdown write (the checkpoint above
+   * stands for the periodic one); the final write below must not move past the ack */
+  stop_tail(f);
+  sink_clear(&f->s);
+  append(p, "2024-01-02T03:04:05Z stdout F end\n");
+  start_tail(f);
+  run_until(f, 2, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 2);
+  assert_string_equal(f->s.line[0], "l3");
+  assert_string_equal(f->s.line[1], "l4-end");
+  assert_int_equal(f->s.id[0], id);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.checkpoint_mismatches, 0);
+}
+
+static void checkpoint_with_mismatching_fingerprint_means_a_new_file(void **state)
+{
+  struct fx *f = *state;
+  char p[512], data[512], pos[600];
+  struct stat st;
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "data", data, sizeof(data));
+  assert_int_equal(mkdir(data, 0755), 0);
+  append(p, "new file line 1\nnew file line 2\n");
+  assert_int_equal(stat(p, &st), 0);
+  /* A position left by an earlier file that had the same inode (as ext4 reuses them). */
+  char body[1024], text[1200];
+  snprintf(body, sizeof(body),
+           "# nines positions v1\n"
+           "00000000000000aa %llu %llu 16 16 1111111111111111 16 2222222222222222 %s\n",
+           (unsigned long long)st.st_dev, (unsigned long long)st.st_ino, p);
+  uint64_t h = nn__tail_hash(body, strlen(body)); /* the trailer covers everything before it */
+  snprintf(text, sizeof(text), "%s# end 1 %016llx\n", body, (unsigned long long)h);
+  snprintf(pos, sizeof(pos), "%s/positions", data);
+  append(pos, text);
+  f->cfg.data_dir = data;
+  start_tail(f);
+  run_until(f, 2, 2000);
+  assert_int_equal(f->s.n, 2);
+  assert_string_equal(f->s.line[0], "new file line 1");
+  struct nn_tail_stats s;
+  nn_tail_get_stats(f->t, &s);
+  assert_int_equal(s.checkpoint_mismatches, 1);
+}
+
+static void corrupt_positions_file_is_ignored(void **state)
+{
+  struct fx *f = *state;
+  char p[512], data[512], pos[600];
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "data", data, sizeof(data));
+  assert_int_equal(mkdir(data, 0755), 0);
+  snprintf(pos, sizeof(pos), "%s/positions", data);
+  append(pos, "# nines positions v1\ngarbage\n");
+  append(p, "a\n");
+  f->cfg.data_dir = data;
+  start_tail(f);
+  run_until(f, 1, 2000);
+  assert_int_equal(f->s.n, 1);
+}
+
+static void bad_config_is_rejected_with_a_message(void **state)
+{
+  struct fx *f = *state;
+  char err[256] = "";
+  const char *rel[] = {"relative/*.log"};
+  f->cfg.include = rel;
+  assert_int_equal(nn_tail_create(&f->loop, &f->cfg, on_entry, &f->s, &f->t, err, sizeof(err)),
+                   NN_ECONFIG);
+  assert_non_null(strstr(err, "relative/*.log"));
+  assert_null(f->t);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(new_file_is_picked_up_within_a_second_with_k8s_labels, setup,
+                                      teardown),
+      cmocka_unit_test(path_labels_cover_both_kubelet_layouts),
+      cmocka_unit_test_setup_teardown(rename_rotation_reads_old_file_to_the_end_exactly_once, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(copytruncate_and_truncate_to_zero_restart_at_zero, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(deleted_file_is_drained_then_released, setup, teardown),
+      cmocka_unit_test_setup_teardown(pause_stops_reading_and_resume_continues, setup, teardown),
+      cmocka_unit_test_setup_teardown(ten_mib_line_is_truncated_and_tailing_continues, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(restart_resumes_at_the_acknowledged_offset, setup, teardown),
+      cmocka_unit_test_setup_teardown(checkpoint_with_mismatching_fingerprint_means_a_new_file,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(corrupt_positions_file_is_ignored, setup, teardown),
+      cmocka_unit_test_setup_teardown(bad_config_is_rejected_with_a_message, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
