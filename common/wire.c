@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Remote-write and Loki-push codecs. protobuf-c does the decoding through an allocator
- * backed by the request pool; when it fails it says nothing about why, so a small
- * descriptor-driven walker re-reads the body on the error path only to name the field and
- * offset. The JSON push form is parsed with jansson and rebuilt as protobuf-c structs. */
+ * backed by the request pool, after a small descriptor-driven walker has checked the wire
+ * format as strictly as Go does and named the field and offset of any fault. The JSON push
+ * form is parsed with jansson and rebuilt as protobuf-c structs. */
 #include "common/wire.h"
 
 #include <inttypes.h>
@@ -92,11 +92,31 @@ static int expected_wire_type(ProtobufCType t)
   return -1;
 }
 
-/* Finds the first wire-format violation in p[0..n) read as message d, and describes it.
- * Returns false if none is found (protobuf-c then failed for a reason the walk does not
- * model). Recursion depth is bounded by the schema, which has no recursive messages. */
-static bool diagnose(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, size_t base,
-                     char *err, size_t errlen)
+/* Writes "<message>.<field> (field N) at byte B: <detail>" into err. */
+static void field_err(char *err, size_t errlen, const ProtobufCMessageDescriptor *d,
+                      const ProtobufCFieldDescriptor *f, uint64_t tag, size_t at, const char *fmt,
+                      ...) __attribute__((format(printf, 7, 8)));
+
+static void field_err(char *err, size_t errlen, const ProtobufCMessageDescriptor *d,
+                      const ProtobufCFieldDescriptor *f, uint64_t tag, size_t at, const char *fmt,
+                      ...)
+{
+  char detail[128];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_end(ap);
+  set_err(err, errlen, "%s.%s (field %" PRIu64 ") at byte %zu: %s", d->name,
+          f ? f->name : "<unknown>", tag, at, detail);
+}
+
+/* Finds the first wire-format violation in p[0..n) read as message d and describes it;
+ * false if there is none. It runs before protobuf-c because protobuf-c is lenient where Go
+ * is not (an over-long key for field number 0 is accepted, then re-encoded as garbage),
+ * and because protobuf-c gives no reason when it fails. It allocates nothing and costs a
+ * small fraction of the unpack. Recursion depth is bounded by the (non-recursive) schema. */
+static bool check_wire(const ProtobufCMessageDescriptor *d, const uint8_t *p, size_t n, size_t base,
+                       char *err, size_t errlen)
 {
   size_t i = 0;
   while (i < n) {
@@ -115,21 +135,18 @@ static bool diagnose(const ProtobufCMessageDescriptor *d, const uint8_t *p, size
       return true;
     }
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(d, (unsigned)tag);
-    char fname[160];
-    snprintf(fname, sizeof(fname), "%s.%s (field %" PRIu64 ")", d->name, f ? f->name : "<unknown>",
-             tag);
     if (f) {
       int want = expected_wire_type(f->type);
       bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && want != 2 && wt == 2;
       if (wt != want && !packed) {
-        set_err(err, errlen, "%s at byte %zu: wire type %d, expected %d", fname, at, wt, want);
+        field_err(err, errlen, d, f, tag, at, "wire type %d, expected %d", wt, want);
         return true;
       }
     }
     switch (wt) {
     case 0:
       if (!(k = read_varint(p + i, n - i, &v))) {
-        set_err(err, errlen, "%s at byte %zu: truncated varint", fname, at);
+        field_err(err, errlen, d, f, tag, at, "truncated varint");
         return true;
       }
       i += k;
@@ -137,30 +154,28 @@ static bool diagnose(const ProtobufCMessageDescriptor *d, const uint8_t *p, size
     case 1:
     case 5:
       if (n - i < (wt == 1 ? 8u : 4u)) {
-        set_err(err, errlen, "%s at byte %zu: truncated %d-byte value", fname, at, wt == 1 ? 8 : 4);
+        field_err(err, errlen, d, f, tag, at, "truncated %d-byte value", wt == 1 ? 8 : 4);
         return true;
       }
       i += wt == 1 ? 8 : 4;
       break;
     case 2:
       if (!(k = read_varint(p + i, n - i, &v))) {
-        set_err(err, errlen, "%s at byte %zu: truncated length", fname, at);
+        field_err(err, errlen, d, f, tag, at, "truncated length");
         return true;
       }
       i += k;
       if (v > n - i) {
-        set_err(err, errlen, "%s at byte %zu: length %" PRIu64 " exceeds the %zu bytes left", fname,
-                at, v, n - i);
+        field_err(err, errlen, d, f, tag, at, "length %" PRIu64 " exceeds the %zu bytes left", v,
+                  n - i);
         return true;
       }
       if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
-          diagnose(f->descriptor, p + i, (size_t)v, base + i, err, errlen))
+          check_wire(f->descriptor, p + i, (size_t)v, base + i, err, errlen))
         return true;
       i += (size_t)v;
       break;
-    default:
-      set_err(err, errlen, "%s at byte %zu: unsupported wire type %d", fname, at, wt);
-      return true;
+    default: field_err(err, errlen, d, f, tag, at, "unsupported wire type %d", wt); return true;
     }
   }
   return false;
@@ -169,6 +184,8 @@ static bool diagnose(const ProtobufCMessageDescriptor *d, const uint8_t *p, size
 static int decode(const ProtobufCMessageDescriptor *d, const void *buf, size_t n,
                   struct nn_pool *pool, ProtobufCMessage **out, char *err, size_t errlen)
 {
+  if (check_wire(d, buf, n, 0, err, errlen))
+    return NN_ECORRUPT;
   struct pool_alloc pa = {pool, 0};
   ProtobufCAllocator alloc = {on_pool_alloc, on_pool_free, &pa};
   ProtobufCMessage *m = protobuf_c_message_unpack(d, &alloc, n, buf);
@@ -185,8 +202,7 @@ static int decode(const ProtobufCMessageDescriptor *d, const void *buf, size_t n
     set_err(err, errlen, "%s: out of memory", d->name);
     return NN_ENOMEM;
   }
-  if (!diagnose(d, buf, n, 0, err, errlen))
-    set_err(err, errlen, "%s: malformed protobuf message", d->name);
+  set_err(err, errlen, "%s: malformed protobuf message", d->name);
   return NN_ECORRUPT;
 }
 

@@ -187,6 +187,10 @@ static void malformed_protobuf_gives_clear_errors(void **state)
       BAD("truncated length", "\x0a", "truncated length"),
       BAD("truncated varint", "\x0a\x03\x12\x01\x10", "truncated"),
       BAD("field zero", "\x00\x01", "invalid field number 0"),
+      /* protobuf-c alone accepts this over-long key and re-encodes it as garbage. */
+      BAD("over-long key for field zero", "\x81\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+          "invalid field number 0 at byte 0"),
+      BAD("field number too large", "\xfa\xff\xff\xff\x7f\x00", "invalid field number"),
       BAD("group wire type", "\x2b\x2c", "unsupported wire type 3"),
       BAD("wire type 7", "\x37", "unsupported wire type 7"),
       BAD("label string as varint", "\x0a\x04\x0a\x02\x08\x05",
