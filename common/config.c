@@ -465,7 +465,8 @@ static int bind_scalar(struct binder *b, const struct nn_cfg_option *o,
   if ((o->flags & NN_CFG_SECRET) && memchr(v->scalar, '$', v->scalar_len)) {
     if ((rc = expand_env(b, v, v->scalar, v->scalar_len, &tmp)) < 0)
       goto out;
-    rc = set_scalar(b, v, o->type, tmp.data ? tmp.data : "", tmp.len, v->quoted, field);
+    /* Quotes around "${PORT}" are there for YAML's sake; the value itself is untyped. */
+    rc = set_scalar(b, v, o->type, tmp.data ? tmp.data : "", tmp.len, false, field);
     goto out;
   }
   rc = set_scalar(b, v, o->type, v->scalar, v->scalar_len, v->quoted, field);

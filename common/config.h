@@ -30,9 +30,10 @@ enum nn_cfg_type {
 
 /* Option flags. */
 #define NN_CFG_REQUIRED 0x1u /* the key must be present */
-/* The value may also come from "<name>_file: path" (the file's content, whitespace-trimmed)
- * or contain ${ENV_VAR} references (unset variables are errors; "$${" is a literal "${").
- * For scalar types only. */
+/* The value may also come from "<name>_file: path" (a regular file of at most 1 MiB, its
+ * content whitespace-trimmed; a relative path is taken from the directory of the YAML file
+ * that names it) or contain ${ENV_VAR} references (unset variables are errors; "$${" is a
+ * literal "${"). For scalar types only. */
 #define NN_CFG_SECRET 0x2u
 
 struct nn_cfg_strlist {

@@ -567,7 +567,7 @@ int nn_yaml_load_string_opts(const char *name, const char *text, size_t len,
     goto out;
   }
   parser_ok = true;
-  yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+  yaml_parser_set_input_string(&parser, (const unsigned char *)(text ? text : ""), text ? len : 0);
 
   for (;;) {
     yaml_event_t ev;

@@ -405,6 +405,19 @@ static void secrets_come_from_files_and_the_environment(void **state)
   assert_string_equal(c.name, "${NN_CFG_TEST_TOKEN}");
   nn_cfg_free(test_opts, &c);
 
+  /* A quoted reference in a secret integer is still an integer once expanded. */
+  static const struct nn_cfg_option port_opts[] = {
+      {.name = "port", .type = NN_CFG_INT, .offset = 0, .flags = NN_CFG_SECRET},
+      {0},
+  };
+  int64_t port = 0;
+  const char *port_yaml = "port: \"${NN_CFG_TEST_PORT}\"";
+  setenv("NN_CFG_TEST_PORT", "9093", 1);
+  assert_int_equal(
+      nn_cfg_load_string("p.yaml", port_yaml, strlen(port_yaml), port_opts, &port, &err), 0);
+  assert_int_equal(port, 9093);
+  unsetenv("NN_CFG_TEST_PORT");
+
   unsetenv("NN_CFG_TEST_UNSET");
   expect_error("name: x\ntoken: ${NN_CFG_TEST_UNSET}\n",
                "t.yaml:2:8: field \"token\": environment variable NN_CFG_TEST_UNSET is not set");
