@@ -437,11 +437,6 @@ static void on_reader(uv_idle_t *h)
     uv_idle_stop(h);
 }
 
-void nn__tail_read_some(struct nn_tail *t)
-{
-  on_reader(&t->reader);
-}
-
 void nn__tail_check_files(struct nn_tail *t)
 {
   uint64_t now = uv_now(t->loop);

@@ -112,7 +112,6 @@ void nn__tail_unwatch_dir(struct nn_tail *t, struct nn__tail_dir *d);
 int nn__tail_file_open(struct nn_tail *t, const char *path, const struct stat *st, bool initial);
 void nn__tail_file_close(struct nn__tail_file *f, bool flush);
 void nn__tail_file_wake(struct nn__tail_file *f);
-void nn__tail_read_some(struct nn_tail *t);
 void nn__tail_check_files(struct nn_tail *t);
 bool nn__tail_file_ensure_id(struct nn__tail_file *f);
 void nn__tail_wake_reader(struct nn_tail *t);

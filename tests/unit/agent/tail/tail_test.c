@@ -349,8 +349,8 @@ static void restart_resumes_at_the_acknowledged_offset(void **state)
   assert_int_equal(nn_tail_ack(f->t, 12345, 1), NN_ENOTFOUND);
   assert_int_equal(nn_tail_checkpoint(f->t), 0);
   uint64_t id = f->s.id[0];
-  /* a crash: the tail object is dropped without its shutdown write (the checkpoint above
-   * stands for the periodic one); the final write below must not move past the ack */
+  /* Stopping (or a crash after the periodic write above) must not move the checkpoint
+   * past the ack: l3 and the unfinished l4 fragment are read again. */
   stop_tail(f);
   sink_clear(&f->s);
   append(p, "2024-01-02T03:04:05Z stdout F end\n");
@@ -424,6 +424,57 @@ static void bad_config_is_rejected_with_a_message(void **state)
   assert_null(f->t);
 }
 
+static void kubelet_symlink_layout_follows_rotation_in_the_pod_directory(void **state)
+{
+  struct fx *f = *state;
+  char pods[512], real[600], link[600], rot[600], cmd[1400];
+  f->cfg.rescan_interval_ms = 60000; /* inotify on the resolved directory must suffice */
+  snprintf(pods, sizeof(pods), "%s/pods/shop_web-1_0c1d/nginx", f->dir);
+  snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", pods);
+  assert_int_equal(system(cmd), 0);
+  snprintf(real, sizeof(real), "%s/0.log", pods);
+  snprintf(rot, sizeof(rot), "%s/0.log.20240102-030405", pods);
+  snprintf(link, sizeof(link), "%s/web-1_shop_nginx-abc123.log", f->dir);
+  append(real, "2024-01-02T03:04:05Z stdout F one\n");
+  assert_int_equal(symlink(real, link), 0);
+  f->cfg.parse.format = NN_PARSE_AUTO;
+  start_tail(f);
+  run_until(f, 1, 2000);
+  append(real, "2024-01-02T03:04:05Z stdout F two\n");
+  assert_true(run_until(f, 2, 2000) < 1000);
+  /* kubelet rotation: rename in the pod directory, new file at the old name */
+  assert_int_equal(rename(real, rot), 0);
+  append(real, "2024-01-02T03:04:06Z stderr F three\n");
+  assert_true(run_until(f, 3, 3000) < 1000);
+  const char *want[] = {"one", "two", "three"};
+  expect_lines(f, 0, want, 3);
+  assert_string_equal(f->s.ns, "shop");
+  assert_string_equal(f->s.cid, "abc123");
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.rotations_rename, 1);
+}
+
+static void deleted_bytes_over_the_cap_are_released_and_counted(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "big.log", p, sizeof(p));
+  append(p, "0123456789\n0123456789\n");
+  f->cfg.max_deleted_bytes = 10;
+  start_tail(f);
+  nn_tail_pause(f->t);
+  assert_int_equal(unlink(p), 0);
+  nn_tail_rescan(f->t);
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.files_watched, 0);
+  assert_int_equal(st.deleted_bytes_dropped, 22);
+  nn_tail_resume(f->t);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -443,6 +494,10 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(corrupt_positions_file_is_ignored, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_config_is_rejected_with_a_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(kubelet_symlink_layout_follows_rotation_in_the_pod_directory,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(deleted_bytes_over_the_cap_are_released_and_counted, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
