@@ -103,6 +103,8 @@ struct nn_http_server {
   struct req_impl *pending; /* requests handed to the application, not yet answered */
 
   enum srv_state state;
+  bool gconf_inited;
+  bool started; /* h2o context and stop timer exist (since the first successful listen) */
   bool forced;
   bool destroy_requested;
   uint64_t deadline;
@@ -568,6 +570,10 @@ static void maybe_finish(struct nn_http_server *srv)
 
 static void free_server(struct nn_http_server *srv)
 {
+  if (srv->gconf_inited)
+    h2o_config_dispose(&srv->gconf);
+  if (srv->ssl_ctx)
+    SSL_CTX_free(srv->ssl_ctx);
   for (size_t i = 0; i < srv->nroutes; i++)
     free(srv->routes[i].path);
   free(srv->routes);
@@ -605,6 +611,7 @@ static void on_stop_timer(uv_timer_t *t)
   case SRV_FINISHING:
     h2o_context_dispose(&srv->ctx);
     h2o_config_dispose(&srv->gconf);
+    srv->gconf_inited = false;
     if (srv->ssl_ctx)
       SSL_CTX_free(srv->ssl_ctx);
     srv->ssl_ctx = NULL;
@@ -639,6 +646,13 @@ void nn_http_server_stop(struct nn_http_server *srv, void (*on_stopped)(void *ud
   }
   if (srv->state != SRV_RUNNING)
     return;
+  if (!srv->started) {
+    /* Never listened: no handle exists, so there is nothing to wait for. */
+    srv->state = SRV_STOPPED;
+    if (on_stopped)
+      on_stopped(ud);
+    return;
+  }
   srv->state = SRV_STOPPING;
   for (struct listener *l = srv->listeners, *next; l; l = next) {
     next = l->next;
@@ -659,7 +673,7 @@ void nn_http_server_destroy(struct nn_http_server *srv)
 {
   if (!srv)
     return;
-  if (srv->state == SRV_STOPPED) {
+  if (srv->state == SRV_STOPPED || !srv->started) {
     free_server(srv);
     return;
   }
@@ -763,6 +777,17 @@ int nn_http_server_listen(struct nn_http_server *srv, const char *host_port)
     }
     rc = listen_on(srv, res->ai_addr, &bound);
     freeaddrinfo(res);
+  }
+  if (rc == 0 && !srv->started) {
+    /* The h2o context owns libuv handles, so it is created only once there is something
+     * to serve: a server that never listened is freed synchronously. */
+    h2o_context_init(&srv->ctx, srv->loop, &srv->gconf);
+    srv->accept_ctx.ctx = &srv->ctx;
+    srv->accept_ctx.hosts = srv->gconf.hosts;
+    srv->accept_ctx.ssl_ctx = srv->ssl_ctx;
+    uv_timer_init(srv->loop, &srv->stop_timer);
+    srv->stop_timer.data = srv;
+    srv->started = true;
   }
   if (rc < 0)
     nn_error(MOD, "listen on %s: %s", host_port, nn_strerror(rc));
@@ -872,21 +897,13 @@ struct nn_http_server *nn_http_server_create(uv_loop_t *loop,
   struct root_handler *h = (void *)h2o_create_handler(path, sizeof(*h));
   h->super.on_req = on_req;
   h->srv = srv;
-  h2o_context_init(&srv->ctx, loop, &srv->gconf);
-  srv->accept_ctx.ctx = &srv->ctx;
-  srv->accept_ctx.hosts = srv->gconf.hosts;
-  srv->accept_ctx.ssl_ctx = srv->ssl_ctx;
-  uv_timer_init(loop, &srv->stop_timer);
-  srv->stop_timer.data = srv;
+  srv->gconf_inited = true;
 
   struct sigaction sa;
   if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
     signal(SIGPIPE, SIG_IGN);
   return srv;
 fail:
-  if (srv->ssl_ctx)
-    SSL_CTX_free(srv->ssl_ctx);
-  free(srv->server_name);
-  free(srv);
+  free_server(srv);
   return NULL;
 }

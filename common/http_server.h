@@ -78,11 +78,13 @@ size_t nn_http_server_connections(const struct nn_http_server *srv);
 /* Graceful stop: closes the listeners at once, closes idle keep-alive connections, lets
  * in-flight requests finish for up to shutdown_grace_ms, then answers requests still
  * pending with 503 and closes every connection. on_stopped (may be NULL) runs once every
- * handle is closed; then nn_http_server_destroy may free the server. */
+ * handle is closed (from inside this call if the server never listened); then
+ * nn_http_server_destroy frees the server. Calling stop again only replaces on_stopped. */
 void nn_http_server_stop(struct nn_http_server *srv, void (*on_stopped)(void *ud), void *ud);
-/* Frees the server. If it is not stopped yet, this starts a stop without grace period and
- * the memory is released once libuv has closed every handle (the loop must keep running);
- * no on_stopped callback is called after destroy. NULL is a no-op. */
+/* Frees the server. A server that is stopped or never listened is freed at once.
+ * Otherwise this starts a stop without grace period and the memory is released once libuv
+ * has closed every handle (so the loop must run on); no on_stopped callback is called after
+ * destroy. NULL is a no-op. */
 void nn_http_server_destroy(struct nn_http_server *srv);
 
 /* The first header called name (case-insensitive) as a NUL-terminated copy in the request

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,6 +436,27 @@ static void destroy_without_stop_releases_everything(void **state)
   assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void server_that_never_listened_is_freed_at_once(void **state)
+{
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct nn_http_server *srv = nn_http_server_create(&loop, NULL);
+  assert_non_null(srv);
+  assert_int_equal(nn_http_server_route(srv, "/a", 0, h_named, "a"), 0);
+  nn_http_server_destroy(srv); /* no loop run needed: nothing was opened */
+  assert_int_equal(uv_loop_close(&loop), 0);
+
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct fx f = {0};
+  srv = nn_http_server_create(&loop, NULL);
+  assert_int_equal(nn_http_server_listen(srv, "192.0.2.1:0"), NN_ERRNO(EADDRNOTAVAIL));
+  nn_http_server_stop(srv, on_stopped, &f);
+  assert_true(f.stopped);
+  nn_http_server_destroy(srv);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void listen_rejects_malformed_addresses(void **state)
 {
   uv_loop_t loop;
@@ -550,6 +572,7 @@ int main(void)
       cmocka_unit_test(stop_closes_idle_keepalive_connections_quickly),
       cmocka_unit_test(form_body_values_come_before_query_values),
       cmocka_unit_test(destroy_without_stop_releases_everything),
+      cmocka_unit_test(server_that_never_listened_is_freed_at_once),
       cmocka_unit_test(listen_rejects_malformed_addresses),
       cmocka_unit_test(tls_round_trip_and_verification_failure),
   };
