@@ -475,6 +475,22 @@ static void deleted_bytes_over_the_cap_are_released_and_counted(void **state)
   assert_int_equal(f->s.n, 0);
 }
 
+static void start_at_end_skips_existing_lines_and_a_line_in_progress(void **state)
+{
+  struct fx *f = *state;
+  char p[512];
+  path_of(f, "app.log", p, sizeof(p));
+  append(p, "old 1\nold 2\nhalf-writ");
+  f->cfg.start_at_end = true;
+  start_tail(f);
+  run_for(f, 100);
+  append(p, "ten\nnew\n");
+  run_until(f, 1, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 1);
+  assert_string_equal(f->s.line[0], "new");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -494,6 +510,8 @@ int main(void)
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(corrupt_positions_file_is_ignored, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_config_is_rejected_with_a_message, setup, teardown),
+      cmocka_unit_test_setup_teardown(start_at_end_skips_existing_lines_and_a_line_in_progress,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(kubelet_symlink_layout_follows_rotation_in_the_pod_directory,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(deleted_bytes_over_the_cap_are_released_and_counted, setup,
