@@ -73,8 +73,8 @@ static void logfmt_quote(struct nn_buf *b, const char *s, size_t n)
   nn_buf_appendc(b, '"');
 }
 
-static void vemit(enum nn_log_level lvl, const char *module, uint32_t suppressed, const char *fmt,
-                  va_list ap)
+__attribute__((format(printf, 4, 0))) static void
+vemit(enum nn_log_level lvl, const char *module, uint32_t suppressed, const char *fmt, va_list ap)
 {
   char msg[2048];
   int n = vsnprintf(msg, sizeof(msg), fmt, ap);
