@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Aggregation operators. Group membership is computed once per input series (a hash of
+ * its grouping labels); each step then only folds values into per-group accumulators,
+ * with Prometheus's Kahan summation and overflow-safe mean. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "aggregator/promql/internal.h"
+#include "common/buf.h"
+#include "common/error.h"
+
+typedef struct nn__promql_node node_t;
+
+struct acc {
+  size_t seen; /* step index this accumulator was last reset for */
+  double v, c, mean, cnt;
+  bool incr;
+};
+
+static int nomem(struct nn__promql_ctx *c)
+{
+  return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
+}
+
+static void acc_first(int op, struct acc *a, double f)
+{
+  a->v = f;
+  a->mean = f;
+  a->c = 0;
+  a->cnt = 1;
+  a->incr = false;
+  if (op == AGG_STDDEV || op == AGG_STDVAR)
+    a->v = (isnan(f) || isinf(f)) ? NAN : 0;
+  else if (op == AGG_GROUP)
+    a->v = 1;
+}
+
+static void acc_add(int op, struct acc *a, double f)
+{
+  switch (op) {
+  case AGG_SUM: nn__promql_kahan_inc(f, &a->v, &a->c); break;
+  case AGG_AVG: {
+    a->cnt++;
+    if (!a->incr) {
+      double nv = a->v, nc = a->c;
+      nn__promql_kahan_inc(f, &nv, &nc);
+      if (!isinf(nv)) {
+        a->v = nv;
+        a->c = nc;
+        break;
+      }
+      a->incr = true;
+      a->mean = a->v / (a->cnt - 1);
+      a->c /= a->cnt - 1;
+    }
+    if (isinf(a->mean)) {
+      if (isinf(f) && (a->mean > 0) == (f > 0))
+        break;
+      if (!isinf(f) && !isnan(f))
+        break;
+    }
+    double cur = a->mean + a->c;
+    nn__promql_kahan_inc(f / a->cnt - cur / a->cnt, &a->mean, &a->c);
+    break;
+  }
+  case AGG_MAX:
+    if (a->v < f || isnan(a->v))
+      a->v = f;
+    break;
+  case AGG_MIN:
+    if (a->v > f || isnan(a->v))
+      a->v = f;
+    break;
+  case AGG_COUNT: a->cnt++; break;
+  case AGG_STDDEV:
+  case AGG_STDVAR: {
+    a->cnt++;
+    double delta = f - a->mean;
+    a->mean += delta / a->cnt;
+    a->v += delta * (f - a->mean);
+    break;
+  }
+  default: break;
+  }
+}
+
+static double acc_result(int op, const struct acc *a)
+{
+  switch (op) {
+  case AGG_SUM: return a->v + a->c;
+  case AGG_AVG: return a->incr ? a->mean + a->c : (a->v + a->c) / a->cnt;
+  case AGG_COUNT: return a->cnt;
+  case AGG_STDVAR: return a->v / a->cnt;
+  case AGG_STDDEV: return sqrt(a->v / a->cnt);
+  default: return a->v;
+  }
+}
+
+/* Grouping labels of a series: by keeps the listed names, without drops them and the
+ * metric name. */
+static const struct nn_label *group_labels(struct nn__promql_ctx *c, const node_t *n,
+                                           const struct nn_label *ls, size_t nls,
+                                           const char *const *names, size_t nnames, size_t *outn)
+{
+  return nn__promql_labels_without(c, ls, nls, names, nnames, n->without, !n->without, outn);
+}
+
+struct topk_item {
+  double v;
+  size_t s;
+};
+
+static bool topk_before(int op, double a, double b)
+{
+  /* true when a ranks before b; NaN ranks last */
+  if (isnan(a))
+    return false;
+  if (isnan(b))
+    return true;
+  return op == AGG_TOPK ? a > b : a < b;
+}
+
+static int cmp_topk_desc(const void *x, const void *y)
+{
+  const struct topk_item *a = x, *b = y;
+  if (topk_before(AGG_TOPK, a->v, b->v))
+    return -1;
+  if (topk_before(AGG_TOPK, b->v, a->v))
+    return 1;
+  return a->s < b->s ? -1 : a->s > b->s;
+}
+
+static int cmp_topk_asc(const void *x, const void *y)
+{
+  const struct topk_item *a = x, *b = y;
+  if (topk_before(AGG_BOTTOMK, a->v, b->v))
+    return -1;
+  if (topk_before(AGG_BOTTOMK, b->v, a->v))
+    return 1;
+  return a->s < b->s ? -1 : a->s > b->s;
+}
+
+static bool ratio_keep(double r, const struct nn_label *ls, size_t nls)
+{
+  double off = (double)nn_labels_hash(ls, nls) / 18446744073709551615.0;
+  return (r >= 0 && off < r) || (r < 0 && off >= 1.0 + r);
+}
+
+static int eval_k(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
+                  struct nn__promql_vec *in, const double *param, const uint32_t *grp,
+                  size_t ngroups, struct nn__promql_val *out)
+{
+  int op = n->op;
+  int rc = 0;
+  size_t *first = calloc(ngroups + 1, sizeof(*first));
+  size_t *size = calloc(ngroups + 1, sizeof(*size));
+  size_t *fill = calloc(ngroups + 1, sizeof(*fill));
+  size_t *order = malloc((in->n + 1) * sizeof(*order));
+  struct topk_item *items = malloc((in->n + 1) * sizeof(*items));
+  double **outv = calloc(in->n + 1, sizeof(*outv));
+  if (!first || !size || !fill || !order || !items || !outv) {
+    rc = nomem(c);
+    goto out;
+  }
+  for (size_t s = 0; s < in->n; s++)
+    size[grp[s]]++;
+  size_t acc = 0;
+  for (size_t k = 0; k < ngroups; k++) {
+    first[k] = acc;
+    acc += size[k];
+  }
+  for (size_t s = 0; s < in->n; s++)
+    order[first[grp[s]] + fill[grp[s]]++] = s;
+  for (size_t s = 0; s < in->n; s++) {
+    outv[s] = nn__promql_alloc_steps(c, g->n);
+    if (!outv[s]) {
+      rc = c->rc;
+      goto out;
+    }
+  }
+  /* for instant queries: the output order (group order, then rank) */
+  size_t *inst_order = NULL, ninst = 0;
+  if (g->n == 1) {
+    inst_order = malloc((in->n + 1) * sizeof(*inst_order));
+    if (!inst_order) {
+      rc = nomem(c);
+      goto out;
+    }
+  }
+  for (size_t i = 0; i < g->n; i++) {
+    double p = param ? param[i] : 0;
+    int64_t k = 0;
+    if (op == AGG_TOPK || op == AGG_BOTTOMK || op == AGG_LIMITK) {
+      if (isnan(p)) {
+        rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL, "Parameter value is NaN");
+        goto loop_out;
+      }
+      if (p >= 9.223372036854775807e18 || p <= -9.223372036854775807e18) {
+        rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL,
+                             "Scalar value %g overflows int64", p);
+        goto loop_out;
+      }
+      k = (int64_t)p;
+      if (k < 1)
+        continue;
+    } else {
+      if (isnan(p)) {
+        rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL, "Ratio value is NaN");
+        goto loop_out;
+      }
+      if (p > 1)
+        p = 1;
+      if (p < -1)
+        p = -1;
+    }
+    for (size_t gi = 0; gi < ngroups; gi++) {
+      size_t m = 0;
+      for (size_t q = 0; q < size[gi]; q++) {
+        size_t s = order[first[gi] + q];
+        double v = in->s[s].v[i];
+        if (nn__promql_absent(v))
+          continue;
+        items[m++] = (struct topk_item){v, s};
+      }
+      if (!m)
+        continue;
+      size_t take = m;
+      if (op == AGG_TOPK || op == AGG_BOTTOMK) {
+        qsort(items, m, sizeof(*items), op == AGG_TOPK ? cmp_topk_desc : cmp_topk_asc);
+        if ((int64_t)take > k)
+          take = (size_t)k;
+      } else if (op == AGG_LIMITK) {
+        if ((int64_t)take > k)
+          take = (size_t)k;
+      } else {
+        size_t w = 0;
+        for (size_t q = 0; q < m; q++)
+          if (ratio_keep(p, in->s[items[q].s].ls, in->s[items[q].s].nls))
+            items[w++] = items[q];
+        take = w;
+      }
+      for (size_t q = 0; q < take; q++) {
+        outv[items[q].s][i] = items[q].v;
+        if (inst_order)
+          inst_order[ninst++] = items[q].s;
+      }
+    }
+  }
+loop_out:
+  if (rc == 0) {
+    out->vt = VT_VECTOR;
+    if (inst_order) {
+      for (size_t q = 0; q < ninst && rc == 0; q++) {
+        size_t s = inst_order[q];
+        rc = nn__promql_vec_push(c, &out->vec, in->s[s].ls, in->s[s].nls, outv[s],
+                                 in->s[s].drop_name);
+        if (rc == 0)
+          outv[s] = NULL;
+      }
+    } else {
+      for (size_t s = 0; s < in->n && rc == 0; s++) {
+        bool any = false;
+        for (size_t i = 0; i < g->n && !any; i++)
+          any = !nn__promql_absent(outv[s][i]);
+        if (!any)
+          continue;
+        rc = nn__promql_vec_push(c, &out->vec, in->s[s].ls, in->s[s].nls, outv[s],
+                                 in->s[s].drop_name);
+        if (rc == 0)
+          outv[s] = NULL;
+      }
+    }
+  }
+  free(inst_order);
+out:
+  if (outv)
+    for (size_t s = 0; s < in->n; s++)
+      if (outv[s])
+        nn__promql_free_steps(c, outv[s], g->n);
+  free(first);
+  free(size);
+  free(fill);
+  free(order);
+  free(items);
+  free(outv);
+  return rc;
+}
+
+static int eval_count_values(struct nn__promql_ctx *c, const node_t *n,
+                             const struct nn__promql_grid *g, struct nn__promql_vec *in,
+                             const char *label, struct nn__promql_val *out)
+{
+  struct nn__promql_hmap m;
+  int rc = 0;
+  struct nn_label chk = {"a", label};
+  char err[8];
+  if (!label[0] || nn_labels_validate(&chk, 1, err, sizeof(err)) < 0) {
+    struct nn_buf b;
+    nn_buf_init(&b, 1024);
+    nn__promql_quote(&b, label);
+    rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL, "invalid label name %s",
+                         b.data ? b.data : "");
+    nn_buf_fini(&b);
+    return rc;
+  }
+  if (nn__promql_hmap_init(&m, in->n) < 0)
+    return nomem(c);
+  out->vt = VT_VECTOR;
+  size_t nnames = n->grouping.n;
+  const char **names = malloc((nnames + 1) * sizeof(*names));
+  if (!names) {
+    rc = nomem(c);
+    goto out;
+  }
+  for (size_t k = 0; k < nnames; k++)
+    names[k] = n->grouping.v[k];
+  if (!n->without)
+    names[nnames++] = label;
+  char num[400];
+  for (size_t i = 0; i < g->n; i++) {
+    for (size_t s = 0; s < in->n; s++) {
+      double v = in->s[s].v[i];
+      if (nn__promql_absent(v))
+        continue;
+      nn_promql_format_float_f(v, num, sizeof(num));
+      char *val = nn_pool_strndup(&c->pool, num, strlen(num));
+      size_t nls, ngl;
+      const struct nn_label *ls =
+          val ? nn__promql_labels_set(c, in->s[s].ls, in->s[s].nls, label, val, &nls) : NULL;
+      const struct nn_label *gl = ls ? group_labels(c, n, ls, nls, names, nnames, &ngl) : NULL;
+      if (!gl) {
+        rc = c->rc ? c->rc : nomem(c);
+        goto out;
+      }
+      bool found;
+      uint32_t *slot = nn__promql_hmap_put(&m, nn_labels_hash(gl, ngl), &found);
+      if (!slot) {
+        rc = nomem(c);
+        goto out;
+      }
+      if (!found) {
+        double *vals = nn__promql_alloc_steps(c, g->n);
+        if (!vals) {
+          rc = c->rc;
+          goto out;
+        }
+        if ((rc = nn__promql_vec_push(c, &out->vec, gl, ngl, vals, false)) < 0) {
+          nn__promql_free_steps(c, vals, g->n);
+          goto out;
+        }
+        *slot = (uint32_t)(out->vec.n - 1);
+      }
+      double *dst = &out->vec.s[*slot].v[i];
+      *dst = nn__promql_absent(*dst) ? 1 : *dst + 1;
+    }
+  }
+out:
+  free(names);
+  nn__promql_hmap_fini(&m);
+  return rc;
+}
+
+int nn__promql_eval_agg(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
+                        struct nn__promql_val *out)
+{
+  int op = n->op;
+  struct nn__promql_val param, in;
+  struct nn__promql_hmap m;
+  int rc;
+  uint32_t *grp = NULL;
+  struct acc *accs = NULL;
+  size_t ngroups = 0;
+  memset(&param, 0, sizeof(param));
+  memset(&in, 0, sizeof(in));
+  memset(&m, 0, sizeof(m));
+  memset(out, 0, sizeof(*out));
+  if (n->param && (rc = nn__promql_eval(c, n->param, g, &param)) < 0)
+    return rc;
+  if ((rc = nn__promql_eval(c, n->child, g, &in)) < 0)
+    goto out;
+  if (op == AGG_COUNT_VALUES) {
+    rc = eval_count_values(c, n, g, &in.vec, param.str ? param.str : "", out);
+    goto out;
+  }
+  const char *const *names = (const char *const *)n->grouping.v;
+  size_t nnames = n->grouping.n;
+  grp = malloc((in.vec.n + 1) * sizeof(*grp));
+  if (!grp || nn__promql_hmap_init(&m, in.vec.n) < 0) {
+    rc = nomem(c);
+    goto out;
+  }
+  bool kop = op == AGG_TOPK || op == AGG_BOTTOMK || op == AGG_LIMITK || op == AGG_LIMIT_RATIO;
+  for (size_t s = 0; s < in.vec.n; s++) {
+    size_t ngl;
+    const struct nn_label *gl =
+        group_labels(c, n, in.vec.s[s].ls, in.vec.s[s].nls, names, nnames, &ngl);
+    if (!gl) {
+      rc = c->rc;
+      goto out;
+    }
+    bool found;
+    uint32_t *slot = nn__promql_hmap_put(&m, nn_labels_hash(gl, ngl), &found);
+    if (!slot) {
+      rc = nomem(c);
+      goto out;
+    }
+    if (!found) {
+      *slot = (uint32_t)ngroups++;
+      if (!kop) {
+        double *vals = nn__promql_alloc_steps(c, g->n);
+        if (!vals) {
+          rc = c->rc;
+          goto out;
+        }
+        if ((rc = nn__promql_vec_push(c, &out->vec, gl, ngl, vals, false)) < 0) {
+          nn__promql_free_steps(c, vals, g->n);
+          goto out;
+        }
+      }
+    }
+    grp[s] = *slot;
+    if (!kop && in.vec.s[s].drop_name)
+      out->vec.s[*slot].drop_name = true;
+  }
+  out->vt = VT_VECTOR;
+  if (kop) {
+    rc = eval_k(c, n, g, &in.vec, param.sc, grp, ngroups, out);
+    goto out;
+  }
+  accs = calloc(ngroups + 1, sizeof(*accs));
+  if (!accs) {
+    rc = nomem(c);
+    goto out;
+  }
+  for (size_t k = 0; k < ngroups; k++)
+    accs[k].seen = SIZE_MAX;
+  if (op == AGG_QUANTILE) {
+    /* gather each group's values per step */
+    size_t *first = calloc(ngroups + 1, sizeof(*first)), *size = calloc(ngroups + 1, sizeof(*size));
+    size_t *fill = calloc(ngroups + 1, sizeof(*fill));
+    size_t *order = malloc((in.vec.n + 1) * sizeof(*order));
+    double *buf = malloc((in.vec.n + 1) * sizeof(*buf));
+    if (!first || !size || !fill || !order || !buf) {
+      free(first);
+      free(size);
+      free(fill);
+      free(order);
+      free(buf);
+      rc = nomem(c);
+      goto out;
+    }
+    for (size_t s = 0; s < in.vec.n; s++)
+      size[grp[s]]++;
+    size_t acc = 0;
+    for (size_t k = 0; k < ngroups; k++) {
+      first[k] = acc;
+      acc += size[k];
+    }
+    for (size_t s = 0; s < in.vec.n; s++)
+      order[first[grp[s]] + fill[grp[s]]++] = s;
+    for (size_t i = 0; i < g->n; i++)
+      for (size_t k = 0; k < ngroups; k++) {
+        size_t nb = 0;
+        for (size_t q = 0; q < size[k]; q++) {
+          double v = in.vec.s[order[first[k] + q]].v[i];
+          if (!nn__promql_absent(v))
+            buf[nb++] = v;
+        }
+        if (nb)
+          out->vec.s[k].v[i] = nn__promql_quantile(param.sc[i], buf, nb);
+      }
+    free(first);
+    free(size);
+    free(fill);
+    free(order);
+    free(buf);
+  } else {
+    for (size_t i = 0; i < g->n; i++) {
+      if ((i & 255) == 255 && (rc = nn__promql_check_deadline(c)) < 0)
+        goto out;
+      for (size_t s = 0; s < in.vec.n; s++) {
+        double v = in.vec.s[s].v[i];
+        if (nn__promql_absent(v))
+          continue;
+        struct acc *a = &accs[grp[s]];
+        if (a->seen != i) {
+          a->seen = i;
+          acc_first(op, a, v);
+        } else {
+          acc_add(op, a, v);
+        }
+      }
+      for (size_t k = 0; k < ngroups; k++)
+        if (accs[k].seen == i)
+          out->vec.s[k].v[i] = acc_result(op, &accs[k]);
+    }
+  }
+  /* groups without any point (possible only with all-absent inputs) are dropped */
+  size_t w = 0;
+  for (size_t k = 0; k < out->vec.n; k++) {
+    bool any = false;
+    for (size_t i = 0; i < g->n && !any; i++)
+      any = !nn__promql_absent(out->vec.s[k].v[i]);
+    if (any)
+      out->vec.s[w++] = out->vec.s[k];
+    else
+      nn__promql_free_steps(c, out->vec.s[k].v, g->n);
+  }
+  out->vec.n = w;
+out:
+  if (param.sc)
+    nn__promql_free_steps(c, param.sc, g->n);
+  nn__promql_vec_free(c, &in.vec, g->n);
+  nn__promql_hmap_fini(&m);
+  free(grp);
+  free(accs);
+  if (rc < 0)
+    nn__promql_vec_free(c, &out->vec, g->n);
+  return rc;
+}
