@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to aggregator/logstore: the store's structures and the functions its files share
+ * (nn__logstore_*). Not for other modules. */
+#ifndef NN_AGGREGATOR_LOGSTORE_INTERNAL_H
+#define NN_AGGREGATOR_LOGSTORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "aggregator/logstore/logstore.h"
+#include "common/buf.h"
+
+#define LS_MAX_KEY_BYTES    128
+#define LS_MAX_TENANT_BYTES 128
+#define LS_MAX_LABELS_BYTES 16384
+#define LS_MAX_META_PAIRS   128
+/* Cap on one WAL record and on one chunk's raw body: far above what a head holds
+ * (target + one max line), small enough that a corrupt length cannot exhaust memory. */
+#define LS_MAX_RECORD_BYTES (64u << 20)
+#define LS_MAX_CHUNK_RAW    (16u << 20)
+
+/* ---- crc32c.c ---- */
+uint32_t nn__logstore_crc32c(uint32_t crc, const void *p, size_t n);
+
+/* ---- map.c: open-addressing map from byte strings to pointers. Keys are not copied:
+ * each value owns its key and must outlive its slot. ---- */
+struct nn__ls_slot {
+  const char *key;
+  size_t klen;
+  uint64_t hash;
+  void *val;
+};
+struct nn__ls_map {
+  struct nn__ls_slot *slots;
+  size_t cap; /* power of two, or 0 */
+  size_t n;
+};
+void *nn__logstore_map_get(const struct nn__ls_map *m, const char *key, size_t klen);
+int nn__logstore_map_put(struct nn__ls_map *m, const char *key, size_t klen, void *val);
+void *nn__logstore_map_del(struct nn__ls_map *m, const char *key, size_t klen);
+void nn__logstore_map_fini(struct nn__ls_map *m);
+
+/* ---- varints (LEB128, zigzag for signed) ---- */
+static inline int ls_put_uvarint(struct nn_buf *b, uint64_t v)
+{
+  uint8_t tmp[10];
+  size_t n = 0;
+  while (v >= 0x80) {
+    tmp[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  tmp[n++] = (uint8_t)v;
+  return nn_buf_append(b, tmp, n);
+}
+static inline int ls_put_varint(struct nn_buf *b, int64_t v)
+{
+  return ls_put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+/* Reads a uvarint from p[*i..n); false on truncation or overlong encoding. */
+static inline bool ls_get_uvarint(const uint8_t *p, size_t n, size_t *i, uint64_t *out)
+{
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 64; shift += 7) {
+    if (*i >= n)
+      return false;
+    uint8_t c = p[(*i)++];
+    if (shift == 63 && c > 1)
+      return false;
+    v |= (uint64_t)(c & 0x7f) << shift;
+    if (!(c & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+static inline bool ls_get_varint(const uint8_t *p, size_t n, size_t *i, int64_t *out)
+{
+  uint64_t u;
+  if (!ls_get_uvarint(p, n, i, &u))
+    return false;
+  *out = (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+  return true;
+}
+/* Reads a uvarint length and checks that many bytes follow. */
+static inline bool ls_get_bytes(const uint8_t *p, size_t n, size_t *i, const uint8_t **s,
+                                size_t *len)
+{
+  uint64_t l;
+  if (!ls_get_uvarint(p, n, i, &l) || l > n - *i)
+    return false;
+  *s = p + *i;
+  *len = (size_t)l;
+  *i += (size_t)l;
+  return true;
+}
+static inline void ls_put_u32(uint8_t *p, uint32_t v)
+{
+  for (int k = 0; k < 4; k++)
+    p[k] = (uint8_t)(v >> (8 * k));
+}
+static inline uint32_t ls_get_u32(const uint8_t *p)
+{
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline void ls_put_u64(uint8_t *p, uint64_t v)
+{
+  for (int k = 0; k < 8; k++)
+    p[k] = (uint8_t)(v >> (8 * k));
+}
+static inline uint64_t ls_get_u64(const uint8_t *p)
+{
+  return (uint64_t)ls_get_u32(p) | (uint64_t)ls_get_u32(p + 4) << 32;
+}
+
+/* ---- one entry in transit: line and its encoded metadata block ---- */
+struct nn__ls_ent {
+  int64_t ts;
+  const char *line;
+  size_t len;
+  const uint8_t *meta; /* uvarint count, then (uvarint len, bytes) name/value pairs */
+  size_t mlen;
+};
+/* Validates an encoded metadata block (bounded counts, lengths in range). */
+bool nn__logstore_meta_valid(const uint8_t *p, size_t n);
+
+/* ---- head block: entries sorted by ts, bytes in one buffer ---- */
+struct nn__ls_hentry {
+  int64_t ts;
+  uint32_t off; /* line at buf+off, metadata block right after it */
+  uint32_t len;
+  uint32_t mlen;
+};
+struct nn__ls_head {
+  struct nn__ls_hentry *e;
+  size_t n, cap;
+  uint8_t *buf;
+  size_t blen, bcap;
+  int64_t created_ns, last_ns; /* wall clock of first and last append */
+  uint64_t first_seq;          /* WAL seq of the first record in this head */
+};
+
+/* ---- chunk: a compressed, immutable block of one stream ---- */
+struct nn__ls_chunk {
+  int64_t min_t, max_t;
+  uint64_t max_seq; /* highest WAL seq whose entries it holds */
+  uint32_t entries;
+  uint32_t raw_len;
+  uint8_t *data; /* zstd frame, owned */
+  size_t len;
+  int64_t period; /* chunk file it lives in (period start, ns) */
+};
+
+/* A chunk record as read from a file or buffer; pointers into the input. */
+struct nn__ls_chunk_rec {
+  const char *tenant;
+  size_t tenant_len;
+  const char *labels;
+  size_t labels_len;
+  int64_t min_t, max_t;
+  uint64_t max_seq;
+  uint32_t entries, raw_len;
+  const uint8_t *data;
+  size_t len;
+};
+#define LS_CHUNK_MAGIC     0x434c4e4eu /* "NNLC" little-endian */
+#define LS_CHUNK_FIXED_HDR 52          /* magic..labels_len, see docs/format/logstore.md */
+
+/* Parses one chunk record at p[0..n). *consumed is its size. NN_ECORRUPT on any
+ * inconsistency, NN_EAGAIN if more bytes are needed (a torn tail). */
+int nn__logstore_chunk_rec_decode(const uint8_t *p, size_t n, struct nn__ls_chunk_rec *out,
+                                  size_t *consumed);
+/* Decompresses a chunk body into out (reset first), checking its length is raw_len. */
+int nn__logstore_chunk_decompress(const uint8_t *data, size_t len, uint32_t raw_len,
+                                  struct nn_buf *out);
+/* Iterates a raw chunk body: returns 1 with *e filled, 0 at the end, NN_ECORRUPT. */
+struct nn__ls_body_iter {
+  const uint8_t *p;
+  size_t n, i;
+  int64_t prev;
+};
+int nn__logstore_body_next(struct nn__ls_body_iter *it, struct nn__ls_ent *e);
+/* Appends one entry to a raw chunk body. */
+int nn__logstore_body_put(struct nn_buf *b, int64_t *prev, const struct nn__ls_ent *e);
+
+/* ---- streams and tenants ---- */
+struct nn__ls_tenant;
+struct nn__ls_stream {
+  uint32_t id;
+  struct nn__ls_tenant *tenant;
+  char *key; /* canonical label text, map key */
+  size_t keylen;
+  struct nn_label *labels; /* point into one allocation after the array */
+  size_t nlabels;
+  struct nn__ls_head head;
+  struct nn__ls_chunk *chunks;
+  size_t nchunks, cchunks;
+  int64_t min_t, max_t; /* over head and chunks; min_t > max_t when empty */
+  uint64_t last_seq;    /* newest WAL seq that touched this stream */
+  uint64_t flushed_seq; /* entries up to this seq are in chunks */
+};
+
+struct nn__ls_postings {
+  char *value;
+  uint32_t *ids; /* sorted */
+  size_t n, cap;
+};
+struct nn__ls_lname {
+  char *name;
+  struct nn__ls_map values; /* value -> struct nn__ls_postings */
+};
+struct nn__ls_tenant {
+  char *name;
+  struct nn__ls_map streams; /* key text -> stream */
+  struct nn__ls_map index;   /* label name -> struct nn__ls_lname */
+  size_t nstreams;
+};
+
+/* ---- idempotency keys: LRU of tenant "\0" key ---- */
+struct nn__ls_key {
+  char *k;
+  size_t klen;
+  uint64_t seq;
+  struct nn__ls_key *prev, *next; /* prev = older */
+};
+
+/* ---- chunk files, one per period ---- */
+struct nn__ls_period {
+  int64_t start;
+  uint32_t live; /* chunks in memory that came from / went to this file */
+  bool dirty;    /* written since the last fsync */
+};
+
+/* ---- WAL ---- */
+struct nn__ls_seg {
+  uint32_t id;
+  uint64_t first_seq; /* batch records in it have seq >= first_seq */
+  uint64_t last_seq;  /* highest batch seq written to it (first_seq - 1 if none) */
+};
+struct nn__ls_waiter {
+  uint64_t pos; /* durable once synced_pos >= pos */
+  nn_logstore_done_cb cb;
+  void *ud;
+  struct nn__ls_waiter *next;
+};
+/* Work for the fsync worker besides the WAL: chunk files to fsync, then WAL segments to
+ * unlink (only after those chunks are durable). */
+struct nn__ls_job {
+  char **fsync_paths;
+  size_t nfsync;
+  char **unlink_paths;
+  size_t nunlink;
+  struct nn__ls_job *next;
+};
+
+struct nn__ls_wal {
+  int fd;
+  struct nn__ls_seg *segs; /* on disk, oldest first; the last is current */
+  size_t nsegs, csegs;
+  size_t seg_bytes, snapshot_bytes;
+  uint64_t next_seq;
+
+  /* Shared with the worker, under mu. Positions count bytes ever written. */
+  pthread_mutex_t mu;
+  pthread_cond_t wake, done;
+  pthread_t thread;
+  bool have_thread, stop, sync_now;
+  uint64_t written_pos, synced_pos;
+  int64_t first_unsynced_ms; /* monotonic, when written_pos first passed synced_pos */
+  int *retired;              /* fds of rotated segments, fsynced and closed by the worker */
+  size_t nretired, cretired;
+  struct nn__ls_job *jobs, *jobs_tail;
+  int error; /* sticky fsync/write failure */
+
+  struct nn__ls_waiter *waiters, *waiters_tail; /* loop thread only */
+  void *async;                                  /* uv_async_t *, when a loop is given */
+};
+
+struct nn_logstore {
+  struct nn_logstore_config cfg;
+  char *dir, *wal_dir, *chunk_dir;
+  struct nn__ls_map tenants;
+  struct nn__ls_stream **by_id;
+  size_t nids, cids;
+  uint32_t *free_ids;
+  size_t nfree, cfree;
+  struct nn__ls_period *periods;
+  size_t nperiods, cperiods;
+  struct nn__ls_map keys;
+  struct nn__ls_key *key_old, *key_new;
+  size_t nkeys;
+  struct nn__ls_wal wal;
+  struct nn_logstore_stats st;
+  bool replaying;
+  struct nn_buf rec;  /* WAL record being built */
+  struct nn_buf raw;  /* chunk body scratch */
+  struct nn_buf meta; /* metadata encoding scratch */
+};
+
+/* stream.c */
+struct nn__ls_tenant *nn__logstore_tenant(struct nn_logstore *s, const char *name, bool create);
+int nn__logstore_stream_get(struct nn_logstore *s, struct nn__ls_tenant *t, const char *ltext,
+                            size_t llen, const struct nn_label *lset, size_t nlset, bool create,
+                            bool enforce_limit, struct nn__ls_stream **out, char *err,
+                            size_t errlen);
+void nn__logstore_stream_remove(struct nn_logstore *s, struct nn__ls_stream *st);
+int nn__logstore_key_add(struct nn_logstore *s, const char *tenant, const char *key, size_t klen,
+                         uint64_t seq);
+/* Applies one stream's entries of a batch (append or replay). Accepted entries are
+ * appended to the WAL record in s->rec when wal is true. */
+int nn__logstore_apply(struct nn_logstore *s, struct nn__ls_stream *st, const struct nn__ls_ent *e,
+                       uint64_t seq, bool replay, struct nn_logstore_append_result *res);
+/* Applies a WAL batch record's payload (after the type byte). NN_ECORRUPT on bad content. */
+int nn__logstore_replay_batch(struct nn_logstore *s, const uint8_t *p, size_t n);
+void nn__logstore_fail(struct nn_logstore_append_result *res, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* chunk.c */
+int nn__logstore_cut(struct nn_logstore *s, struct nn__ls_stream *st);
+int nn__logstore_chunks_load(struct nn_logstore *s, char *err, size_t errlen);
+void nn__logstore_chunk_drop(struct nn_logstore *s, struct nn__ls_stream *st, size_t idx);
+int nn__logstore_retention(struct nn_logstore *s, int64_t now_ns);
+int nn__logstore_period_path(const struct nn_logstore *s, int64_t start, struct nn_buf *out);
+
+/* wal.c */
+int nn__logstore_wal_open(struct nn_logstore *s, char *err, size_t errlen);
+void nn__logstore_wal_close(struct nn_logstore *s);
+/* Writes the record in s->rec (type byte first) and returns its end position. */
+int nn__logstore_wal_write(struct nn_logstore *s, uint8_t type, uint64_t *pos);
+int nn__logstore_wal_wait(struct nn_logstore *s, uint64_t pos, nn_logstore_done_cb cb, void *ud);
+int nn__logstore_wal_sync(struct nn_logstore *s);
+void nn__logstore_wal_submit(struct nn_logstore *s, struct nn__ls_job *job);
+int nn__logstore_wal_truncate(struct nn_logstore *s);
+uint64_t nn__logstore_wal_oldest_seq(const struct nn_logstore *s);
+#define LS_REC_BATCH 1
+#define LS_REC_KEYS  2
+
+/* selector.c: a parsed LogQL log query */
+enum nn__ls_filter_type { LS_FILTER_CONTAINS, LS_FILTER_NOT_CONTAINS, LS_FILTER_RE, LS_FILTER_NRE };
+struct nn__ls_filter {
+  enum nn__ls_filter_type type;
+  char *s;
+  size_t len;
+  void *re; /* pcre2_code * */
+  void *md; /* pcre2_match_data * */
+};
+struct nn__ls_query {
+  struct nn_matcher *m;
+  size_t nm;
+  struct nn__ls_filter *f;
+  size_t nf;
+};
+/* Parses query text; on failure returns NN_EINVAL with "parse error at line L, col C: ..."
+ * in err. q is always safe to pass to nn__logstore_query_fini. */
+int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *q, char *err,
+                             size_t errlen);
+void nn__logstore_query_fini(struct nn__ls_query *q);
+bool nn__logstore_filters_match(const struct nn__ls_query *q, const char *line, size_t len);
+
+#endif
