@@ -1,0 +1,286 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to aggregator/tsdb: the head's data structures (symbols, series, postings,
+ * XOR chunks), the WAL writer and record codec, shared between the module's files. */
+#ifndef NN_AGGREGATOR_TSDB_INTERNAL_H
+#define NN_AGGREGATOR_TSDB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "aggregator/tsdb/tsdb.h"
+#include "common/buf.h"
+
+#define NN__TSDB_NO_T INT64_MIN
+
+/* ---- crc32c.c ---- */
+/* CRC-32C (Castagnoli), continuing from crc (0 to start). */
+uint32_t nn__tsdb_crc32c(uint32_t crc, const void *p, size_t n);
+/* The table path whatever the CPU has (tests compare the two). */
+uint32_t nn__tsdb_crc32c_sw(uint32_t crc, const void *p, size_t n);
+
+/* ---- chunk.c: Gorilla XOR chunks (docs/format/chunks.md) ---- */
+#define NN__TSDB_CHUNK_MAX_SAMPLES 65535
+
+/* Encoder of one open chunk. buf holds the 2-byte sample count, then the bit stream. */
+struct nn__tsdb_xor_app {
+  uint8_t *buf;
+  uint32_t cap;   /* bytes allocated */
+  uint32_t nbits; /* bits used, the count header included */
+  uint16_t n;     /* samples */
+  uint8_t leading, trailing;
+  int64_t t;       /* newest timestamp */
+  uint64_t tdelta; /* newest timestamp delta */
+  uint64_t v;      /* newest value bits */
+};
+
+/* Appends one sample; t must be newer than the last (the head checks). NN_ENOMEM, or
+ * NN_ETOOBIG when the chunk holds NN__TSDB_CHUNK_MAX_SAMPLES. */
+int nn__tsdb_xor_append(struct nn__tsdb_xor_app *a, int64_t t, double v);
+static inline size_t nn__tsdb_xor_len(const struct nn__tsdb_xor_app *a)
+{
+  return (a->nbits + 7) / 8;
+}
+/* Hands the encoded bytes (shrunk to fit) to the caller and resets a. NULL if empty. */
+uint8_t *nn__tsdb_xor_finish(struct nn__tsdb_xor_app *a, size_t *len);
+void nn__tsdb_xor_free(struct nn__tsdb_xor_app *a);
+
+/* Decoder over an encoded chunk; never reads past len whatever the bytes say. */
+struct nn__tsdb_xor_it {
+  const uint8_t *p;
+  size_t nbits; /* bits available */
+  size_t pos;   /* bit position */
+  uint16_t n, i;
+  uint8_t leading, trailing;
+  int err; /* NN_ECORRUPT once the stream turned out bad */
+  int64_t t;
+  uint64_t tdelta;
+  uint64_t v;
+};
+void nn__tsdb_xor_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t len);
+/* Advances to the next sample; false at the end or on corruption (it->err). */
+bool nn__tsdb_xor_it_next(struct nn__tsdb_xor_it *it);
+static inline double nn__tsdb_xor_it_value(const struct nn__tsdb_xor_it *it)
+{
+  double d;
+  memcpy(&d, &it->v, sizeof(d));
+  return d;
+}
+
+/* ---- symbols (head.c): interned label strings, reference counted ---- */
+struct nn__tsdb_symtab {
+  char **str;      /* by id; id 0 is never used; NULL when free */
+  uint32_t *refs;  /* by id; for a free id, the next free id */
+  uint32_t *h32;   /* by id: low bits of the string's hash */
+  uint32_t n, cap; /* ids handed out (id < n), allocated */
+  uint32_t free_head;
+  uint32_t live;
+  uint32_t *table; /* open addressing over ids; 0 = empty */
+  uint32_t mask;
+};
+
+/* Returns the id of s, adding it with one reference (or adding a reference); 0 on OOM. */
+uint32_t nn__tsdb_sym_intern(struct nn__tsdb_symtab *st, const char *s);
+/* The id of s or 0, without taking a reference. */
+uint32_t nn__tsdb_sym_find(const struct nn__tsdb_symtab *st, const char *s);
+static inline const char *nn__tsdb_sym_str(const struct nn__tsdb_symtab *st, uint32_t id)
+{
+  return st->str[id];
+}
+
+/* ---- series (head.c) ---- */
+struct nn__tsdb_chunk {
+  int64_t mint, maxt;
+  uint8_t *data;
+  uint32_t len;
+  uint16_t n;
+};
+
+#define NN__TSDB_SERIES_LOGGED    0x1 /* its series record is in the WAL */
+#define NN__TSDB_SERIES_IN_RECORD 0x2 /* being written into the current commit's record */
+
+struct nn__tsdb_series {
+  uint64_t ref;
+  uint64_t hash;
+  int64_t last_t; /* newest sample, uncommitted ones included; NN__TSDB_NO_T when none */
+  double last_v;
+  int64_t head_mint; /* oldest sample of the open chunk */
+  struct nn__tsdb_xor_app head;
+  struct nn__tsdb_chunk *chunks; /* closed, oldest first */
+  uint32_t nchunks, capchunks;
+  uint16_t nlabels;
+  uint8_t flags;
+  uint32_t syms[]; /* name id, value id, per label, sorted by name */
+};
+
+static inline bool nn__tsdb_series_empty(const struct nn__tsdb_series *s)
+{
+  return s->nchunks == 0 && s->head.n == 0;
+}
+static inline int64_t nn__tsdb_series_mint(const struct nn__tsdb_series *s)
+{
+  return s->nchunks ? s->chunks[0].mint : s->head_mint;
+}
+
+/* ---- postings.c: label name -> value -> sorted series refs ---- */
+struct nn__tsdb_plist {
+  union {
+    uint64_t *v;
+    uint64_t one; /* when cap == 0 and n == 1: saves an allocation for unique values */
+  } u;
+  uint32_t n, cap;
+};
+static inline const uint64_t *nn__tsdb_plist_refs(const struct nn__tsdb_plist *p)
+{
+  return p->cap ? p->u.v : &p->u.one;
+}
+
+struct nn__tsdb_lvalue {
+  uint32_t value;
+  struct nn__tsdb_plist pl;
+};
+
+struct nn__tsdb_lname {
+  uint32_t name;
+  uint32_t n, cap;
+  struct nn__tsdb_lvalue *vals;
+};
+
+struct nn__tsdb_pair_slot {
+  uint64_t key; /* name id << 32 | value id (0 for the name entry); 0 = empty */
+  uint32_t li, vi;
+};
+
+struct nn__tsdb_index {
+  struct nn__tsdb_lname *names;
+  uint32_t nnames, capnames;
+  struct nn__tsdb_pair_slot *pairs;
+  size_t mask, npairs;
+  struct nn__tsdb_plist all;
+};
+
+int nn__tsdb_index_add(struct nn__tsdb_index *idx, uint64_t ref, const uint32_t *syms, size_t n);
+void nn__tsdb_index_fini(struct nn__tsdb_index *idx);
+const struct nn__tsdb_lname *nn__tsdb_index_name(const struct nn__tsdb_index *idx, uint32_t name);
+const struct nn__tsdb_plist *nn__tsdb_index_get(const struct nn__tsdb_index *idx, uint32_t name,
+                                                uint32_t value);
+/* Refs of series matching every matcher, sorted (Prometheus semantics); *out is malloc'd. */
+int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
+                          uint64_t **out, size_t *n);
+/* Drops refs for which dead(ctx, ref) is true, and values and names left empty. */
+int nn__tsdb_index_prune(struct nn__tsdb_index *idx, bool (*dead)(void *ctx, uint64_t ref),
+                         void *ctx);
+
+/* ---- wal.c ---- */
+enum {
+  NN__TSDB_REC_SERIES = 1,
+  NN__TSDB_REC_SAMPLES = 2,
+};
+#define NN__TSDB_REC_HDR     9 /* type u8, length u32le, crc32c u32le */
+#define NN__TSDB_REC_MAX     (64u << 20)
+#define NN__TSDB_MAX_LABELS  1024
+#define NN__TSDB_WAL_SEG_FMT "%08u"
+
+struct nn__tsdb_wal_visitor {
+  void *ctx;
+  void (*series)(void *ctx, uint64_t ref, const struct nn_label *ls, size_t n);
+  void (*sample)(void *ctx, uint64_t ref, int64_t t, double v);
+  void (*bad_record)(void *ctx); /* checksummed but undecodable */
+};
+
+/* Starts a record in b; returns its offset for nn__tsdb_rec_end. */
+int nn__tsdb_rec_begin(struct nn_buf *b, uint8_t type, size_t *off);
+/* Fills in the length and checksum of the record started at off. */
+void nn__tsdb_rec_end(struct nn_buf *b, size_t off);
+int nn__tsdb_put_uvarint(struct nn_buf *b, uint64_t x);
+int nn__tsdb_put_varint(struct nn_buf *b, int64_t x);
+/* Decodes a uvarint at *p (< end); false when truncated or overlong. */
+bool nn__tsdb_get_uvarint(const uint8_t **p, const uint8_t *end, uint64_t *x);
+bool nn__tsdb_get_varint(const uint8_t **p, const uint8_t *end, int64_t *x);
+
+/* Walks framed records in p[0..len), handing decoded contents to v. Returns the length
+ * of the clean prefix; *damaged says whether it stopped on damage rather than the end. */
+size_t nn__tsdb_wal_scan(const uint8_t *p, size_t len, const struct nn__tsdb_wal_visitor *v,
+                         bool *damaged);
+/* Decodes one record payload; NN_ECORRUPT when it does not parse. */
+int nn__tsdb_wal_decode(uint8_t type, const uint8_t *p, size_t len,
+                        const struct nn__tsdb_wal_visitor *v);
+
+struct nn__tsdb_wal;
+/* Opens <dir>/wal, replaying every segment through v, and starts the writer thread. */
+int nn__tsdb_wal_open(struct nn_tsdb *db, const char *dir, const struct nn__tsdb_wal_visitor *v,
+                      struct nn__tsdb_wal **out);
+void nn__tsdb_wal_close(struct nn__tsdb_wal *w);
+/* Queues encoded records for the writer. NN_EAGAIN past the pending cap, NN_EIO when
+ * the writer has stopped. */
+int nn__tsdb_wal_log(struct nn__tsdb_wal *w, const void *p, size_t n);
+/* Bytes logged so far (a position in the logical log), and bytes known written. */
+uint64_t nn__tsdb_wal_appended(struct nn__tsdb_wal *w);
+/* Blocks until everything logged is written and synced; returns the writer's status. */
+int nn__tsdb_wal_sync(struct nn__tsdb_wal *w);
+/* Durable position and failure window since the last call (failure window reset). */
+void nn__tsdb_wal_progress(struct nn__tsdb_wal *w, uint64_t *durable, uint64_t *fail_lo,
+                           uint64_t *fail_hi, int *fail_status);
+void nn__tsdb_wal_stats(struct nn__tsdb_wal *w, struct nn_tsdb_stats *out);
+
+/* ---- the store ---- */
+struct nn__tsdb_stats_loop {
+  uint64_t series_created, series_removed, samples_appended;
+  uint64_t out_of_order, duplicate, out_of_bounds, duplicate_identical;
+  uint64_t commit_rejected, records;
+  uint64_t corruptions, truncated_bytes, replay_samples, replay_dropped;
+  double replay_seconds;
+  uint64_t chunks;
+};
+
+struct nn__tsdb_notifier; /* the uv_async handle, freed in its close callback */
+
+/* The hash sits in the slot so that probing past other series touches no series. */
+struct nn__tsdb_hslot {
+  uint64_t hash;
+  struct nn__tsdb_series *s;
+};
+
+struct nn_tsdb {
+  struct nn_tsdb_options opt;
+  char *dir;
+  struct nn__tsdb_symtab syms;
+  struct nn__tsdb_index idx;
+  struct nn__tsdb_hslot *by_hash;  /* open addressing, key: labels hash */
+  struct nn__tsdb_series **by_ref; /* open addressing, key: mixed ref */
+  size_t mask, nseries;            /* both tables have the same size */
+  uint64_t next_ref;
+  int64_t min_t, max_t;
+  struct nn_tsdb_appender *active; /* holds uncommitted samples */
+  struct nn__tsdb_wal *wal;
+  struct nn__tsdb_notifier *notifier;
+  struct nn_tsdb_durable_req *wait_head, *wait_tail;
+  uint64_t mem_seq; /* without a WAL: commits so far */
+  struct nn__tsdb_stats_loop st;
+  /* Replay only: refs that name a series already known under another ref. */
+  uint64_t *alias_keys;
+  struct nn__tsdb_series **alias_vals;
+  size_t alias_mask, nalias;
+};
+
+struct nn__tsdb_series *nn__tsdb_series_by_ref(const struct nn_tsdb *db, uint64_t ref);
+/* Finds the series with labels ls (hash h), or NULL. */
+struct nn__tsdb_series *nn__tsdb_series_get(const struct nn_tsdb *db, uint64_t h,
+                                            const struct nn_label *ls, size_t n);
+/* Creates a series; ref 0 assigns the next. NULL on OOM. */
+struct nn__tsdb_series *nn__tsdb_series_create(struct nn_tsdb *db, uint64_t h,
+                                               const struct nn_label *ls, size_t n, uint64_t ref);
+/* Appends a committed sample to a series' chunks and the head's time range. */
+int nn__tsdb_series_commit(struct nn_tsdb *db, struct nn__tsdb_series *s, int64_t t, double v);
+void nn__tsdb_head_fini(struct nn_tsdb *db);
+/* The WAL replay visitor for this store. */
+void nn__tsdb_replay_visitor(struct nn_tsdb *db, struct nn__tsdb_wal_visitor *v);
+void nn__tsdb_replay_done(struct nn_tsdb *db);
+/* Runs the durability callbacks that are due. */
+void nn__tsdb_dispatch(struct nn_tsdb *db);
+/* Wakes the loop to run nn__tsdb_dispatch; callable from any thread. */
+void nn__tsdb_wake(struct nn_tsdb *db);
+
+#endif

@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The inverted index: label name -> value -> sorted list of series refs, and the
+ * evaluation of label matchers over it with Prometheus's semantics: a matcher that
+ * matches "" also selects series without the label, so it is applied by subtracting the
+ * series whose value does not match. Refs grow monotonically, so lists stay sorted by
+ * appending; replay may insert out of order and pays a memmove. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/tsdb/internal.h"
+
+static size_t mix(uint64_t x)
+{
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return (size_t)x;
+}
+
+static int plist_add(struct nn__tsdb_plist *p, uint64_t ref)
+{
+  if (p->n == 0 && p->cap == 0) {
+    p->u.one = ref;
+    p->n = 1;
+    return 0;
+  }
+  if (p->cap == 0) {
+    if (p->u.one == ref)
+      return 0;
+    uint64_t *v = malloc(4 * sizeof(*v));
+    if (!v)
+      return NN_ENOMEM;
+    v[0] = p->u.one;
+    p->u.v = v;
+    p->cap = 4;
+  } else if (p->n == p->cap) {
+    if (p->cap >= UINT32_MAX / 2)
+      return NN_ETOOBIG;
+    uint32_t nc = p->cap < 1024 ? p->cap * 2 : p->cap + p->cap / 2;
+    uint64_t *v = realloc(p->u.v, nc * sizeof(*v));
+    if (!v)
+      return NN_ENOMEM;
+    p->u.v = v;
+    p->cap = nc;
+  }
+  uint64_t *v = p->u.v;
+  if (p->n == 0 || v[p->n - 1] < ref) {
+    v[p->n++] = ref;
+    return 0;
+  }
+  size_t lo = 0, hi = p->n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (v[mid] < ref)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (v[lo] == ref)
+    return 0;
+  memmove(v + lo + 1, v + lo, (p->n - lo) * sizeof(*v));
+  v[lo] = ref;
+  p->n++;
+  return 0;
+}
+
+static void plist_free(struct nn__tsdb_plist *p)
+{
+  if (p->cap)
+    free(p->u.v);
+  memset(p, 0, sizeof(*p));
+}
+
+static struct nn__tsdb_pair_slot *pair_find(const struct nn__tsdb_index *idx, uint64_t key)
+{
+  if (!idx->pairs)
+    return NULL;
+  for (size_t i = mix(key) & idx->mask; idx->pairs[i].key; i = (i + 1) & idx->mask)
+    if (idx->pairs[i].key == key)
+      return &idx->pairs[i];
+  return NULL;
+}
+
+static void pair_put(struct nn__tsdb_pair_slot *t, size_t mask, uint64_t key, uint32_t li,
+                     uint32_t vi)
+{
+  size_t i = mix(key) & mask;
+  while (t[i].key)
+    i = (i + 1) & mask;
+  t[i] = (struct nn__tsdb_pair_slot){key, li, vi};
+}
+
+/* Rebuilds the pair table from names and values, with room for `extra` more pairs. */
+static int pairs_rebuild(struct nn__tsdb_index *idx, size_t extra)
+{
+  size_t need = idx->nnames + extra;
+  for (uint32_t li = 0; li < idx->nnames; li++)
+    need += idx->names[li].n;
+  size_t slots = 256;
+  while (slots < need * 2)
+    slots *= 2;
+  struct nn__tsdb_pair_slot *t = calloc(slots, sizeof(*t));
+  if (!t)
+    return NN_ENOMEM;
+  for (uint32_t li = 0; li < idx->nnames; li++) {
+    const struct nn__tsdb_lname *ln = &idx->names[li];
+    pair_put(t, slots - 1, (uint64_t)ln->name << 32, li, 0);
+    for (uint32_t vi = 0; vi < ln->n; vi++)
+      pair_put(t, slots - 1, (uint64_t)ln->name << 32 | ln->vals[vi].value, li, vi);
+  }
+  free(idx->pairs);
+  idx->pairs = t;
+  idx->mask = slots - 1;
+  idx->npairs = need - extra;
+  return 0;
+}
+
+static int ensure_pair_room(struct nn__tsdb_index *idx)
+{
+  if (idx->pairs && (idx->npairs + 1) * 2 <= idx->mask + 1)
+    return 0;
+  return pairs_rebuild(idx, idx->npairs + 1);
+}
+
+static int plist_for(struct nn__tsdb_index *idx, uint32_t name, uint32_t value,
+                     struct nn__tsdb_plist **out)
+{
+  uint64_t key = (uint64_t)name << 32 | value;
+  struct nn__tsdb_pair_slot *ps = pair_find(idx, key);
+  if (ps) {
+    *out = &idx->names[ps->li].vals[ps->vi].pl;
+    return 0;
+  }
+  int rc;
+  if ((rc = ensure_pair_room(idx)) < 0)
+    return rc;
+  struct nn__tsdb_pair_slot *ns = pair_find(idx, (uint64_t)name << 32);
+  uint32_t li;
+  if (ns) {
+    li = ns->li;
+  } else {
+    if (idx->nnames == idx->capnames) {
+      uint32_t nc = idx->capnames ? idx->capnames * 2 : 32;
+      struct nn__tsdb_lname *nn = realloc(idx->names, nc * sizeof(*nn));
+      if (!nn)
+        return NN_ENOMEM;
+      idx->names = nn;
+      idx->capnames = nc;
+    }
+    li = idx->nnames++;
+    idx->names[li] = (struct nn__tsdb_lname){.name = name};
+    pair_put(idx->pairs, idx->mask, (uint64_t)name << 32, li, 0);
+    idx->npairs++;
+    if ((rc = ensure_pair_room(idx)) < 0)
+      return rc;
+  }
+  struct nn__tsdb_lname *ln = &idx->names[li];
+  if (ln->n == ln->cap) {
+    uint32_t nc = ln->cap ? ln->cap * 2 : 4;
+    struct nn__tsdb_lvalue *nv = realloc(ln->vals, nc * sizeof(*nv));
+    if (!nv)
+      return NN_ENOMEM;
+    ln->vals = nv;
+    ln->cap = nc;
+  }
+  uint32_t vi = ln->n++;
+  ln->vals[vi] = (struct nn__tsdb_lvalue){.value = value};
+  pair_put(idx->pairs, idx->mask, key, li, vi);
+  idx->npairs++;
+  *out = &ln->vals[vi].pl;
+  return 0;
+}
+
+int nn__tsdb_index_add(struct nn__tsdb_index *idx, uint64_t ref, const uint32_t *syms, size_t n)
+{
+  int rc;
+  for (size_t i = 0; i < n; i++) {
+    struct nn__tsdb_plist *pl;
+    if ((rc = plist_for(idx, syms[2 * i], syms[2 * i + 1], &pl)) < 0)
+      return rc;
+    if ((rc = plist_add(pl, ref)) < 0)
+      return rc;
+  }
+  return plist_add(&idx->all, ref);
+}
+
+void nn__tsdb_index_fini(struct nn__tsdb_index *idx)
+{
+  for (uint32_t li = 0; li < idx->nnames; li++) {
+    for (uint32_t vi = 0; vi < idx->names[li].n; vi++)
+      plist_free(&idx->names[li].vals[vi].pl);
+    free(idx->names[li].vals);
+  }
+  free(idx->names);
+  free(idx->pairs);
+  plist_free(&idx->all);
+  memset(idx, 0, sizeof(*idx));
+}
+
+const struct nn__tsdb_lname *nn__tsdb_index_name(const struct nn__tsdb_index *idx, uint32_t name)
+{
+  const struct nn__tsdb_pair_slot *ps = pair_find(idx, (uint64_t)name << 32);
+  return ps ? &idx->names[ps->li] : NULL;
+}
+
+const struct nn__tsdb_plist *nn__tsdb_index_get(const struct nn__tsdb_index *idx, uint32_t name,
+                                                uint32_t value)
+{
+  if (!name || !value)
+    return NULL;
+  const struct nn__tsdb_pair_slot *ps = pair_find(idx, (uint64_t)name << 32 | value);
+  return ps ? &idx->names[ps->li].vals[ps->vi].pl : NULL;
+}
+
+static void plist_filter(struct nn__tsdb_plist *p, bool (*dead)(void *, uint64_t), void *ctx)
+{
+  if (p->cap == 0) {
+    if (p->n == 1 && dead(ctx, p->u.one))
+      p->n = 0;
+    return;
+  }
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < p->n; i++)
+    if (!dead(ctx, p->u.v[i]))
+      p->u.v[k++] = p->u.v[i];
+  p->n = k;
+  if (k == 0)
+    plist_free(p);
+}
+
+int nn__tsdb_index_prune(struct nn__tsdb_index *idx, bool (*dead)(void *ctx, uint64_t ref),
+                         void *ctx)
+{
+  uint32_t kn = 0;
+  for (uint32_t li = 0; li < idx->nnames; li++) {
+    struct nn__tsdb_lname *ln = &idx->names[li];
+    uint32_t kv = 0;
+    for (uint32_t vi = 0; vi < ln->n; vi++) {
+      plist_filter(&ln->vals[vi].pl, dead, ctx);
+      if (ln->vals[vi].pl.n)
+        ln->vals[kv++] = ln->vals[vi];
+    }
+    ln->n = kv;
+    if (kv)
+      idx->names[kn++] = *ln;
+    else
+      free(ln->vals);
+  }
+  idx->nnames = kn;
+  plist_filter(&idx->all, dead, ctx);
+  return pairs_rebuild(idx, 0);
+}
+
+/* ---- matcher evaluation over sorted ref arrays ---- */
+
+struct refs {
+  uint64_t *v;
+  size_t n, cap;
+};
+
+static int refs_append(struct refs *r, const uint64_t *p, size_t n)
+{
+  if (r->cap - r->n < n) {
+    size_t nc = r->cap ? r->cap : 64;
+    while (nc - r->n < n)
+      nc *= 2;
+    uint64_t *nv = realloc(r->v, nc * sizeof(*nv));
+    if (!nv)
+      return NN_ENOMEM;
+    r->v = nv;
+    r->cap = nc;
+  }
+  memcpy(r->v + r->n, p, n * sizeof(*p));
+  r->n += n;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void refs_sort_unique(struct refs *r)
+{
+  qsort(r->v, r->n, sizeof(*r->v), cmp_u64);
+  size_t k = 0;
+  for (size_t i = 0; i < r->n; i++)
+    if (k == 0 || r->v[k - 1] != r->v[i])
+      r->v[k++] = r->v[i];
+  r->n = k;
+}
+
+/* a = a ∩ b, in place. */
+static void refs_intersect(struct refs *a, const struct refs *b)
+{
+  size_t i = 0, j = 0, k = 0;
+  while (i < a->n && j < b->n) {
+    if (a->v[i] < b->v[j])
+      i++;
+    else if (a->v[i] > b->v[j])
+      j++;
+    else {
+      a->v[k++] = a->v[i];
+      i++;
+      j++;
+    }
+  }
+  a->n = k;
+}
+
+/* a = a \ b, in place. */
+static void refs_subtract(struct refs *a, const struct refs *b)
+{
+  size_t i = 0, j = 0, k = 0;
+  while (i < a->n) {
+    while (j < b->n && b->v[j] < a->v[i])
+      j++;
+    if (j < b->n && b->v[j] == a->v[i])
+      i++;
+    else
+      a->v[k++] = a->v[i++];
+  }
+  a->n = k;
+}
+
+/* Union of the postings of every value of m's label name for which the matcher's result
+ * equals want. */
+static int collect(struct nn_tsdb *db, const struct nn_matcher *m, bool want, struct refs *out)
+{
+  uint32_t name = nn__tsdb_sym_find(&db->syms, m->name);
+  const struct nn__tsdb_lname *ln = name ? nn__tsdb_index_name(&db->idx, name) : NULL;
+  if (!ln)
+    return 0;
+  /* Equality (or its negation, wanting the non-matching values) is one lookup. */
+  if ((m->type == NN_MATCH_EQ && want) || (m->type == NN_MATCH_NE && !want)) {
+    uint32_t value = nn__tsdb_sym_find(&db->syms, m->value);
+    const struct nn__tsdb_plist *pl = nn__tsdb_index_get(&db->idx, name, value);
+    return pl ? refs_append(out, nn__tsdb_plist_refs(pl), pl->n) : 0;
+  }
+  size_t lists = 0;
+  for (uint32_t vi = 0; vi < ln->n; vi++) {
+    const struct nn__tsdb_lvalue *lv = &ln->vals[vi];
+    if (nn_matcher_matches(m, nn__tsdb_sym_str(&db->syms, lv->value)) != want)
+      continue;
+    int rc = refs_append(out, nn__tsdb_plist_refs(&lv->pl), lv->pl.n);
+    if (rc < 0)
+      return rc;
+    lists++;
+  }
+  if (lists > 1)
+    refs_sort_unique(out);
+  return 0;
+}
+
+int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
+                          uint64_t **out, size_t *n)
+{
+  struct refs cur = {0}, tmp = {0};
+  bool have = false;
+  int rc = 0;
+  /* Matchers that do not match "" select from their own postings: intersect those. */
+  for (size_t i = 0; i < nms; i++) {
+    if (nn_matcher_matches_empty(&ms[i]))
+      continue;
+    tmp.n = 0;
+    if ((rc = collect(db, &ms[i], true, &tmp)) < 0)
+      goto out;
+    if (!have) {
+      struct refs sw = cur;
+      cur = tmp;
+      tmp = sw;
+      have = true;
+    } else {
+      refs_intersect(&cur, &tmp);
+    }
+    if (cur.n == 0)
+      goto out;
+  }
+  if (!have) {
+    const struct nn__tsdb_plist *all = &db->idx.all;
+    if ((rc = refs_append(&cur, nn__tsdb_plist_refs(all), all->n)) < 0)
+      goto out;
+  }
+  /* The rest also select series lacking the label: remove those whose value fails. */
+  for (size_t i = 0; i < nms && cur.n; i++) {
+    if (!nn_matcher_matches_empty(&ms[i]))
+      continue;
+    tmp.n = 0;
+    if ((rc = collect(db, &ms[i], false, &tmp)) < 0)
+      goto out;
+    refs_subtract(&cur, &tmp);
+  }
+out:
+  free(tmp.v);
+  if (rc < 0) {
+    free(cur.v);
+    return rc;
+  }
+  *out = cur.v;
+  *n = cur.n;
+  return 0;
+}

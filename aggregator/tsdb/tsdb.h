@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The aggregator's embedded time-series store: an in-memory head of series (interned
+ * labels, a postings index, Gorilla XOR chunks) made durable by a write-ahead log with
+ * group commit. Threading: every function here is called from one thread (the loop);
+ * only the WAL writer thread inside the store runs write(2) and fdatasync(2). */
+#ifndef NN_AGGREGATOR_TSDB_TSDB_H
+#define NN_AGGREGATOR_TSDB_TSDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregator/storage/storage.h"
+#include "common/error.h"
+#include "common/labels.h"
+
+struct uv_loop_s;
+struct nn_tsdb;
+struct nn_tsdb_appender;
+
+/* "out of bounds": the sample is older than the head accepts (Prometheus's
+ * ErrOutOfBounds). common/error.h has no such code yet, so it is an alias of NN_ELIMIT. */
+#define NN_TSDB_EOUTOFBOUNDS NN_ELIMIT
+
+struct nn_tsdb_options {
+  /* Data directory; the WAL lives in <dir>/wal. NULL keeps everything in memory only. */
+  const char *dir;
+  /* Event loop that runs durability callbacks. NULL: they run inside nn_tsdb_sync and
+   * nn_tsdb_close instead. */
+  struct uv_loop_s *loop;
+  uint64_t wal_segment_bytes;     /* a segment is closed past this size; default 128 MiB */
+  uint32_t wal_flush_interval_ms; /* group-commit interval; default 100 */
+  size_t wal_flush_bytes;         /* or flush once this much is pending; default 1 MiB */
+  size_t wal_max_pending_bytes;   /* commits fail with NN_EAGAIN past this; default 64 MiB */
+  bool wal_fsync;                 /* fdatasync after each write; default true */
+  /* Samples older than (newest sample in the head - this) are out of bounds. Default 1 h. */
+  int64_t out_of_bounds_window_ms;
+  size_t appender_max_samples; /* cap per appender (NN_ETOOBIG beyond); default 4,000,000 */
+  uint16_t chunk_samples;      /* samples per chunk before it is cut; default 120 */
+};
+
+/* Fills o with the defaults above (dir and loop NULL). */
+void nn_tsdb_options_default(struct nn_tsdb_options *o);
+
+/* Opens the store: creates <dir>/wal if needed and replays it into the head. Damage in
+ * the WAL is truncated, logged and counted, never fatal. Starts the WAL writer thread.
+ * Blocks for the replay; call it before the loop runs. */
+int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out);
+/* Flushes and fsyncs the WAL, runs outstanding durability callbacks, frees everything.
+ * With a loop, the loop must run once more to finish closing the wakeup handle. NULL ok. */
+void nn_tsdb_close(struct nn_tsdb *db);
+
+/* An appender collects samples that become visible and are logged together at commit.
+ * At most one appender per store may hold uncommitted samples at a time. NULL on OOM. */
+struct nn_tsdb_appender *nn_tsdb_appender_create(struct nn_tsdb *db);
+/* Rolls back anything uncommitted and frees the appender. NULL ok. */
+void nn_tsdb_appender_destroy(struct nn_tsdb_appender *a);
+/* Adds one sample for the series with canonical (sorted, validated) labels ls, creating
+ * the series if needed; *ref (may be NULL) receives its id. Errors, each leaving the
+ * appender usable: NN_EOUTOFORDER (t older than the series' newest), NN_EDUPLICATE (same
+ * t, other value), NN_TSDB_EOUTOFBOUNDS (too old for the head), NN_EAGAIN (another
+ * appender holds uncommitted samples), NN_ETOOBIG, NN_EINVAL, NN_ENOMEM. Re-sending the
+ * newest sample of a series with identical value bits returns 0 and stores nothing. */
+int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
+                            int64_t t, double v, uint64_t *ref);
+/* As append, for a ref returned earlier; NN_ENOTFOUND if the series is gone. */
+int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_t t, double v);
+/* Logs the samples to the WAL buffer and makes them visible to queries. On failure
+ * (NN_EAGAIN when the WAL is backed up, NN_ETOOBIG, NN_EIO after a WAL failure) the
+ * appender is rolled back. Either way it is empty and reusable afterwards. */
+int nn_tsdb_appender_commit(struct nn_tsdb_appender *a);
+/* Drops the uncommitted samples. Series it created stay (empty) until truncated. */
+void nn_tsdb_appender_rollback(struct nn_tsdb_appender *a);
+/* Number of uncommitted samples. */
+size_t nn_tsdb_appender_pending(const struct nn_tsdb_appender *a);
+
+/* A wait for durability, in caller storage (e.g. inside an HTTP request). */
+struct nn_tsdb_durable_req;
+typedef void (*nn_tsdb_durable_cb)(struct nn_tsdb_durable_req *req, int status);
+struct nn_tsdb_durable_req {
+  void *data; /* for the caller */
+  /* private */
+  uint64_t seq;
+  nn_tsdb_durable_cb cb;
+  struct nn_tsdb_durable_req *next;
+};
+
+/* Calls cb(req, 0) once everything committed so far is on stable storage (group
+ * commit: at most wal_flush_interval_ms later), or cb(req, <0) if writing it failed.
+ * cb never runs inside this call; it runs on the loop thread, or, without a loop, in
+ * nn_tsdb_sync/nn_tsdb_close. req must stay valid until cb runs. */
+void nn_tsdb_wal_wait(struct nn_tsdb *db, struct nn_tsdb_durable_req *req, nn_tsdb_durable_cb cb);
+/* Writes and fsyncs everything committed so far, blocking the caller, then runs the
+ * durability callbacks that are due. For tests, shutdown and tools. */
+int nn_tsdb_sync(struct nn_tsdb *db);
+
+/* Drops chunks whose samples are all older than mint, and series left without samples
+ * (and without uncommitted ones). Returns the number of series removed. */
+size_t nn_tsdb_head_truncate(struct nn_tsdb *db, int64_t mint);
+
+/* A read view of the head, valid until nn_tsdb_close. Results own their memory. */
+void nn_tsdb_querier(struct nn_tsdb *db, struct nn_querier *out);
+
+#define NN_TSDB_FSYNC_BUCKETS 8
+/* Upper bounds (seconds) of the fsync duration histogram buckets; the last is +Inf. */
+extern const double nn_tsdb_fsync_bucket_bounds[NN_TSDB_FSYNC_BUCKETS];
+
+struct nn_tsdb_stats {
+  uint64_t series;               /* series in the head */
+  uint64_t series_created_total; /* includes series replayed from the WAL */
+  uint64_t series_removed_total;
+  uint64_t symbols;
+  uint64_t chunks;                    /* closed + open head chunks */
+  uint64_t samples_appended_total;    /* committed samples, replay excluded */
+  uint64_t out_of_order_total;        /* rejected: older than the series' newest */
+  uint64_t duplicate_total;           /* rejected: same timestamp, other value */
+  uint64_t out_of_bounds_total;       /* rejected: too old for the head */
+  uint64_t duplicate_identical_total; /* identical re-sends, accepted and dropped */
+  int64_t min_time, max_time;         /* head time range; INT64_MAX/INT64_MIN if empty */
+  uint64_t wal_records_total;
+  uint64_t wal_bytes_written_total;
+  uint64_t wal_fsyncs_total;
+  double wal_fsync_seconds_total;
+  uint64_t wal_fsync_buckets[NN_TSDB_FSYNC_BUCKETS]; /* cumulative, Prometheus style */
+  uint64_t wal_write_failures_total;
+  uint64_t wal_commit_rejected_total; /* commits refused because the WAL was backed up */
+  uint64_t wal_pending_bytes;
+  uint64_t wal_segment_current;
+  /* Replay. */
+  uint64_t wal_corruptions_total;    /* damaged places found (torn tails included) */
+  uint64_t wal_truncated_bytes;      /* bytes cut off damaged segments */
+  uint64_t wal_replay_samples_total; /* samples restored */
+  uint64_t wal_replay_dropped_total; /* samples or series records that could not apply */
+  double wal_replay_seconds;
+};
+
+void nn_tsdb_stats(struct nn_tsdb *db, struct nn_tsdb_stats *out);
+
+#endif
