@@ -205,6 +205,11 @@ static void on_free_holder(void *p)
 
 static void h2o_add_str_header(h2o_req_t *req, const char *name, const char *value)
 {
+  /* A CR or LF would let a value taken from a request split the response. */
+  if (strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n") || !*name) {
+    NN_LOG_RL(NN_LOG_WARN, MOD, "dropping invalid response header %.64s", name);
+    return;
+  }
   size_t nlen = strlen(name);
   h2o_iovec_t n = h2o_strdup(&req->pool, name, nlen);
   h2o_iovec_t v = h2o_strdup(&req->pool, value, strlen(value));
@@ -217,6 +222,8 @@ static void h2o_respond(struct nn_http_server *srv, h2o_req_t *req, int status,
                         const char *content_type, const char *body, size_t len)
 {
   static h2o_generator_t generator = {NULL, NULL};
+  if (status < 100 || status > 999)
+    status = 500; /* h2o asserts on a status that is not three digits */
   req->res.status = status;
   req->res.reason = reason_phrase(status);
   req->res.content_length = len;

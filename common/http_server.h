@@ -45,7 +45,11 @@ struct nn_http_req {
 
 /* A route's handler. It must eventually call nn_http_respond, nn_http_respond_buf or
  * nn_http_respond_error exactly once for req, either before returning or later from the loop
- * thread. Until then req stays valid, even if the client disconnects or the server stops. */
+ * thread. Until then req stays valid, even if the client disconnects or the server stops
+ * (a stop past its grace period answers 503 itself; the late call then only frees req).
+ * h2o 2.2 does not read from a connection while its request is being handled, so a client
+ * that leaves is only noticed when the response is written: an asynchronous handler
+ * bounds its own wait. */
 typedef void (*nn_http_handler_fn)(struct nn_http_req *req, void *ud);
 
 #define NN_HTTP_ROUTE_PREFIX 1u /* match every path starting with the route's path */

@@ -34,6 +34,7 @@ struct result {
   char body[512];
   size_t body_len;
   char hdr[128];
+  bool evil;
   uint64_t at;
 };
 
@@ -77,6 +78,8 @@ static void on_done(const struct nn_http_response *resp, void *ud)
   snprintf(r->body, sizeof(r->body), "%.*s", (int)resp->body_len, resp->body);
   const char *h = nn_http_response_header(resp, "X-Test", NULL);
   snprintf(r->hdr, sizeof(r->hdr), "%s", h ? h : "");
+  r->evil = nn_http_response_header(resp, "X-Evil", NULL) ||
+            nn_http_response_header(resp, "Set-Cookie", NULL);
 }
 
 static void fetch(struct fx *f, const char *method, const char *path, const char *const *hdrs,
@@ -161,6 +164,7 @@ static void h_echo(struct nn_http_req *req, void *ud)
            req->method, req->path, req->query, req->body_len, agent ? agent : "-", alen,
            host ? host : "-", req->remote_addr);
   nn_http_add_header(req, "X-Test", "hello");
+  nn_http_add_header(req, "X-Evil", "a\r\nSet-Cookie: x=1");
   nn_http_respond(req, 201, "text/plain", req->body ? req->body : "", req->body_len);
 }
 
@@ -236,6 +240,7 @@ static void request_fields_headers_and_response_headers(void **state)
   assert_int_equal(r.status, 201);
   assert_string_equal(r.body, "payload");
   assert_string_equal(r.hdr, "hello");
+  assert_false(r.evil); /* a header value with CR/LF is dropped, not sent */
   char want[256];
   snprintf(
       want, sizeof(want),
