@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "aggregator/logstore/logstore.h"
+#include "aggregator/tsdb/tsdb.h"
+#include "aggregator/web/web.h"
 #include "common/error.h"
 #include "common/http_server.h"
 #include "common/log.h"
@@ -36,6 +40,56 @@ static const struct nn_cfg_option web_options[] = {
     {0},
 };
 
+#define STO(f) (OFF(storage.f) - OFF(storage))
+static const struct nn_cfg_option storage_options[] = {
+    {.name = "retention",
+     .type = NN_CFG_DURATION,
+     .offset = STO(retention_ms),
+     .def = "15d",
+     .help = "how long samples are kept"},
+    {.name = "wal_flush_interval",
+     .type = NN_CFG_DURATION,
+     .offset = STO(wal_flush_interval_ms),
+     .def = "100ms",
+     .help = "group commit: writes are acknowledged after the next fsync, at most this late"},
+    {.name = "wal_flush_bytes",
+     .type = NN_CFG_SIZE,
+     .offset = STO(wal_flush_bytes),
+     .def = "1MiB",
+     .help = "or as soon as this much is waiting"},
+    {.name = "wal_fsync",
+     .type = NN_CFG_BOOL,
+     .offset = STO(wal_fsync),
+     .def = "true",
+     .help = "fsync the WAL (turn off only for throwaway data)"},
+    {0},
+};
+
+#define LOG(f) (OFF(logs.f) - OFF(logs))
+static const struct nn_cfg_option logs_options[] = {
+    {.name = "retention",
+     .type = NN_CFG_DURATION,
+     .offset = LOG(retention_ms),
+     .def = "7d",
+     .help = "how long log lines are kept"},
+    {.name = "retention_size",
+     .type = NN_CFG_SIZE,
+     .offset = LOG(retention_size),
+     .def = "10GiB",
+     .help = "compressed log chunks kept at most; the oldest go first"},
+    {.name = "max_line_size",
+     .type = NN_CFG_SIZE,
+     .offset = LOG(max_line_size),
+     .def = "256KiB",
+     .help = "longer lines are rejected with 400"},
+    {.name = "max_streams",
+     .type = NN_CFG_INT,
+     .offset = LOG(max_streams),
+     .def = "100000",
+     .help = "streams per tenant"},
+    {0},
+};
+
 const struct nn_cfg_option nn_agg_config_options[] = {
     {.name = "listen_address",
      .type = NN_CFG_STR,
@@ -52,6 +106,21 @@ const struct nn_cfg_option nn_agg_config_options[] = {
      .offset = OFF(web),
      .help = "HTTP server settings",
      .sub = web_options},
+    {.name = "storage",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(storage),
+     .help = "the time-series store",
+     .sub = storage_options},
+    {.name = "logs",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(logs),
+     .help = "the log store",
+     .sub = logs_options},
+    {.name = "ingest",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(ingest),
+     .help = "remote write and Loki push limits and access",
+     .sub = nn_ingest_config_options},
     {0},
 };
 
@@ -60,7 +129,138 @@ struct nn_agg_app {
   const struct nn_agg_config *cfg;
   struct nn_metrics *metrics;
   struct nn_http_server *http;
+  struct nn_tsdb *db;
+  struct nn_logstore *logs;
+  struct nn_ingest *ingest;
+  struct nn_web *web;
+  uv_timer_t *tick; /* heap: freed in its close callback, which may run after the app */
 };
+
+/* Store statistics exported on /metrics, read at render time. */
+#define TSDB_STAT(fn, field)                                                                       \
+  static double fn(void *ud)                                                                       \
+  {                                                                                                \
+    struct nn_tsdb_stats st;                                                                       \
+    nn_tsdb_stats(((struct nn_agg_app *)ud)->db, &st);                                             \
+    return (double)st.field;                                                                       \
+  }
+TSDB_STAT(tsdb_series, series)
+TSDB_STAT(tsdb_samples, samples_appended_total)
+TSDB_STAT(tsdb_ooo, out_of_order_total)
+TSDB_STAT(tsdb_dup, duplicate_total)
+TSDB_STAT(tsdb_oob, out_of_bounds_total)
+TSDB_STAT(tsdb_wal_bytes, wal_bytes_written_total)
+TSDB_STAT(tsdb_fsyncs, wal_fsyncs_total)
+TSDB_STAT(tsdb_fsync_seconds, wal_fsync_seconds_total)
+TSDB_STAT(tsdb_wal_failures, wal_write_failures_total)
+TSDB_STAT(tsdb_wal_corruptions, wal_corruptions_total)
+TSDB_STAT(tsdb_wal_truncated, wal_truncated_bytes)
+TSDB_STAT(tsdb_chunks, chunks)
+
+#define LOGS_STAT(fn, field)                                                                       \
+  static double fn(void *ud)                                                                       \
+  {                                                                                                \
+    struct nn_logstore_stats st;                                                                   \
+    nn_logstore_get_stats(((struct nn_agg_app *)ud)->logs, &st);                                   \
+    return (double)st.field;                                                                       \
+  }
+LOGS_STAT(logs_streams, streams)
+LOGS_STAT(logs_entries, entries_appended)
+LOGS_STAT(logs_bytes, bytes_appended)
+LOGS_STAT(logs_chunk_bytes, chunk_bytes)
+LOGS_STAT(logs_wal_corruptions, wal_corruptions)
+
+static const struct {
+  enum nn_metric_type type;
+  const char *name, *help;
+  nn_metric_value_fn fn;
+} store_metrics[] = {
+    {NN_METRIC_GAUGE, "nines_tsdb_head_series", "Series in the head.", tsdb_series},
+    {NN_METRIC_GAUGE, "nines_tsdb_head_chunks", "Chunks in the head.", tsdb_chunks},
+    {NN_METRIC_COUNTER, "nines_tsdb_samples_appended_total", "Samples stored.", tsdb_samples},
+    {NN_METRIC_COUNTER, "nines_tsdb_out_of_order_samples_total", "Samples refused as out of order.",
+     tsdb_ooo},
+    {NN_METRIC_COUNTER, "nines_tsdb_duplicate_samples_total",
+     "Samples refused: same timestamp, other value.", tsdb_dup},
+    {NN_METRIC_COUNTER, "nines_tsdb_out_of_bounds_samples_total",
+     "Samples refused as too old for the head.", tsdb_oob},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_bytes_written_total", "Bytes written to the WAL.",
+     tsdb_wal_bytes},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_fsyncs_total", "WAL fsyncs.", tsdb_fsyncs},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_fsync_seconds_total", "Time spent in WAL fsyncs.",
+     tsdb_fsync_seconds},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_write_failures_total", "Failed WAL writes.",
+     tsdb_wal_failures},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_corruptions_total",
+     "Damaged WAL places found and truncated at start-up.", tsdb_wal_corruptions},
+    {NN_METRIC_COUNTER, "nines_tsdb_wal_truncated_bytes_total",
+     "Bytes cut off damaged WAL segments at start-up.", tsdb_wal_truncated},
+    {NN_METRIC_GAUGE, "nines_logs_streams", "Log streams.", logs_streams},
+    {NN_METRIC_COUNTER, "nines_logs_entries_appended_total", "Log entries stored.", logs_entries},
+    {NN_METRIC_COUNTER, "nines_logs_bytes_appended_total", "Log line bytes stored.", logs_bytes},
+    {NN_METRIC_GAUGE, "nines_logs_chunk_bytes", "Compressed bytes of log chunks.",
+     logs_chunk_bytes},
+    {NN_METRIC_COUNTER, "nines_logs_wal_corruptions_total",
+     "Damaged log WAL tails truncated at start-up.", logs_wal_corruptions},
+};
+
+static void on_tick(uv_timer_t *t)
+{
+  struct nn_agg_app *app = t->data;
+  uv_update_time(app->loop);
+  int64_t now_ms = (int64_t)uv_now(app->loop);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  (void)now_ms;
+  nn_logstore_tick(app->logs, wall_ms * 1000000);
+  if (app->cfg->storage.retention_ms > 0)
+    nn_tsdb_head_truncate(app->db, wall_ms - app->cfg->storage.retention_ms);
+}
+
+static int open_stores(struct nn_agg_app *app)
+{
+  const struct nn_agg_config *cfg = app->cfg;
+  struct nn_tsdb_options to;
+  nn_tsdb_options_default(&to);
+  to.dir = cfg->data_dir;
+  to.loop = app->loop;
+  to.wal_flush_interval_ms = (uint32_t)cfg->storage.wal_flush_interval_ms;
+  to.wal_flush_bytes = cfg->storage.wal_flush_bytes;
+  to.wal_fsync = cfg->storage.wal_fsync;
+  int rc = nn_tsdb_open(&to, &app->db);
+  if (rc < 0) {
+    nn_error("app", "cannot open the time-series store in %s: %s", cfg->data_dir, nn_strerror(rc));
+    return rc;
+  }
+  struct nn_logstore_config lc;
+  nn_logstore_config_defaults(&lc);
+  lc.data_dir = cfg->data_dir;
+  lc.loop = app->loop;
+  lc.retention_ns = cfg->logs.retention_ms * 1000000;
+  lc.retention_bytes = cfg->logs.retention_size;
+  lc.max_line_bytes = cfg->logs.max_line_size;
+  lc.max_streams_per_tenant = (size_t)cfg->logs.max_streams;
+  lc.sync_interval_ns = cfg->storage.wal_flush_interval_ms * 1000000;
+  lc.sync_bytes = cfg->storage.wal_flush_bytes;
+  char err[256];
+  rc = nn_logstore_open(&lc, &app->logs, err, sizeof(err));
+  if (rc < 0) {
+    nn_error("app", "cannot open the log store in %s: %s", cfg->data_dir, err);
+    return rc;
+  }
+  for (size_t i = 0; i < sizeof(store_metrics) / sizeof(store_metrics[0]); i++)
+    if (!nn_metrics_func(app->metrics, store_metrics[i].type, store_metrics[i].name,
+                         store_metrics[i].help, NULL, store_metrics[i].fn, app))
+      return NN_ENOMEM;
+  app->tick = malloc(sizeof(*app->tick));
+  if (!app->tick)
+    return NN_ENOMEM;
+  uv_timer_init(app->loop, app->tick);
+  app->tick->data = app;
+  uv_timer_start(app->tick, on_tick, 5000, 5000);
+  return 0;
+}
 
 static int ensure_dir(const char *path)
 {
@@ -94,6 +294,16 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
     goto fail;
   if ((rc = nn_program_admin_routes(app->http, app->metrics)) < 0)
     goto fail;
+  if ((rc = open_stores(app)) < 0)
+    goto fail;
+  app->ingest = nn_ingest_create(&cfg->ingest, app->db, app->logs, app->metrics, app->http);
+  if (!app->ingest)
+    goto fail;
+  struct nn_web_opts wo = {.logs = app->logs};
+  nn_tsdb_querier(app->db, &wo.querier);
+  app->web = nn_web_create(&wo, app->metrics, app->http);
+  if (!app->web)
+    goto fail;
   if ((rc = nn_http_server_listen(app->http, cfg->listen_address)) < 0) {
     nn_error("app", "cannot listen on %s: %s", cfg->listen_address, nn_strerror(rc));
     goto fail;
@@ -106,8 +316,32 @@ fail:
   return NULL;
 }
 
+static void on_tick_closed(uv_handle_t *h)
+{
+  free(h);
+}
+
+static void close_tick(struct nn_agg_app *app)
+{
+  if (app->tick) {
+    uv_close((uv_handle_t *)app->tick, on_tick_closed);
+    app->tick = NULL;
+  }
+}
+
 static void on_http_stopped(void *ud)
 {
+  struct nn_agg_app *app = ud;
+  /* In-flight writes are answered; make everything durable before the loop ends. */
+  close_tick(app);
+  nn_ingest_destroy(app->ingest);
+  app->ingest = NULL;
+  nn_web_destroy(app->web);
+  app->web = NULL;
+  nn_tsdb_close(app->db);
+  app->db = NULL;
+  nn_logstore_close(app->logs);
+  app->logs = NULL;
   nn_program_release_signals();
 }
 
@@ -126,7 +360,12 @@ void nn_agg_app_destroy(struct nn_agg_app *app)
 {
   if (!app)
     return;
+  close_tick(app);
+  nn_ingest_destroy(app->ingest);
+  nn_web_destroy(app->web);
   nn_http_server_destroy(app->http);
+  nn_tsdb_close(app->db);
+  nn_logstore_close(app->logs);
   nn_metrics_destroy(app->metrics);
   free(app);
 }

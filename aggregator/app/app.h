@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "aggregator/ingest/ingest.h"
 #include "common/config.h"
 
 struct nn_agg_config {
@@ -17,6 +18,19 @@ struct nn_agg_config {
     char *key_file;
     uint64_t max_body_size;
   } web;
+  struct {
+    int64_t retention_ms;
+    int64_t wal_flush_interval_ms;
+    uint64_t wal_flush_bytes;
+    bool wal_fsync;
+  } storage;
+  struct {
+    int64_t retention_ms;
+    uint64_t retention_size;
+    uint64_t max_line_size;
+    int64_t max_streams;
+  } logs;
+  struct nn_ingest_config ingest;
 };
 
 extern const struct nn_cfg_option nn_agg_config_options[];
