@@ -99,6 +99,8 @@ int nn__ship_spool_drop_oldest(struct nn__ship_spool *sp,
 bool nn__ship_spool_drained(const struct nn__ship_spool *sp);
 uint64_t nn__ship_spool_bytes(const struct nn__ship_spool *sp);
 uint64_t nn__ship_spool_segments(const struct nn__ship_spool *sp);
+/* Turns every spool fsync on or off, process-wide (off only in tests and fuzzing). */
+void nn__ship_spool_set_sync(bool on);
 /* Starts an fsync of written data and the cursor on a libuv worker if anything is dirty
  * and no fsync is running. */
 void nn__ship_spool_sync(struct nn__ship_spool *sp, uv_loop_t *loop);

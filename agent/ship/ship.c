@@ -686,6 +686,8 @@ static void handle_result(struct dest *d, struct slot *sl, const struct nn_ship_
     nn_metric_observe(d->m.latency, (double)(now - sl->sent_at) / 1000.0);
   const char *body = r->body ? r->body : "";
   int blen = r->body_len > 300 ? 300 : (int)r->body_len;
+  while (blen > 0 && (body[blen - 1] == '\n' || body[blen - 1] == '\r' || body[blen - 1] == ' '))
+    blen--;
   bool ok = r->rc == 0 && r->status >= 200 && r->status < 300;
   bool retry = r->rc != 0 || r->status == 429 || (r->status >= 500 && r->status < 600);
   if (ok) {

@@ -195,6 +195,18 @@ struct nn_ship_dest_stats {
 };
 int nn_ship_dest_stats(const struct nn_ship *s, size_t i, struct nn_ship_dest_stats *out);
 
+/* The HTTP transport over common/http_client.h. Bodies are copied per request, so a
+ * cancelled call never reads freed memory; the client must outlive the transport's
+ * outstanding requests (nn_http_client_destroy completes them). */
+struct nn_http_client;
+struct nn_ship_http;
+/* max_response_bytes caps the error text read from a receiver (0 = 64 KiB). NULL on OOM. */
+struct nn_ship_http *nn_ship_http_create(struct nn_http_client *client, size_t max_response_bytes);
+/* Fills t with the transport's functions, for nn_ship_config.transport. */
+void nn_ship_http_transport(struct nn_ship_http *h, struct nn_ship_transport *t);
+/* Frees the transport; requests still outstanding free themselves when they complete. */
+void nn_ship_http_destroy(struct nn_ship_http *h);
+
 /* Backoff with full jitter: a delay uniform in [min, min(max, min * 2^(attempt-1))]
  * milliseconds for attempt >= 1; *rng is a xorshift state (never 0). */
 int64_t nn_ship_backoff_delay(int64_t min_ms, int64_t max_ms, uint32_t attempt, uint64_t *rng);
