@@ -47,9 +47,10 @@ int nn__logstore_body_next(struct nn__ls_body_iter *it, struct nn__ls_ent *e)
       !nn__logstore_meta_valid(e->meta, e->mlen))
     return NN_ECORRUPT;
   e->ts = (int64_t)((uint64_t)it->prev + (uint64_t)d);
-  if (e->ts < it->prev)
+  if (it->started && e->ts < it->prev)
     return NN_ECORRUPT; /* bodies are sorted */
   it->prev = e->ts;
+  it->started = true;
   e->line = (const char *)line;
   return 1;
 }

@@ -181,6 +181,7 @@ struct nn__ls_body_iter {
   const uint8_t *p;
   size_t n, i;
   int64_t prev;
+  bool started; /* the first timestamp is relative to 0 and may be negative */
 };
 int nn__logstore_body_next(struct nn__ls_body_iter *it, struct nn__ls_ent *e);
 /* Appends one entry to a raw chunk body. */

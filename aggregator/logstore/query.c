@@ -259,7 +259,7 @@ static int scan_stream(struct scan *sc, struct nn__ls_stream *st, uint32_t sidx)
                nn_strerror(rc));
       return rc;
     }
-    struct nn__ls_body_iter it = {(const uint8_t *)sc->s->raw.data, sc->s->raw.len, 0, 0};
+    struct nn__ls_body_iter it = {(const uint8_t *)sc->s->raw.data, sc->s->raw.len, 0, 0, false};
     struct nn__ls_ent e;
     while ((rc = nn__logstore_body_next(&it, &e)) == 1)
       if ((rc = consider(sc, sidx, ord++, &e)) < 0)
