@@ -260,6 +260,8 @@ struct refs {
 
 static int refs_append(struct refs *r, const uint64_t *p, size_t n)
 {
+  if (n == 0)
+    return 0;
   if (r->cap - r->n < n) {
     size_t nc = r->cap ? r->cap : 64;
     while (nc - r->n < n)
