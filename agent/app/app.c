@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "common/error.h"
+#include "common/http_client.h"
 #include "common/http_server.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -27,6 +28,11 @@ const struct nn_cfg_option nn_agent_config_options[] = {
      .offset = OFF(data_dir),
      .def = "/var/lib/nines-agent",
      .help = "directory for saved offsets and the disk spool"},
+    {.name = "logs",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(logs),
+     .help = "container log tailing and shipping (Loki push)",
+     .sub = nn_agent_logs_options},
     {0},
 };
 
@@ -35,6 +41,9 @@ struct nn_agent_app {
   const struct nn_agent_config *cfg;
   struct nn_metrics *metrics;
   struct nn_http_server *http;
+  struct nn_http_client *client;
+  struct nn_agent_logs *logs;
+  int closing; /* modules still closing */
 };
 
 struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, const struct nn_agent_config *cfg)
@@ -61,6 +70,14 @@ struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, const struct nn_agent_
     nn_error("app", "cannot listen on %s: %s", cfg->listen_address, nn_strerror(rc));
     goto fail;
   }
+  app->client = nn_http_client_create(loop, &(struct nn_http_client_opts){0});
+  if (!app->client)
+    goto fail;
+  if (cfg->logs.enabled) {
+    app->logs = nn_agent_logs_create(loop, &cfg->logs, cfg->data_dir, app->client, app->metrics);
+    if (!app->logs)
+      goto fail;
+  }
   nn_program_set_ready(true);
   return app;
 fail:
@@ -68,22 +85,39 @@ fail:
   return NULL;
 }
 
-static void on_http_stopped(void *ud)
+static void on_closed(void *ud)
 {
+  struct nn_agent_app *app = ud;
+  if (--app->closing > 0)
+    return;
+  nn_http_client_destroy(app->client);
+  app->client = NULL;
   nn_program_release_signals();
+}
+
+static void on_logs_closed(void *ud)
+{
+  struct nn_agent_app *app = ud;
+  app->logs = NULL;
+  on_closed(app);
 }
 
 void nn_agent_app_stop(struct nn_agent_app *app)
 {
   nn_program_set_ready(false);
-  nn_http_server_stop(app->http, on_http_stopped, app);
+  app->closing = 1 + (app->logs != NULL);
+  if (app->logs)
+    nn_agent_logs_close(app->logs, on_logs_closed, app);
+  nn_http_server_stop(app->http, on_closed, app);
 }
 
 void nn_agent_app_destroy(struct nn_agent_app *app)
 {
   if (!app)
     return;
+  nn_agent_logs_close(app->logs, NULL, NULL);
   nn_http_server_destroy(app->http);
+  nn_http_client_destroy(app->client);
   nn_metrics_destroy(app->metrics);
   free(app);
 }

@@ -6,11 +6,13 @@
 
 #include <uv.h>
 
+#include "agent/app/logs.h"
 #include "common/config.h"
 
 struct nn_agent_config {
   char *listen_address;
   char *data_dir;
+  struct nn_agent_logs_config logs;
 };
 
 extern const struct nn_cfg_option nn_agent_config_options[];

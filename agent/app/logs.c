@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Log pipeline wiring. The only state here is a small overflow queue: after the ship asks
+ * the tailer to pause, up to one read chunk of entries still arrives, and those are held
+ * (bounded) rather than dropped, then replayed before the tailer resumes. */
+#include "agent/app/logs.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/parse/parse.h"
+#include "agent/ship/ship.h"
+#include "agent/tail/tail.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/labels.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#define DOFF(f)           offsetof(struct nn_agent_dest_config, f)
+#define LOFF(f)           offsetof(struct nn_agent_logs_config, f)
+#define OVERFLOW_MAX      (32u << 20)
+#define MAX_STATIC_LABELS 32
+
+const struct nn_cfg_option nn_agent_dest_options[] = {
+    {.name = "name",
+     .type = NN_CFG_STR,
+     .offset = DOFF(name),
+     .flags = NN_CFG_REQUIRED,
+     .help = "short name: metrics label and spool directory"},
+    {.name = "url",
+     .type = NN_CFG_STR,
+     .offset = DOFF(url),
+     .flags = NN_CFG_REQUIRED,
+     .help = "push URL, e.g. http://nines:9595/loki/api/v1/push"},
+    {.name = "codec",
+     .type = NN_CFG_STR,
+     .offset = DOFF(codec),
+     .def = "snappy",
+     .help = "snappy (Loki, Prometheus), zstd or lz4 (nines aggregator)"},
+    {.name = "tenant", .type = NN_CFG_STR, .offset = DOFF(tenant), .help = "X-Scope-OrgID"},
+    {.name = "bearer_token",
+     .type = NN_CFG_STR,
+     .offset = DOFF(bearer_token),
+     .flags = NN_CFG_SECRET,
+     .help = "Authorization bearer token (or bearer_token_file)"},
+    {.name = "timeout",
+     .type = NN_CFG_DURATION,
+     .offset = DOFF(timeout_ms),
+     .def = "30s",
+     .help = "per request"},
+    {.name = "spool_max",
+     .type = NN_CFG_SIZE,
+     .offset = DOFF(spool_max),
+     .def = "1GiB",
+     .help = "disk spool for outages; when full the tailers pause"},
+    {.name = "drop_oldest",
+     .type = NN_CFG_BOOL,
+     .offset = DOFF(drop_oldest),
+     .def = "false",
+     .help = "when the spool is full drop the oldest batches (counted) instead of pausing"},
+    {0},
+};
+
+const struct nn_cfg_option nn_agent_logs_options[] = {
+    {.name = "enabled", .type = NN_CFG_BOOL, .offset = LOFF(enabled), .def = "true"},
+    {.name = "include",
+     .type = NN_CFG_STRLIST,
+     .offset = LOFF(include),
+     .def = "[/var/log/containers/*.log]",
+     .help = "globs of files to tail (kubelet symlinks are followed)"},
+    {.name = "exclude", .type = NN_CFG_STRLIST, .offset = LOFF(exclude), .help = "globs to skip"},
+    {.name = "ignore_older",
+     .type = NN_CFG_DURATION,
+     .offset = LOFF(ignore_older_ms),
+     .def = "0s",
+     .help = "skip files not written for this long (0: never)"},
+    {.name = "max_line_size",
+     .type = NN_CFG_SIZE,
+     .offset = LOFF(max_line_size),
+     .def = "256KiB",
+     .help = "longer entries are truncated, flagged and counted"},
+    {.name = "start_at_end",
+     .type = NN_CFG_BOOL,
+     .offset = LOFF(start_at_end),
+     .def = "false",
+     .help = "files found at the first start are read from their end"},
+    {.name = "multiline_start",
+     .type = NN_CFG_STR,
+     .offset = LOFF(multiline_start),
+     .help = "regex (PCRE2) of a line that starts an entry; other lines join the previous"},
+    {.name = "multiline_max_lines",
+     .type = NN_CFG_INT,
+     .offset = LOFF(multiline_max_lines),
+     .def = "500"},
+    {.name = "multiline_timeout",
+     .type = NN_CFG_DURATION,
+     .offset = LOFF(multiline_timeout_ms),
+     .def = "3s"},
+    {.name = "labels",
+     .type = NN_CFG_STRMAP,
+     .offset = LOFF(labels),
+     .help = "static stream labels"},
+    {.name = "batch_size",
+     .type = NN_CFG_SIZE,
+     .offset = LOFF(batch_size),
+     .def = "1MiB",
+     .help = "uncompressed bytes that close a batch"},
+    {.name = "batch_wait",
+     .type = NN_CFG_DURATION,
+     .offset = LOFF(batch_wait_ms),
+     .def = "1s",
+     .help = "age that closes a batch"},
+    {.name = "destinations",
+     .type = NN_CFG_LIST,
+     .offset = LOFF(destinations),
+     .sub = nn_agent_dest_options,
+     .elem_size = sizeof(struct nn_agent_dest_config),
+     .help = "where batches go; each has its own queue, retries and spool"},
+    {0},
+};
+
+struct held {
+  struct held *next;
+  struct nn_ship_token token;
+  size_t key_len, piece_len;
+  char data[]; /* key then piece */
+};
+
+struct nn_agent_logs {
+  const struct nn_agent_logs_config *cfg;
+  struct nn_tail *tail;
+  struct nn_ship *ship;
+  struct nn_ship_http *http;
+  struct nn_parse_ml *ml;
+  struct nn_metrics *metrics;
+  struct nn_buf key, piece;
+  struct held *held_head, *held_tail;
+  size_t held_bytes;
+  bool ship_paused;
+  struct nn_label static_labels[MAX_STATIC_LABELS];
+  size_t nstatic;
+  struct nn_metric *acked, *dropped_acked, *held_total;
+  void (*on_closed)(void *ud);
+  void *closed_ud;
+};
+
+/* Stream key: the entry's Kubernetes labels (minus container_id and filename, which change
+ * on every restart and would multiply streams), its stdout/stderr stream, and static labels,
+ * in Loki's selector text. */
+static int stream_key(struct nn_agent_logs *l, const struct nn_tail_entry *e)
+{
+  struct nn_label v[MAX_STATIC_LABELS + 8];
+  size_t n = 0;
+  for (size_t i = 0; i < e->nlabels; i++) {
+    if (strcmp(e->labels[i].name, "container_id") == 0)
+      continue;
+    if (strcmp(e->labels[i].name, "filename") == 0 && nn_labels_get(e->labels, e->nlabels, "pod"))
+      continue;
+    v[n++] = e->labels[i];
+  }
+  const char *stream = e->entry->stream == NN_PARSE_STREAM_STDERR   ? "stderr"
+                       : e->entry->stream == NN_PARSE_STREAM_STDOUT ? "stdout"
+                                                                    : NULL;
+  if (stream)
+    v[n++] = (struct nn_label){"stream", stream};
+  for (size_t i = 0; i < l->nstatic; i++)
+    if (!nn_labels_get(v, n, l->static_labels[i].name))
+      v[n++] = l->static_labels[i];
+  n = nn_labels_canonicalize(v, n);
+  nn_buf_reset(&l->key);
+  return nn_labels_format(v, n, &l->key);
+}
+
+static void hold(struct nn_agent_logs *l, const struct nn_ship_token *tok)
+{
+  size_t need = sizeof(struct held) + l->key.len + l->piece.len;
+  struct held *h = l->held_bytes + need <= OVERFLOW_MAX ? malloc(need) : NULL;
+  if (!h) {
+    /* Cannot happen while the tailer honours pause (one read chunk arrives at most); if it
+     * does, stop the process from acknowledging past this entry by logging loudly. */
+    NN_LOG_RL(NN_LOG_ERROR, "logs", "overflow queue full; entry of file %llx offset %llu lost",
+              (unsigned long long)tok->id, (unsigned long long)tok->off);
+    return;
+  }
+  h->next = NULL;
+  h->token = *tok;
+  h->key_len = l->key.len;
+  h->piece_len = l->piece.len;
+  memcpy(h->data, l->key.data, l->key.len);
+  memcpy(h->data + l->key.len, l->piece.data, l->piece.len);
+  if (l->held_tail)
+    l->held_tail->next = h;
+  else
+    l->held_head = h;
+  l->held_tail = h;
+  l->held_bytes += need;
+  nn_metric_inc(l->held_total);
+}
+
+/* Replays held entries in order; stops at the first one the ship still refuses. */
+static bool replay_held(struct nn_agent_logs *l)
+{
+  while (l->held_head) {
+    struct held *h = l->held_head;
+    int rc =
+        nn_ship_add(l->ship, h->data, h->key_len, h->data + h->key_len, h->piece_len, &h->token);
+    if (rc == NN_EAGAIN)
+      return false;
+    l->held_head = h->next;
+    if (!l->held_head)
+      l->held_tail = NULL;
+    l->held_bytes -= sizeof(*h) + h->key_len + h->piece_len;
+    free(h);
+  }
+  return true;
+}
+
+static void on_entry(void *ctx, const struct nn_tail_entry *e)
+{
+  struct nn_agent_logs *l = ctx;
+  struct nn_ship_token tok = {.id = e->file_id, .off = e->entry->commit_offset};
+  nn_buf_reset(&l->piece);
+  if (stream_key(l, e) < 0 ||
+      nn_ship_loki_entry_encode(&l->piece, e->entry->ts_ns, e->entry->line, e->entry->len) < 0) {
+    NN_LOG_RL(NN_LOG_WARN, "logs", "entry of %s too large to encode; skipped", e->path);
+    return;
+  }
+  if (l->held_head) {
+    hold(l, &tok);
+    return;
+  }
+  int rc = nn_ship_add(l->ship, l->key.data, l->key.len, l->piece.data, l->piece.len, &tok);
+  if (rc == NN_EAGAIN)
+    hold(l, &tok);
+  else if (rc < 0)
+    NN_LOG_RL(NN_LOG_WARN, "logs", "cannot batch an entry of %s: %s", e->path, nn_strerror(rc));
+}
+
+static void on_ack(void *ud, const struct nn_ship_token *tokens, size_t n,
+                   enum nn_ship_outcome outcome, bool recovered)
+{
+  struct nn_agent_logs *l = ud;
+  for (size_t i = 0; i < n; i++) {
+    /* A file closed after rotation no longer takes acks; its bytes were all delivered. */
+    nn_tail_ack(l->tail, tokens[i].id, tokens[i].off);
+  }
+  nn_metric_add(outcome == NN_SHIP_DELIVERED ? l->acked : l->dropped_acked, (double)n);
+}
+
+static void on_pause(void *ud)
+{
+  struct nn_agent_logs *l = ud;
+  l->ship_paused = true;
+  nn_tail_pause(l->tail);
+}
+
+static void on_resume(void *ud)
+{
+  struct nn_agent_logs *l = ud;
+  l->ship_paused = false;
+  if (replay_held(l))
+    nn_tail_resume(l->tail);
+}
+
+#define TAIL_STAT(fn, field)                                                                       \
+  static double fn(void *ud)                                                                       \
+  {                                                                                                \
+    struct nn_tail_stats st;                                                                       \
+    nn_tail_get_stats(((struct nn_agent_logs *)ud)->tail, &st);                                    \
+    return (double)st.field;                                                                       \
+  }
+TAIL_STAT(st_files, files_watched)
+TAIL_STAT(st_deleted_open, files_deleted_open)
+TAIL_STAT(st_deleted_held, deleted_bytes_held)
+TAIL_STAT(st_bytes, bytes_read)
+TAIL_STAT(st_lines, lines_read)
+TAIL_STAT(st_entries, entries)
+TAIL_STAT(st_truncated, lines_truncated)
+TAIL_STAT(st_utf8, invalid_utf8)
+TAIL_STAT(st_rot_rename, rotations_rename)
+TAIL_STAT(st_rot_trunc, rotations_truncate)
+TAIL_STAT(st_missed, truncate_bytes_missed)
+TAIL_STAT(st_deleted_dropped, deleted_bytes_dropped)
+
+static double held_bytes(void *ud)
+{
+  return (double)((struct nn_agent_logs *)ud)->held_bytes;
+}
+
+static int register_metrics(struct nn_agent_logs *l, struct nn_metrics *m)
+{
+  static const struct {
+    enum nn_metric_type type;
+    const char *name, *help, *labels;
+    nn_metric_value_fn fn;
+  } defs[] = {
+      {NN_METRIC_GAUGE, "nines_agent_files_watched", "Log files open for reading.", NULL, st_files},
+      {NN_METRIC_GAUGE, "nines_agent_deleted_files_open", "Deleted files still being read.", NULL,
+       st_deleted_open},
+      {NN_METRIC_GAUGE, "nines_agent_deleted_bytes_held", "Unread bytes held in deleted files.",
+       NULL, st_deleted_held},
+      {NN_METRIC_COUNTER, "nines_agent_read_bytes_total", "Bytes read from log files.", NULL,
+       st_bytes},
+      {NN_METRIC_COUNTER, "nines_agent_read_lines_total", "Lines read from log files.", NULL,
+       st_lines},
+      {NN_METRIC_COUNTER, "nines_agent_entries_total", "Log entries parsed.", NULL, st_entries},
+      {NN_METRIC_COUNTER, "nines_agent_lines_truncated_total", "Entries cut at max_line_size.",
+       NULL, st_truncated},
+      {NN_METRIC_COUNTER, "nines_agent_invalid_utf8_total", "Entries with invalid UTF-8 (kept).",
+       NULL, st_utf8},
+      {NN_METRIC_COUNTER, "nines_agent_rotations_total", "Rotations seen.", "kind=\"rename\"",
+       st_rot_rename},
+      {NN_METRIC_COUNTER, "nines_agent_rotations_total", "Rotations seen.", "kind=\"truncate\"",
+       st_rot_trunc},
+      {NN_METRIC_COUNTER, "nines_agent_dropped_bytes_total", "Bytes lost, by reason.",
+       "reason=\"truncated_before_read\"", st_missed},
+      {NN_METRIC_COUNTER, "nines_agent_dropped_bytes_total", "Bytes lost, by reason.",
+       "reason=\"deleted_file_cap\"", st_deleted_dropped},
+      {NN_METRIC_GAUGE, "nines_agent_overflow_bytes", "Entries held while the shipper is paused.",
+       NULL, held_bytes},
+  };
+  for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+    if (!nn_metrics_func(m, defs[i].type, defs[i].name, defs[i].help, defs[i].labels, defs[i].fn,
+                         l))
+      return NN_ENOMEM;
+  l->acked =
+      nn_metrics_counter(m, "nines_agent_offset_acks_total",
+                         "Acknowledged file offsets applied (one per file per batch).", NULL);
+  l->dropped_acked = nn_metrics_counter(
+      m, "nines_agent_offset_acks_dropped_total",
+      "Acknowledgements of batches dropped by policy (rejected, drop_oldest).", NULL);
+  l->held_total = nn_metrics_counter(m, "nines_agent_overflow_entries_total",
+                                     "Entries held while the shipper was paused.", NULL);
+  return 0;
+}
+
+static int build_dests(const struct nn_agent_logs_config *cfg, struct nn_ship_dest_config *d)
+{
+  const struct nn_agent_dest_config *src = cfg->destinations.items;
+  for (size_t i = 0; i < cfg->destinations.n; i++) {
+    nn_ship_dest_config_defaults(&d[i]);
+    d[i].name = src[i].name;
+    d[i].url = src[i].url;
+    if (nn_codec_parse(src[i].codec, &d[i].codec) < 0 || d[i].codec == NN_CODEC_NONE) {
+      nn_error("logs", "destination %s: codec must be snappy, zstd or lz4, not \"%s\"", src[i].name,
+               src[i].codec);
+      return NN_ECONFIG;
+    }
+    d[i].tenant = src[i].tenant;
+    d[i].bearer_token = src[i].bearer_token;
+    d[i].timeout_ms = src[i].timeout_ms;
+    d[i].spool_max = src[i].spool_max;
+    d[i].full_policy = src[i].drop_oldest ? NN_SHIP_FULL_DROP_OLDEST : NN_SHIP_FULL_BLOCK;
+  }
+  return 0;
+}
+
+struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agent_logs_config *cfg,
+                                           const char *data_dir, struct nn_http_client *client,
+                                           struct nn_metrics *metrics)
+{
+  char err[256];
+  struct nn_ship_dest_config *dests = NULL;
+  struct nn_agent_logs *l = calloc(1, sizeof(*l));
+  if (!l)
+    return NULL;
+  l->cfg = cfg;
+  l->metrics = metrics;
+  nn_buf_init(&l->key, 64 << 10);
+  nn_buf_init(&l->piece, cfg->max_line_size + 1024);
+  for (size_t i = 0; i < cfg->labels.n && l->nstatic < MAX_STATIC_LABELS; i++)
+    l->static_labels[l->nstatic++] = (struct nn_label){cfg->labels.keys[i], cfg->labels.values[i]};
+  size_t ndests = cfg->destinations.n ? cfg->destinations.n : 1;
+  dests = calloc(ndests, sizeof(*dests));
+  if (!dests || build_dests(cfg, dests) < 0)
+    goto fail;
+  if (cfg->destinations.n == 0) {
+    /* No destination configured: the aggregator on this host, as the demo runs it. */
+    nn_ship_dest_config_defaults(&dests[0]);
+    dests[0].name = "aggregator";
+    dests[0].url = "http://127.0.0.1:9595/loki/api/v1/push";
+    dests[0].codec = NN_CODEC_ZSTD;
+    nn_info("logs", "no logs.destinations configured: pushing to %s", dests[0].url);
+  }
+  l->http = nn_ship_http_create(client, 0);
+  if (!l->http || register_metrics(l, metrics) < 0)
+    goto fail;
+  struct nn_ship_config sc;
+  nn_ship_config_defaults(&sc);
+  sc.name = "logs";
+  sc.payload = &nn_ship_payload_loki;
+  sc.data_dir = data_dir;
+  sc.batch_size = cfg->batch_size;
+  sc.batch_wait_ms = cfg->batch_wait_ms;
+  sc.dests = dests;
+  sc.ndests = ndests;
+  sc.owner = (struct nn_ship_owner){on_ack, on_pause, on_resume, l};
+  nn_ship_http_transport(l->http, &sc.transport);
+  sc.metrics = metrics;
+  if (nn_ship_create(loop, &sc, &l->ship) < 0)
+    goto fail;
+
+  struct nn_tail_config tc = {
+      .include = (const char *const *)cfg->include.v,
+      .n_include = cfg->include.n,
+      .exclude = (const char *const *)cfg->exclude.v,
+      .n_exclude = cfg->exclude.n,
+      .data_dir = data_dir,
+      .ignore_older_ms = (uint64_t)cfg->ignore_older_ms,
+      .start_at_end = cfg->start_at_end,
+  };
+  tc.parse.max_line_size = cfg->max_line_size;
+  if (cfg->multiline_start && cfg->multiline_start[0]) {
+    struct nn_parse_ml_config mc = {
+        .start_pattern = cfg->multiline_start,
+        .max_lines = (uint32_t)cfg->multiline_max_lines,
+        .flush_timeout_ms = (uint32_t)cfg->multiline_timeout_ms,
+    };
+    if (nn_parse_ml_create(&mc, &l->ml, err, sizeof(err)) < 0) {
+      nn_error("logs", "logs.multiline_start: %s", err);
+      goto fail;
+    }
+    tc.parse.ml = l->ml;
+  }
+  if (nn_tail_create(loop, &tc, on_entry, l, &l->tail, err, sizeof(err)) < 0) {
+    nn_error("logs", "cannot start tailing: %s", err);
+    goto fail;
+  }
+  if (nn_tail_start(l->tail) < 0)
+    goto fail;
+  free(dests);
+  return l;
+fail:
+  free(dests);
+  nn_agent_logs_close(l, NULL, NULL);
+  return NULL;
+}
+
+static void on_ship_closed(void *ud)
+{
+  struct nn_agent_logs *l = ud;
+  nn_ship_http_destroy(l->http);
+  nn_parse_ml_destroy(l->ml);
+  while (l->held_head) {
+    struct held *h = l->held_head;
+    l->held_head = h->next;
+    free(h);
+  }
+  nn_buf_fini(&l->key);
+  nn_buf_fini(&l->piece);
+  void (*cb)(void *) = l->on_closed;
+  void *cud = l->closed_ud;
+  free(l);
+  if (cb)
+    cb(cud);
+}
+
+void nn_agent_logs_close(struct nn_agent_logs *l, void (*on_closed)(void *ud), void *ud)
+{
+  if (!l)
+    return;
+  l->on_closed = on_closed;
+  l->closed_ud = ud;
+  /* The tailer saves acknowledged offsets; whatever is unacknowledged is re-read next time. */
+  nn_tail_destroy(l->tail);
+  l->tail = NULL;
+  if (l->ship)
+    nn_ship_close(l->ship, on_ship_closed, l);
+  else
+    on_ship_closed(l);
+}

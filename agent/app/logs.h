@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The log pipeline: tail -> parse -> Loki push batches -> ship, with offsets acknowledged
+ * back to the tailer only after every destination accepted the batch. */
+#ifndef NN_AGENT_APP_LOGS_H
+#define NN_AGENT_APP_LOGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/config.h"
+
+struct nn_http_client;
+struct nn_metrics;
+
+/* One receiver: a nines aggregator, Loki, or anything speaking Loki push / remote write. */
+struct nn_agent_dest_config {
+  char *name;
+  char *url;
+  char *codec; /* snappy (default, what Loki and Prometheus speak), zstd, lz4 */
+  char *tenant;
+  char *bearer_token;
+  int64_t timeout_ms;
+  uint64_t spool_max;
+  bool drop_oldest;
+};
+
+extern const struct nn_cfg_option nn_agent_dest_options[];
+
+struct nn_agent_logs_config {
+  bool enabled;
+  struct nn_cfg_strlist include;
+  struct nn_cfg_strlist exclude;
+  int64_t ignore_older_ms;
+  uint64_t max_line_size;
+  bool start_at_end;
+  char *multiline_start;
+  int64_t multiline_max_lines;
+  int64_t multiline_timeout_ms;
+  struct nn_cfg_strmap labels; /* static labels added to every stream */
+  uint64_t batch_size;
+  int64_t batch_wait_ms;
+  struct nn_cfg_list destinations; /* struct nn_agent_dest_config */
+};
+
+extern const struct nn_cfg_option nn_agent_logs_options[];
+
+struct nn_agent_logs;
+
+/* Starts the pipeline. Borrowed: cfg, client, metrics. NULL with a logged reason. */
+struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agent_logs_config *cfg,
+                                           const char *data_dir, struct nn_http_client *client,
+                                           struct nn_metrics *metrics);
+/* Stops reading, spools what is unsent, saves offsets; on_closed runs once it is all closed. */
+void nn_agent_logs_close(struct nn_agent_logs *l, void (*on_closed)(void *ud), void *ud);
+
+#endif
