@@ -229,7 +229,7 @@ static int lz4_enc(struct codec_ctx *ctx, int level, const void *in, size_t n, s
     /* A failed frame leaves the context mid-frame; start over with a fresh one. */
     LZ4F_freeCompressionContext(ctx->lc);
     ctx->lc = NULL;
-    return NN_ETOOBIG; /* dst too small is the only failure with a valid context */
+    return NN_EINVAL; /* not expected: dst holds the full bound */
   }
   commit(out, pos + r);
   return 0;
