@@ -754,12 +754,13 @@ static int set_op(struct nn__promql_ctx *c, const node_t *n, const struct nn__pr
           any = !nn__promql_absent(se->v[i]);
       if (!any) {
         nn__promql_free_steps(c, se->v, g->n);
+        se->v = NULL;
         continue;
       }
-      if ((rc = nn__promql_vec_push(c, &out->vec, se->ls, se->nls, se->v, se->drop_name)) < 0) {
-        nn__promql_free_steps(c, se->v, g->n);
+      rc = nn__promql_vec_push(c, &out->vec, se->ls, se->nls, se->v, se->drop_name);
+      if (rc < 0)
         goto out;
-      }
+      se->v = NULL;
     }
     free(v->s);
     memset(v, 0, sizeof(*v));
@@ -895,13 +896,6 @@ static int vector_binop(struct nn__promql_ctx *c, const node_t *n, const struct 
       uint32_t j = cur[gi];
       double ov = O->s[j].v[i];
       double l = swap ? ov : mv, r = swap ? mv : ov;
-      bool keep;
-      double v = binop(n->op, l, r, &keep);
-      if (n->return_bool) {
-        v = keep ? 1.0 : 0.0;
-      } else if (!keep) {
-        continue;
-      }
       if (n->card == CARD_ONE_TO_ONE) {
         if (matched[gi] == i) {
           rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL,
@@ -910,6 +904,13 @@ static int vector_binop(struct nn__promql_ctx *c, const node_t *n, const struct 
           goto out;
         }
         matched[gi] = i;
+      }
+      bool keep;
+      double v = binop(n->op, l, r, &keep);
+      if (n->return_bool) {
+        v = keep ? 1.0 : 0.0;
+      } else if (!keep) {
+        continue;
       }
       bool found;
       uint32_t *pslot = nn__promql_hmap_put(&pairs, ((uint64_t)s << 32) | j, &found);
@@ -990,9 +991,9 @@ static int eval_binary(struct nn__promql_ctx *c, const node_t *n, const struct n
     rc = set_op(c, n, g, &l.vec, &r.vec, out);
   } else {
     rc = vector_binop(c, n, g, &l.vec, &r.vec, out);
-    if (rc < 0)
-      val_free_n(c, out, g->n);
   }
+  if (rc < 0)
+    val_free_n(c, out, g->n);
 out:
   val_free_n(c, &l, g->n);
   val_free_n(c, &r, g->n);

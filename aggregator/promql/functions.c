@@ -208,6 +208,8 @@ const struct nn__promql_func *nn__promql_func_lookup(const char *name, size_t n)
 
 /* ---- helpers ---- */
 
+static const struct nn_label no_labels[1] = {{"", ""}};
+
 static double go_min(double a, double b)
 {
   if (isinf(a) && a < 0)
@@ -495,10 +497,13 @@ static int range_one(struct nn__promql_ctx *c, int id, const struct window *w, s
     if (id == F_QUANTILE_OVER_TIME) {
       *out = nn__promql_quantile(rp->p0[step], tmp, w->n);
     } else {
+      bool nan = false;
+      for (size_t i = 0; i < w->n; i++)
+        nan |= isnan(w->v[i]) != 0;
       double med = nn__promql_quantile(0.5, tmp, w->n);
       for (size_t i = 0; i < w->n; i++)
         tmp[i] = fabs(w->v[i] - med);
-      *out = nn__promql_quantile(0.5, tmp, w->n);
+      *out = nan ? NAN : nn__promql_quantile(0.5, tmp, w->n);
     }
     free(tmp);
     break;
@@ -904,6 +909,8 @@ static int label_fn(struct nn__promql_ctx *c, const node_t *n, const struct nn__
   }
   rc = nn__promql_vec_merge(c, &out->vec, g->n);
 out:
+  if (rc < 0 && out->vt == VT_VECTOR)
+    nn__promql_vec_free(c, &out->vec, g->n);
   nn_buf_fini(&b);
   if (md)
     pcre2_match_data_free(md);
@@ -1020,12 +1027,15 @@ static double bucket_fraction(double lower, double upper, struct bucket *b, size
     }
     if (ls && us)
       break;
+    /* no interpolation inside a bucket of infinite width: it contributes nothing */
+    bool inf = isinf(lb) || isinf(ub);
+    double infv = isinf(lb) ? b[i].count : rank;
     if (!ls && lb < lower && ub > lower) {
-      lr = rank + (b[i].count - rank) * (lower - lb) / (ub - lb);
+      lr = inf ? infv : rank + (b[i].count - rank) * (lower - lb) / (ub - lb);
       ls = true;
     }
     if (!us && lb < upper && ub > upper) {
-      ur = rank + (b[i].count - rank) * (upper - lb) / (ub - lb);
+      ur = inf ? infv : rank + (b[i].count - rank) * (upper - lb) / (ub - lb);
       us = true;
     }
     if (ls && us)
@@ -1325,7 +1335,7 @@ int nn__promql_eval_call(struct nn__promql_ctx *c, const node_t *n, const struct
     if ((rc = nn__promql_eval(c, n->args[0], g, &s)) < 0)
       return rc;
     out->vt = VT_VECTOR;
-    rc = nn__promql_vec_push(c, &out->vec, NULL, 0, s.sc, false);
+    rc = nn__promql_vec_push(c, &out->vec, no_labels, 0, s.sc, false);
     if (rc < 0)
       nn__promql_free_steps(c, s.sc, g->n);
     return rc;
@@ -1456,7 +1466,7 @@ int nn__promql_eval_call(struct nn__promql_ctx *c, const node_t *n, const struct
       for (size_t i = 0; i < g->n; i++)
         o[i] = date_fn(id, (double)(nn__promql_ts(g, i) / 1000));
       out->vt = VT_VECTOR;
-      if ((rc = nn__promql_vec_push(c, &out->vec, NULL, 0, o, false)) < 0)
+      if ((rc = nn__promql_vec_push(c, &out->vec, no_labels, 0, o, false)) < 0)
         nn__promql_free_steps(c, o, g->n);
       goto out;
     }

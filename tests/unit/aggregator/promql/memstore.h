@@ -122,7 +122,7 @@ static inline int memstore_select(void *ctx, const struct nn_matcher *ms, size_t
                                   const struct nn_select_hints *h, struct nn_series_set *out)
 {
   struct memstore *m = ctx;
-  if (!m->sorted) {
+  if (!m->sorted && m->n) {
     qsort(m->s, m->n, sizeof(*m->s), memstore_cmp);
     m->sorted = true;
   }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -566,7 +567,8 @@ static void run_file(const char *path, const char *fname, struct counts *tot)
         bool okv = parse_values(lines[i] + end, &vs, &nh);
         const char *name = nn_labels_get(ls, nls, "__name__");
         if ((nh || nhcb) && name && n_nh < 512) {
-          nh_names[n_nh++] = nn_pool_strndup(&P, name, strlen(name));
+          if (nh)
+            nh_names[n_nh++] = nn_pool_strndup(&P, name, strlen(name));
           if (nhcb) {
             /* the NHCB series is stored under the base name */
             size_t bl = strlen(name);
