@@ -30,8 +30,9 @@ const char *nn_codec_name(enum nn_codec c);
 size_t nn_compress_bound(enum nn_codec c, size_t n);
 
 /* Compresses in[0..n) with c and appends the result to out (a snappy block, a zstd frame
- * with content size and checksum, or an lz4 frame with content size and checksum). NN_ETOOBIG if the
- * result does not fit under out->max, NN_EINVAL for an invalid codec, NN_ENOMEM. */
+ * with content size and checksum, or an lz4 frame with content size and checksum). NN_ETOOBIG if
+ * the result does not fit under out->max (snappy and lz4 need room for nn_compress_bound
+ * there, zstd only for its actual output), NN_EINVAL for an invalid codec, NN_ENOMEM. */
 int nn_compress(enum nn_codec c, const void *in, size_t n, struct nn_buf *out);
 /* Like nn_compress with an explicit level: zstd 1..19 (negative = faster), lz4 >= 3 is
  * HC; NN_COMPRESS_LEVEL_DEFAULT picks the fast default. Ignored by snappy and none. */
