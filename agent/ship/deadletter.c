@@ -70,8 +70,7 @@ int nn__ship_deadletter_open(const char *dir, uint32_t max_files, uint64_t max_b
     rc = NN_ENOMEM;
     goto fail;
   }
-  if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-    rc = NN_ERRNO(errno);
+  if ((rc = nn__ship_mkdir_p(dir)) < 0) {
     nn_error("ship", "dead letters: cannot create %s: %s", dir, nn_strerror(rc));
     goto fail;
   }

@@ -33,6 +33,9 @@ static inline uint64_t nn__get64(const uint8_t *p)
   return (uint64_t)nn__get32(p) | (uint64_t)nn__get32(p + 4) << 32;
 }
 
+/* Creates dir and its missing parents (mode 0750). */
+int nn__ship_mkdir_p(const char *dir);
+
 /* ---- spool ---- */
 
 #define NN_SHIP_SPOOL_HEADER    16u

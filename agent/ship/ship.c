@@ -1183,8 +1183,6 @@ fail:
 
 static void add_token(struct nn_ship *s, const struct nn_ship_token *t)
 {
-  if (s->builder.nrecords == 0)
-    s->first_tok = *t;
   if (s->ntoks > 0 && s->toks[s->ntoks - 1].id == t->id) {
     s->toks[s->ntoks - 1] = *t; /* a later offset of the same source supersedes */
     return;
@@ -1230,8 +1228,10 @@ int nn_ship_add(struct nn_ship *s, const void *key, size_t key_len, const void *
   bool was_empty = s->builder.nrecords == 0;
   if ((rc = nn__ship_builder_add(&s->builder, key, key_len, piece, piece_len)) < 0)
     return rc;
-  struct nn_ship_token none = {0, 0};
-  add_token(s, token ? token : &none);
+  if (was_empty)
+    s->first_tok = token ? *token : (struct nn_ship_token){0, 0};
+  if (token)
+    add_token(s, token);
   if (was_empty)
     uv_timer_start(&s->age_timer, on_age, (uint64_t)s->batch_wait_ms, 0);
   if (s->builder.est >= s->batch_size)

@@ -158,9 +158,9 @@ void nn_ship_dest_config_defaults(struct nn_ship_dest_config *d);
 int nn_ship_create(uv_loop_t *loop, const struct nn_ship_config *cfg, struct nn_ship **out);
 
 /* Adds one record to the open batch: key/piece as the payload type defines, token handed
- * back through on_ack. NN_ETOOBIG if key+piece cannot fit a batch; NN_EAGAIN when the ship
- * is paused past its hard memory limit (keep the record and retry after on_resume);
- * NN_ECANCELED after close. */
+ * back through on_ack (NULL: nothing to hand back, e.g. scraped samples). NN_ETOOBIG if key+piece
+ * cannot fit a batch; NN_EAGAIN when the ship is paused past its hard memory limit (keep the record
+ * and retry after on_resume); NN_ECANCELED after close. */
 int nn_ship_add(struct nn_ship *s, const void *key, size_t key_len, const void *piece,
                 size_t piece_len, const struct nn_ship_token *token);
 /* Closes the open batch now (e.g. before shutdown). */

@@ -91,7 +91,7 @@ static int seg_path(const struct nn__ship_spool *sp, uint64_t id, char *out, siz
   return (w < 0 || (size_t)w >= n) ? NN_ETOOBIG : 0;
 }
 
-static int mkdir_p(const char *dir)
+int nn__ship_mkdir_p(const char *dir)
 {
   char tmp[4096];
   size_t n = strlen(dir);
@@ -488,7 +488,7 @@ int nn__ship_spool_open(const char *dir, uint64_t max_bytes, uint64_t segment_si
     rc = NN_ENOMEM;
     goto fail;
   }
-  if ((rc = mkdir_p(dir)) < 0) {
+  if ((rc = nn__ship_mkdir_p(dir)) < 0) {
     nn_error("ship", "spool: cannot create %s: %s", dir, nn_strerror(rc));
     goto fail;
   }

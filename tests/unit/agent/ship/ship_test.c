@@ -711,6 +711,39 @@ static void two_destinations_ack_only_after_both(void **state)
   nn_metrics_destroy(mx);
 }
 
+static bool one_sent(void *ud)
+{
+  struct nn_ship_dest_stats st;
+  nn_ship_dest_stats(ud, 0, &st);
+  return st.batches_sent >= 1;
+}
+
+static void samples_without_tokens_ship_and_ack_nothing(void **state)
+{
+  struct nn_ship *s;
+  base_config(1);
+  cfg.payload = &nn_ship_payload_remote_write;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), 0);
+  struct nn_buf key, piece;
+  nn_buf_init(&key, 1024);
+  nn_buf_init(&piece, 1024);
+  assert_int_equal(nn_ship_rw_label_encode(&key, "__name__", "rec-000000"), 0);
+  for (int i = 0; i < 5; i++) {
+    nn_buf_reset(&piece);
+    assert_int_equal(nn_ship_rw_sample_encode(&piece, i, 1000 + i), 0);
+    assert_int_equal(nn_ship_add(s, key.data, key.len, piece.data, piece.len, NULL), 0);
+  }
+  assert_int_equal(nn_ship_flush(s), 0);
+  assert_true(run_until(one_sent, s, 2000));
+  assert_int_equal(stats(s, 0).records_sent, 5);
+  assert_int_equal(fk.calls[0].nrecs, 1); /* one series: its labels are written once */
+  run_for(5);
+  assert_int_equal(ow.n, 0);
+  nn_buf_fini(&key);
+  nn_buf_fini(&piece);
+  close_ship(s);
+}
+
 static void bad_configs_are_refused(void **state)
 {
   struct nn_ship *s = NULL;
@@ -749,6 +782,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(drop_oldest_counts_every_dropped_record, setup, teardown),
       cmocka_unit_test_setup_teardown(restart_drains_the_existing_spool, setup, teardown),
       cmocka_unit_test_setup_teardown(two_destinations_ack_only_after_both, setup, teardown),
+      cmocka_unit_test_setup_teardown(samples_without_tokens_ship_and_ack_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_configs_are_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

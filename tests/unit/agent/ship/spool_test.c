@@ -17,6 +17,8 @@
 #include "agent/ship/internal.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/pool.h"
+#include "common/wire.h"
 
 static char tmpdir[256];
 
@@ -404,6 +406,68 @@ static void builder_groups_records_per_key(void **state)
   nn__ship_builder_fini(&b);
 }
 
+/* What the builder writes is what the protocol decoders (protobuf-c) read. */
+static void builder_output_decodes_as_push_and_write_requests(void **state)
+{
+  struct nn__ship_builder b;
+  struct nn_buf out, piece, key;
+  struct nn_pool pool;
+  char err[256];
+  nn_buf_init(&out, 1 << 20);
+  nn_buf_init(&piece, 4096);
+  nn_buf_init(&key, 4096);
+  nn_pool_init(&pool, 8 << 20);
+  nn__ship_builder_init(&b, &nn_ship_payload_loki, 1 << 20);
+  const char *streams[] = {"{app=\"a\"}", "{app=\"b\"}"};
+  for (int i = 0; i < 300; i++) {
+    char line[64];
+    int n = snprintf(line, sizeof(line), "line %d", i);
+    nn_buf_reset(&piece);
+    assert_int_equal(nn_ship_loki_entry_encode(&piece, 1700000000123456789LL + i, line, (size_t)n),
+                     0);
+    const char *st = streams[i % 3 == 0];
+    assert_int_equal(nn__ship_builder_add(&b, st, strlen(st), piece.data, piece.len), 0);
+  }
+  assert_int_equal(nn__ship_builder_finish(&b, &out), 0);
+  Logproto__PushRequest *pr = NULL;
+  assert_int_equal(nn_wire_push_decode(out.data, out.len, &pool, &pr, err, sizeof(err)), 0);
+  assert_int_equal(pr->n_streams, 2);
+  assert_string_equal(pr->streams[0]->labels, "{app=\"b\"}"); /* i = 0 went to b first */
+  assert_int_equal(pr->streams[0]->n_entries, 100);
+  assert_int_equal(pr->streams[1]->n_entries, 200);
+  assert_string_equal(pr->streams[1]->entries[0]->line, "line 1");
+  assert_int_equal(pr->streams[0]->entries[1]->timestamp->seconds, 1700000000);
+  assert_int_equal(pr->streams[0]->entries[1]->timestamp->nanos, 123456789 + 3);
+  nn__ship_builder_fini(&b);
+
+  nn_buf_reset(&out);
+  nn__ship_builder_init(&b, &nn_ship_payload_remote_write, 1 << 20);
+  for (int i = 0; i < 10; i++) {
+    nn_buf_reset(&key);
+    char inst[16];
+    snprintf(inst, sizeof(inst), "h%d", i % 2);
+    assert_int_equal(nn_ship_rw_label_encode(&key, "__name__", "up"), 0);
+    assert_int_equal(nn_ship_rw_label_encode(&key, "instance", inst), 0);
+    nn_buf_reset(&piece);
+    assert_int_equal(nn_ship_rw_sample_encode(&piece, i * 0.5, 1700000000000LL + i), 0);
+    assert_int_equal(nn__ship_builder_add(&b, key.data, key.len, piece.data, piece.len), 0);
+  }
+  assert_int_equal(nn__ship_builder_finish(&b, &out), 0);
+  Prometheus__WriteRequest *wr = NULL;
+  assert_int_equal(nn_wire_rw_decode(out.data, out.len, &pool, &wr, err, sizeof(err)), 0);
+  assert_int_equal(wr->n_timeseries, 2);
+  assert_int_equal(wr->timeseries[1]->n_labels, 2);
+  assert_string_equal(wr->timeseries[1]->labels[1]->value, "h1");
+  assert_int_equal(wr->timeseries[1]->n_samples, 5);
+  assert_true(wr->timeseries[1]->samples[2]->value == 2.5);
+  assert_int_equal(wr->timeseries[1]->samples[2]->timestamp, 1700000000005LL);
+  nn__ship_builder_fini(&b);
+  nn_pool_clear(&pool);
+  nn_buf_fini(&out);
+  nn_buf_fini(&piece);
+  nn_buf_fini(&key);
+}
+
 static void backoff_delays_stay_in_their_ranges(void **state)
 {
   uint64_t rng = 12345;
@@ -454,6 +518,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(corrupt_segment_is_skipped_and_reported, setup, teardown),
       cmocka_unit_test_setup_teardown(drop_oldest_reports_every_unread_batch, setup, teardown),
       cmocka_unit_test(builder_groups_records_per_key),
+      cmocka_unit_test(builder_output_decodes_as_push_and_write_requests),
       cmocka_unit_test(backoff_delays_stay_in_their_ranges),
       cmocka_unit_test(retry_after_parses_seconds_and_dates),
   };
