@@ -299,6 +299,7 @@ struct nn_logstore {
   struct nn_buf rec;  /* WAL record being built */
   struct nn_buf raw;  /* chunk body scratch */
   struct nn_buf meta; /* metadata encoding scratch */
+  void *metric_refs;  /* see metrics.c */
 };
 
 /* stream.c */

@@ -17,6 +17,7 @@
 
 struct nn_buf;
 struct nn_logstore;
+struct nn_metrics;
 struct uv_loop_s;
 
 /* The tenant used when a push carries none (Loki's single-tenant "fake" org id). */
@@ -192,5 +193,8 @@ struct nn_logstore_stats {
   uint64_t wal_segments_deleted;
 };
 void nn_logstore_get_stats(const struct nn_logstore *s, struct nn_logstore_stats *out);
+/* Registers the stats above as nines_logstore_* series read at render time. The store must
+ * outlive the registry's rendering (destroy the registry first or together). */
+int nn_logstore_register_metrics(struct nn_logstore *s, struct nn_metrics *m);
 
 #endif

@@ -789,8 +789,10 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
   uint8_t seqb[8];
   ls_put_u64(seqb, seq);
   if ((rc = nn_buf_appendc(r, LS_REC_BATCH)) < 0 || (rc = nn_buf_append(r, seqb, 8)) < 0 ||
-      (rc = rec_put_str(r, tenant, strlen(tenant))) < 0 ||
-      (rc = rec_put_str(r, klen ? b->idem_key : "", klen)) < 0)
+      (rc = rec_put_str(r, tenant, strlen(tenant))) < 0)
+    goto out;
+  size_t keypos = r->len;
+  if ((rc = rec_put_str(r, klen ? b->idem_key : "", klen)) < 0)
     goto out;
   for (size_t i = 0; i < b->n; i++) {
     const struct nn_logstore_stream_in *in = &b->streams[i];
@@ -849,6 +851,15 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
     for (int k = 0; k < 5; k++)
       r->data[cntpos + k] = (char)(((cnt >> (7 * k)) & 0x7f) | (k < 4 ? 0x80 : 0));
     touched[ntouched++] = st;
+  }
+  if (klen && res->rejected) {
+    /* The key is only remembered for a fully accepted batch (a resend may then succeed
+     * where this one was refused): blank it in the record so replay agrees. */
+    size_t kl_bytes = klen < 128 ? 1 : 2;
+    memmove(r->data + keypos + 1, r->data + keypos + kl_bytes + klen,
+            r->len - keypos - kl_bytes - klen);
+    r->data[keypos] = 0;
+    r->len -= kl_bytes + klen - 1;
   }
   if (res->accepted > 0 || (klen && res->rejected == 0)) {
     if ((rc = nn__logstore_wal_write(s, LS_REC_BATCH, &pos)) < 0) {
@@ -971,6 +982,7 @@ void nn_logstore_close(struct nn_logstore *s)
   nn__logstore_map_fini(&s->tenants);
   keys_free(s);
   free(s->periods);
+  free(s->metric_refs);
   nn_buf_fini(&s->rec);
   nn_buf_fini(&s->raw);
   nn_buf_fini(&s->meta);

@@ -22,6 +22,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/metrics.h"
 
 #define SEC INT64_C(1000000000)
 #define T0  (INT64_C(1700000000) * SEC)
@@ -684,6 +685,52 @@ static void aged_heads_are_cut_and_wal_segments_released(void **state)
   nn_logstore_close(s);
 }
 
+static void key_of_a_partly_rejected_batch_is_not_remembered(void **state)
+{
+  struct nn_logstore_config c;
+  config(&c);
+  c.max_line_bytes = 8;
+  struct nn_logstore *s = open_store(&c);
+  struct nn_logstore_entry e[2] = {{T0, "short", 5, NULL, 0},
+                                   {T0 + 1, "much too long", 13, NULL, 0}};
+  struct nn_logstore_stream_in in = {"{a=\"b\"}", 7, NULL, 0, e, 2};
+  struct nn_logstore_batch b = {NULL, "k-partial", &in, 1};
+  struct nn_logstore_append_result res;
+  assert_int_equal(nn_logstore_append_batch(s, &b, &res, NULL, NULL), 0);
+  assert_int_equal(res.accepted, 1);
+  assert_int_equal(res.rejected, 1);
+  assert_int_equal(nn_logstore_append_batch(s, &b, &res, NULL, NULL), 0);
+  assert_false(res.known_key);
+  assert_int_equal(res.duplicates, 1);
+  nn_logstore_close(s);
+  s = open_store(&c);
+  assert_int_equal(nn_logstore_append_batch(s, &b, &res, NULL, NULL), 0);
+  assert_false(res.known_key);
+  assert_int_equal(count_all(s, "{a=\"b\"}"), 1);
+  nn_logstore_close(s);
+}
+
+static void stats_are_exposed_as_metrics(void **state)
+{
+  struct nn_logstore_config c;
+  config(&c);
+  struct nn_logstore *s = open_store(&c);
+  struct nn_metrics *m = nn_metrics_create();
+  assert_non_null(m);
+  assert_int_equal(nn_logstore_register_metrics(s, m), 0);
+  push(s, "{a=\"b\"}", T0, "one");
+  push(s, "{a=\"b\"}", T0 + 1, "two");
+  struct nn_buf out;
+  nn_buf_init(&out, 1 << 20);
+  assert_int_equal(nn_metrics_render(m, &out), 0);
+  assert_non_null(strstr(out.data, "nines_logstore_entries_appended_total 2\n"));
+  assert_non_null(strstr(out.data, "nines_logstore_streams 1\n"));
+  assert_non_null(strstr(out.data, "# TYPE nines_logstore_chunks gauge"));
+  nn_buf_fini(&out);
+  nn_metrics_destroy(m);
+  nn_logstore_close(s);
+}
+
 int main(void)
 {
   nn_log_setup(NN_LOG_ERROR, NN_LOG_LOGFMT); /* the torn-tail test warns hundreds of times */
@@ -716,6 +763,9 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(aged_heads_are_cut_and_wal_segments_released, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(key_of_a_partly_rejected_batch_is_not_remembered, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(stats_are_exposed_as_metrics, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
