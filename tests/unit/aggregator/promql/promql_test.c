@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Focused PromQL engine tests: lexer tokens, parse errors with positions, printer
+ * round-trips, float formatting, rate extrapolation worked by hand, limits and errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aggregator/promql/internal.h"
+#include "aggregator/promql/promql.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "memstore.h"
+
+static void lexer_splits_numbers_durations_and_operators(void **state)
+{
+  (void)state;
+  struct nn__promql_tokens t = {0};
+  const char *q = "rate(x[1h30m]) >= 0x1F != 1e3 =~ 'a' @ 5";
+  assert_int_equal(nn__promql_lex(q, strlen(q), &t), 0);
+  int want[] = {TK_IDENT,  TK_LPAREN, TK_IDENT,  TK_LBRACKET, TK_DURATION, TK_RBRACKET,
+                TK_RPAREN, TK_GTE,    TK_NUMBER, TK_NEQ,      TK_NUMBER,   TK_EQL_REGEX,
+                TK_STRING, TK_AT,     TK_NUMBER, TK_EOF};
+  assert_int_equal(t.n, sizeof(want) / sizeof(want[0]));
+  for (size_t i = 0; i < t.n; i++)
+    assert_int_equal(t.v[i].type, want[i]);
+  assert_int_equal(t.v[4].len, 5); /* 1h30m */
+  free(t.v);
+  int64_t ms;
+  assert_true(nn__promql_parse_duration("1h30m", 5, &ms));
+  assert_int_equal(ms, 5400000);
+  assert_true(nn__promql_parse_duration("1s500ms", 7, &ms));
+  assert_int_equal(ms, 1500);
+  assert_false(nn__promql_parse_duration("30m1h", 5, &ms)); /* units out of order */
+  assert_false(nn__promql_parse_duration("5", 1, &ms));
+}
+
+static void check_parse_error(const char *q, const char *want)
+{
+  struct nn_promql_expr *e = NULL;
+  struct nn_promql_error err;
+  int rc = nn_promql_parse(q, strlen(q), &e, &err);
+  if (rc == 0)
+    fail_msg("%s: parsed, expected error %s", q, want);
+  assert_int_equal(err.type, NN_PROMQL_ERR_BAD_DATA);
+  if (strcmp(err.msg, want) != 0)
+    fail_msg("%s: got \"%s\", want \"%s\"", q, err.msg, want);
+  assert_null(e);
+}
+
+static void parse_errors_carry_prometheus_positions(void **state)
+{
+  (void)state;
+  check_parse_error("sum(", "1:5: parse error: unclosed left parenthesis");
+  check_parse_error(
+      "{__name__=~\".*\"}",
+      "1:1: parse error: vector selector must contain at least one non-empty matcher");
+  check_parse_error("foo{a=\"b\"}[5m] + 1",
+                    "1:1: parse error: binary expression must contain only scalar and instant "
+                    "vector types");
+  check_parse_error("1 > 2",
+                    "1:1: parse error: comparisons between scalars must use BOOL modifier");
+  check_parse_error("rate(foo)", "1:6: parse error: expected type range vector in call to function "
+                                 "\"rate\", got instant vector");
+  check_parse_error(
+      "foo and 1",
+      "1:1: parse error: set operator \"and\" not allowed in binary scalar expression");
+  check_parse_error("nosuchfn(x)", "1:1: parse error: unknown function with name \"nosuchfn\"");
+  check_parse_error("foo\n  + )", "2:5: parse error: unexpected right parenthesis ')'");
+  check_parse_error("(foo)[5m]", "1:1: parse error: ranges only allowed for vector selectors");
+  check_parse_error("foo offset 1m offset 2m",
+                    "1:15: parse error: offset may not be set multiple times");
+  check_parse_error("", "1:1: parse error: no expression found in input");
+}
+
+static void check_print(const char *q, const char *want)
+{
+  struct nn_promql_expr *e = NULL;
+  struct nn_promql_error err;
+  if (nn_promql_parse(q, strlen(q), &e, &err) != 0)
+    fail_msg("%s: %s", q, err.msg);
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 16);
+  assert_int_equal(nn_promql_expr_print(e, &b), 0);
+  if (strcmp(b.data, want) != 0)
+    fail_msg("print(%s) = %s, want %s", q, b.data, want);
+  /* the printed form parses to the same printed form */
+  struct nn_promql_expr *e2 = NULL;
+  assert_int_equal(nn_promql_parse(b.data, b.len, &e2, &err), 0);
+  struct nn_buf b2;
+  nn_buf_init(&b2, 1 << 16);
+  assert_int_equal(nn_promql_expr_print(e2, &b2), 0);
+  assert_string_equal(b.data, b2.data);
+  nn_buf_fini(&b);
+  nn_buf_fini(&b2);
+  nn_promql_expr_free(e);
+  nn_promql_expr_free(e2);
+}
+
+static void printer_round_trips_canonical_form(void **state)
+{
+  (void)state;
+  check_print("sum   by(job)(rate(http_requests_total{job='api'}[5m]))",
+              "sum by (job) (rate(http_requests_total{job=\"api\"}[5m]))");
+  check_print("a+on(b)group_left(c)d", "a + on (b) group_left (c) d");
+  check_print("foo offset -5m", "foo offset -5m");
+  check_print("foo[1h30m] @ 100", "foo[1h30m] @ 100.000");
+  check_print("max_over_time((x - y)[10m:1m] @ end())", "max_over_time((x - y)[10m:1m] @ end())");
+  check_print("-2 ^ 2", "-2 ^ 2");
+  check_print("1 == bool 2", "1 == bool 2");
+  check_print("topk(3, x) by (a)", "topk by (a) (3, x)");
+  check_print("{\"my.metric\"}", "{\"my.metric\"}");
+}
+
+static void precedence_and_associativity_follow_prometheus(void **state)
+{
+  (void)state;
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  /* ^ is right-associative: 2 ^ 3 ^ 2 = 2 ^ 9 = 512; unary minus binds looser than ^ */
+  struct memstore ms = {0};
+  struct nn_querier q = memstore_querier(&ms);
+  struct nn_promql_result r;
+  const char *cases[][2] = {{"2 ^ 3 ^ 2", "512"}, {"-2 ^ 2", "-4"}, {"2 * 3 + 4", "10"},
+                            {"2 + 3 * 4", "14"},  {"10 % 3", "1"},  {"1 - 2 - 3", "-4"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    assert_int_equal(nn_promql_parse(cases[i][0], strlen(cases[i][0]), &e, &err), 0);
+    assert_int_equal(nn_promql_eval_instant(&q, e, 0, NULL, &r, &err), 0);
+    assert_int_equal(r.type, NN_PROMQL_SCALAR);
+    char buf[32];
+    nn_promql_format_float(r.scalar, buf, sizeof(buf));
+    assert_string_equal(buf, cases[i][1]);
+    nn_promql_result_fini(&r);
+    nn_promql_expr_free(e);
+  }
+  memstore_clear(&ms);
+}
+
+static void float_formatting_matches_go(void **state)
+{
+  (void)state;
+  struct {
+    double v;
+    const char *want;
+  } cases[] = {
+      {0, "0"},
+      {42, "42"},
+      {0.1, "0.1"},
+      {1.0 / 3, "0.3333333333333333"},
+      {1e-7, "1e-07"},
+      {1.5e-7, "1.5e-07"},
+      {0.000001, "0.000001"},
+      {1e21, "1e+21"},
+      {123456789012345678901.0, "123456789012345680000"},
+      {-2.5, "-2.5"},
+      {NAN, "NaN"},
+      {INFINITY, "+Inf"},
+      {-INFINITY, "-Inf"},
+      {5e-324, "5e-324"},
+      {1.7976931348623157e308, "1.7976931348623157e+308"},
+  };
+  char buf[64];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    nn_promql_format_float(cases[i].v, buf, sizeof(buf));
+    if (strcmp(buf, cases[i].want) != 0)
+      fail_msg("format(%.17g) = %s, want %s", cases[i].v, buf, cases[i].want);
+  }
+  nn_promql_format_float_f(1e-7, buf, sizeof(buf));
+  assert_string_equal(buf, "0.0000001");
+  assert_string_equal(nn_promql_errtype_name(NN_PROMQL_ERR_BAD_DATA), "bad_data");
+  assert_string_equal(nn_promql_errtype_name(NN_PROMQL_ERR_EXECUTION), "execution");
+}
+
+static struct memstore counter_store(void)
+{
+  struct memstore ms = {0};
+  struct nn_label ls[] = {{"__name__", "req_total"}, {"job", "api"}};
+  struct memseries *s = memstore_series(&ms, ls, 2);
+  /* 0 at 15s, 10 at 30s, ..., one sample every 15 s, +10 each; a reset to 5 at 90 s */
+  double vals[] = {0, 10, 20, 30, 40, 5, 15};
+  for (int i = 0; i < 7; i++)
+    memstore_append(s, 15000 * (i + 1), vals[i]);
+  return ms;
+}
+
+static double eval_one(struct memstore *ms, const char *query, int64_t t)
+{
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  struct nn_promql_result r;
+  struct nn_querier q = memstore_querier(ms);
+  if (nn_promql_parse(query, strlen(query), &e, &err) != 0)
+    fail_msg("%s: %s", query, err.msg);
+  if (nn_promql_eval_instant(&q, e, t, NULL, &r, &err) != 0)
+    fail_msg("%s: %s", query, err.msg);
+  assert_int_equal(r.type, NN_PROMQL_VECTOR);
+  assert_int_equal(r.nseries, 1);
+  double v = r.series[0].v[0];
+  nn_promql_result_fini(&r);
+  nn_promql_expr_free(e);
+  return v;
+}
+
+static void rate_extrapolation_matches_hand_computation(void **state)
+{
+  (void)state;
+  struct memstore ms = counter_store();
+  /* At t=60s, window (0,60]: samples 0@15 10@30 20@45 30@60. Increase 30 over 45 s.
+   * Start gap 15 s < 1.1*15: extrapolate, but zero point: 45*(0/30)=0 s -> 0.
+   * End gap 0. Factor (45+0+0)/45 = 1 -> increase 30, rate 0.5. */
+  assert_true(fabs(eval_one(&ms, "increase(req_total[1m])", 60000) - 30) < 1e-9);
+  assert_true(fabs(eval_one(&ms, "rate(req_total[1m])", 60000) - 0.5) < 1e-9);
+  /* At t=100s, window (40,100]: 20@45 30@60 40@75 5@90 (reset). Increase
+   * 5-20+40 = 25 over 45 s; start gap 5 s, end gap 10 s (both < 16.5 s):
+   * factor (45+5+10)/45; zero point 45*(20/25)=36 s > 5 s. 25*60/45 = 33.333 */
+  assert_true(fabs(eval_one(&ms, "increase(req_total[1m])", 100000) - 25.0 * 60 / 45) < 1e-9);
+  /* delta does not correct resets: 5-20 = -15 scaled by 60/45 */
+  assert_true(fabs(eval_one(&ms, "delta(req_total[1m])", 100000) - (-15.0 * 60 / 45)) < 1e-9);
+  /* irate uses the last two samples: reset -> 5 / 15 s */
+  assert_true(fabs(eval_one(&ms, "irate(req_total[1m])", 100000) - 5.0 / 15) < 1e-9);
+  assert_true(fabs(eval_one(&ms, "resets(req_total[2m])", 110000) - 1) < 1e-9);
+  memstore_clear(&ms);
+}
+
+static void range_query_is_step_aligned_and_label_sorted(void **state)
+{
+  (void)state;
+  struct memstore ms = {0};
+  struct nn_label a[] = {{"__name__", "m"}, {"i", "b"}};
+  struct nn_label b[] = {{"__name__", "m"}, {"i", "a"}};
+  struct memseries *sa = memstore_series(&ms, a, 2), *sb = memstore_series(&ms, b, 2);
+  for (int i = 0; i <= 10; i++) {
+    memstore_append(sa, i * 60000, i);
+    memstore_append(sb, i * 60000, 100 + i);
+  }
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  struct nn_promql_result r;
+  struct nn_querier q = memstore_querier(&ms);
+  const char *query = "m * 2";
+  assert_int_equal(nn_promql_parse(query, strlen(query), &e, &err), 0);
+  assert_int_equal(nn_promql_eval_range(&q, e, 0, 600000, 120000, NULL, &r, &err), 0);
+  assert_int_equal(r.type, NN_PROMQL_MATRIX);
+  assert_int_equal(r.nseries, 2);
+  assert_string_equal(r.series[0].labels[0].value, "a"); /* sorted, __name__ dropped */
+  assert_int_equal(r.series[0].nlabels, 1);
+  assert_int_equal(r.series[0].n, 6);
+  assert_int_equal(r.series[0].t[5], 600000);
+  assert_true(r.series[0].v[5] == 220);
+  nn_promql_result_fini(&r);
+  /* range queries reject zero steps and range-vector expressions */
+  assert_int_equal(nn_promql_eval_range(&q, e, 0, 600000, 0, NULL, &r, &err), NN_EINVAL);
+  assert_int_equal(err.type, NN_PROMQL_ERR_BAD_DATA);
+  nn_promql_expr_free(e);
+  memstore_clear(&ms);
+}
+
+static void limits_and_execution_errors_are_typed(void **state)
+{
+  (void)state;
+  struct memstore ms = {0};
+  for (int k = 0; k < 20; k++) {
+    char v[8];
+    snprintf(v, sizeof(v), "%d", k);
+    struct nn_label ls[] = {{"__name__", "m"}, {"k", v}};
+    struct memseries *s = memstore_series(&ms, ls, 2);
+    for (int i = 0; i < 100; i++)
+      memstore_append(s, i * 1000, i);
+  }
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  struct nn_promql_result r;
+  struct nn_querier q = memstore_querier(&ms);
+  struct nn_promql_opts opts = {.max_samples = 500};
+  const char *query = "sum(rate(m[1m]))";
+  assert_int_equal(nn_promql_parse(query, strlen(query), &e, &err), 0);
+  assert_int_equal(nn_promql_eval_range(&q, e, 0, 100000, 1000, &opts, &r, &err), NN_ELIMIT);
+  assert_int_equal(err.type, NN_PROMQL_ERR_EXECUTION);
+  assert_string_equal(err.msg, "query processing would load too many samples into memory in "
+                               "query execution");
+  opts.max_samples = 0;
+  assert_int_equal(nn_promql_eval_range(&q, e, 0, 100000, 1000, &opts, &r, &err), 0);
+  assert_int_equal(r.nseries, 1);
+  nn_promql_result_fini(&r);
+  nn_promql_expr_free(e);
+  query = "m + on() m";
+  assert_int_equal(nn_promql_parse(query, strlen(query), &e, &err), 0);
+  assert_true(nn_promql_eval_instant(&q, e, 50000, NULL, &r, &err) < 0);
+  assert_int_equal(err.type, NN_PROMQL_ERR_EXECUTION);
+  assert_non_null(strstr(err.msg, "many-to-many matching not allowed"));
+  nn_promql_expr_free(e);
+  memstore_clear(&ms);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(lexer_splits_numbers_durations_and_operators),
+      cmocka_unit_test(parse_errors_carry_prometheus_positions),
+      cmocka_unit_test(printer_round_trips_canonical_form),
+      cmocka_unit_test(precedence_and_associativity_follow_prometheus),
+      cmocka_unit_test(float_formatting_matches_go),
+      cmocka_unit_test(rate_extrapolation_matches_hand_computation),
+      cmocka_unit_test(range_query_is_step_aligned_and_label_sorted),
+      cmocka_unit_test(limits_and_execution_errors_are_typed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
