@@ -526,6 +526,17 @@ int nn__logstore_apply(struct nn_logstore *s, struct nn__ls_stream *st, const st
                         e->len, s->cfg.max_line_bytes);
       return 0;
     }
+    /* A head is cut only between batches, so one push must not give a stream more than
+     * a chunk can hold (per entry, at most 20 bytes of varints are added when cut). */
+    if (st->head.blen + 20 * (st->head.n + 1) + e->len + e->mlen > LS_MAX_CHUNK_RAW) {
+      res->rejected++;
+      s->st.entries_rejected++;
+      nn__logstore_fail(res, NN_ELIMIT,
+                        "too much data for stream %s in one push: at most %u bytes per stream "
+                        "and push; split the push",
+                        st->key, LS_MAX_CHUNK_RAW);
+      return 0;
+    }
     /* Loki (since 2.4, unordered_writes) accepts entries older than the stream's newest
      * as long as they are within max_chunk_age/2 of it. */
     int64_t window = s->cfg.max_chunk_age_ns / 2;

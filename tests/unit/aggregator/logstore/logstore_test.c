@@ -731,6 +731,32 @@ static void stats_are_exposed_as_metrics(void **state)
   nn_logstore_close(s);
 }
 
+static void one_push_cannot_give_a_stream_more_than_a_chunk_holds(void **state)
+{
+  enum { N = 80 };
+  static char big[256 * 1024];
+  memset(big, 'z', sizeof(big));
+  struct nn_logstore_config c;
+  config(&c);
+  struct nn_logstore *s = open_store(&c);
+  struct nn_logstore_entry *ents = calloc(N, sizeof(*ents));
+  assert_non_null(ents);
+  for (int i = 0; i < N; i++)
+    ents[i] = (struct nn_logstore_entry){T0 + i, big, sizeof(big), NULL, 0};
+  struct nn_logstore_stream_in in = {"{a=\"2\"}", 7, NULL, 0, ents, N};
+  struct nn_logstore_batch b = {NULL, NULL, &in, 1};
+  struct nn_logstore_append_result res;
+  assert_int_equal(nn_logstore_append_batch(s, &b, &res, NULL, NULL), 0);
+  assert_true(res.accepted > 50 && res.accepted < N);
+  assert_int_equal(res.first_error, NN_ELIMIT);
+  struct nn_logstore_stats st;
+  nn_logstore_get_stats(s, &st);
+  assert_int_equal(st.chunks_cut, 1);
+  assert_int_equal(count_all(s, "{a=\"2\"}"), res.accepted);
+  free(ents);
+  nn_logstore_close(s);
+}
+
 int main(void)
 {
   nn_log_setup(NN_LOG_ERROR, NN_LOG_LOGFMT); /* the torn-tail test warns hundreds of times */
@@ -766,6 +792,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(key_of_a_partly_rejected_batch_is_not_remembered, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(stats_are_exposed_as_metrics, setup, teardown),
+      cmocka_unit_test_setup_teardown(one_push_cannot_give_a_stream_more_than_a_chunk_holds, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
