@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/parse/parse.h"
 #include "agent/ship/ship.h"
@@ -142,6 +143,8 @@ struct nn_agent_logs {
   struct nn_label static_labels[MAX_STATIC_LABELS];
   size_t nstatic;
   struct nn_metric *acked, *dropped_acked, *held_total;
+  char **include;
+  size_t ninclude;
   void (*on_closed)(void *ud);
   void *closed_ud;
 };
@@ -402,9 +405,26 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
   if (nn_ship_create(loop, &sc, &l->ship) < 0)
     goto fail;
 
+  /* Relative globs are taken from the working directory, as a shell would. */
+  char cwd[1024];
+  if (!getcwd(cwd, sizeof(cwd)))
+    cwd[0] = '\0';
+  l->include = calloc(cfg->include.n + 1, sizeof(char *));
+  if (!l->include)
+    goto fail;
+  for (size_t i = 0; i < cfg->include.n; i++) {
+    const char *g = cfg->include.v[i];
+    size_t n = strlen(cwd) + strlen(g) + 2;
+    l->include[i] = malloc(n);
+    if (!l->include[i])
+      goto fail;
+    snprintf(l->include[i], n, g[0] == '/' ? "%s" : "%s/%s", g[0] == '/' ? g : cwd,
+             g[0] == '/' ? "" : g);
+    l->ninclude = i + 1;
+  }
   struct nn_tail_config tc = {
-      .include = (const char *const *)cfg->include.v,
-      .n_include = cfg->include.n,
+      .include = (const char *const *)l->include,
+      .n_include = l->ninclude,
       .exclude = (const char *const *)cfg->exclude.v,
       .n_exclude = cfg->exclude.n,
       .data_dir = data_dir,
@@ -450,6 +470,9 @@ static void on_ship_closed(void *ud)
   }
   nn_buf_fini(&l->key);
   nn_buf_fini(&l->piece);
+  for (size_t i = 0; i < l->ninclude; i++)
+    free(l->include[i]);
+  free(l->include);
   void (*cb)(void *) = l->on_closed;
   void *cud = l->closed_ud;
   free(l);

@@ -40,7 +40,9 @@ size_t nn_tail_path_labels(const char *path, struct nn_label *labels, char *stor
   const char *pod = NULL, *ns = NULL, *ctr = NULL, *cid = NULL;
   size_t podn = 0, nsn = 0, ctrn = 0, cidn = 0;
   char *s = store;
-  if (storelen < strlen(path) + 64)
+  /* The filename label holds the whole path; the other labels are pieces of it (at most the
+   * path again), each with a NUL. */
+  if (storelen < 2 * strlen(path) + 8)
     return 0;
   const char *u1 = memchr(base, '_', blen);
   const char *u2 = u1 ? memchr(u1 + 1, '_', blen - (size_t)(u1 + 1 - base)) : NULL;

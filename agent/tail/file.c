@@ -163,7 +163,7 @@ int nn__tail_file_open(struct nn_tail *t, const char *path, const struct stat *s
   f->fd = -1;
   nn_buf_init(&f->carry, t->raw_max);
   f->path = strdup(path);
-  f->label_store = malloc(strlen(path) + 64);
+  f->label_store = malloc(2 * strlen(path) + 8);
   f->parser = nn_parse_create(&t->cfg.parse, on_parse_entry, f);
   if (!f->path || !f->label_store || !f->parser) {
     rc = NN_ENOMEM;
@@ -182,7 +182,7 @@ int nn__tail_file_open(struct nn_tail *t, const char *path, const struct stat *s
     rc = NN_EEXIST; /* the path was swapped between stat and open to a file we track */
     goto fail;
   }
-  f->nlabels = nn_tail_path_labels(path, f->labels, f->label_store, strlen(path) + 64);
+  f->nlabels = nn_tail_path_labels(path, f->labels, f->label_store, 2 * strlen(path) + 8);
   uint64_t off = t->restored.n ? nn__tail_ckpt_resume(t, f) : 0;
   if (!f->id_known && off == 0 && initial && t->cfg.start_at_end && fst.st_size > 0) {
     /* Start at the end, but on a line boundary: the rest of a line in progress is dropped,

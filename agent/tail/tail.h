@@ -101,7 +101,7 @@ void nn_tail_get_stats(const struct nn_tail *t, struct nn_tail_stats *out);
 
 /* Kubernetes metadata from a log path: /var/log/containers/<pod>_<ns>_<container>-<id>.log
  * or /var/log/pods/<ns>_<pod>_<uid>/<container>/<n>.log. Fills up to 5 labels (pointing
- * into store, which must hold strlen(path) + 64 bytes) in canonical order and returns the
+ * into store, which must hold 2 * strlen(path) + 8 bytes) in canonical order and returns the
  * count; filename is always set. */
 size_t nn_tail_path_labels(const char *path, struct nn_label *labels, char *store, size_t storelen);
 

@@ -195,6 +195,18 @@ static void path_labels_cover_both_kubelet_layouts(void **state)
   n = nn_tail_path_labels(p, l, store, sizeof(store));
   assert_int_equal(n, 1);
   assert_string_equal(l[0].name, "filename");
+  /* A real kubelet name: a 64-hex container id makes the labels about as long as the path. */
+  p = "/var/log/containers/checkout-worker-7d9f01_checkout_worker-"
+      "f128818c1db28c42d52ff64d20703ff6737028a06218590d127251b4ec937c2a.log";
+  size_t need = 2 * strlen(p) + 8;
+  char *exact = malloc(need);
+  assert_int_equal(nn_tail_path_labels(p, l, exact, need - 1), 0);
+  n = nn_tail_path_labels(p, l, exact, need);
+  assert_int_equal(n, 5);
+  assert_string_equal(nn_labels_get(l, n, "container_id"),
+                      "f128818c1db28c42d52ff64d20703ff6737028a06218590d127251b4ec937c2a");
+  assert_string_equal(nn_labels_get(l, n, "pod"), "checkout-worker-7d9f01");
+  free(exact);
 }
 
 static void rename_rotation_reads_old_file_to_the_end_exactly_once(void **state)
