@@ -157,19 +157,6 @@ TSDB_STAT(tsdb_wal_corruptions, wal_corruptions_total)
 TSDB_STAT(tsdb_wal_truncated, wal_truncated_bytes)
 TSDB_STAT(tsdb_chunks, chunks)
 
-#define LOGS_STAT(fn, field)                                                                       \
-  static double fn(void *ud)                                                                       \
-  {                                                                                                \
-    struct nn_logstore_stats st;                                                                   \
-    nn_logstore_get_stats(((struct nn_agg_app *)ud)->logs, &st);                                   \
-    return (double)st.field;                                                                       \
-  }
-LOGS_STAT(logs_streams, streams)
-LOGS_STAT(logs_entries, entries_appended)
-LOGS_STAT(logs_bytes, bytes_appended)
-LOGS_STAT(logs_chunk_bytes, chunk_bytes)
-LOGS_STAT(logs_wal_corruptions, wal_corruptions)
-
 static const struct {
   enum nn_metric_type type;
   const char *name, *help;
@@ -195,13 +182,6 @@ static const struct {
      "Damaged WAL places found and truncated at start-up.", tsdb_wal_corruptions},
     {NN_METRIC_COUNTER, "nines_tsdb_wal_truncated_bytes_total",
      "Bytes cut off damaged WAL segments at start-up.", tsdb_wal_truncated},
-    {NN_METRIC_GAUGE, "nines_logs_streams", "Log streams.", logs_streams},
-    {NN_METRIC_COUNTER, "nines_logs_entries_appended_total", "Log entries stored.", logs_entries},
-    {NN_METRIC_COUNTER, "nines_logs_bytes_appended_total", "Log line bytes stored.", logs_bytes},
-    {NN_METRIC_GAUGE, "nines_logs_chunk_bytes", "Compressed bytes of log chunks.",
-     logs_chunk_bytes},
-    {NN_METRIC_COUNTER, "nines_logs_wal_corruptions_total",
-     "Damaged log WAL tails truncated at start-up.", logs_wal_corruptions},
 };
 
 static void on_tick(uv_timer_t *t)
@@ -249,6 +229,8 @@ static int open_stores(struct nn_agg_app *app)
     nn_error("app", "cannot open the log store in %s: %s", cfg->data_dir, err);
     return rc;
   }
+  if (nn_logstore_register_metrics(app->logs, app->metrics) < 0)
+    return NN_ENOMEM;
   for (size_t i = 0; i < sizeof(store_metrics) / sizeof(store_metrics[0]); i++)
     if (!nn_metrics_func(app->metrics, store_metrics[i].type, store_metrics[i].name,
                          store_metrics[i].help, NULL, store_metrics[i].fn, app))
