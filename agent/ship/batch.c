@@ -79,7 +79,8 @@ void nn__ship_builder_init(struct nn__ship_builder *b, const struct nn_ship_payl
 {
   memset(b, 0, sizeof(*b));
   b->payload = p;
-  nn_buf_init(&b->arena, max_bytes * 2 + (1u << 20));
+  /* Item headers (8 bytes) against framing (at least 2): at most 3x the encoded size. */
+  nn_buf_init(&b->arena, max_bytes * 4 + (1u << 20));
 }
 
 void nn__ship_builder_fini(struct nn__ship_builder *b)

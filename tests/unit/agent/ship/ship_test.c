@@ -744,6 +744,28 @@ static void samples_without_tokens_ship_and_ack_nothing(void **state)
   close_ship(s);
 }
 
+static bool all_tiny_sent(void *ud)
+{
+  struct nn_ship_dest_stats st;
+  nn_ship_dest_stats(ud, 0, &st);
+  return st.records_sent >= 400000;
+}
+
+/* Per-record bookkeeping must not make small records fail before the batch is full. */
+static void tiny_records_fill_whole_batches(void **state)
+{
+  struct nn_ship *s;
+  base_config(1);
+  cfg.batch_size = 1 << 20;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), 0);
+  for (unsigned i = 0; i < 400000; i++)
+    assert_int_equal(nn_ship_add(s, "k", 1, "z", 1, NULL), 0);
+  assert_int_equal(nn_ship_flush(s), 0);
+  assert_true(run_until(all_tiny_sent, s, 5000));
+  assert_true(fk.n <= 3); /* about 3 bytes each: 350k records per 1 MiB batch */
+  close_ship(s);
+}
+
 static void bad_configs_are_refused(void **state)
 {
   struct nn_ship *s = NULL;
@@ -783,6 +805,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(restart_drains_the_existing_spool, setup, teardown),
       cmocka_unit_test_setup_teardown(two_destinations_ack_only_after_both, setup, teardown),
       cmocka_unit_test_setup_teardown(samples_without_tokens_ship_and_ack_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(tiny_records_fill_whole_batches, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_configs_are_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
