@@ -604,6 +604,70 @@ out:
   return rc;
 }
 
+/* ---- checkpoint snapshot ---- */
+
+#define SNAP_RECORD_BYTES (1u << 20)
+
+static int put_chunk(struct nn_buf *b, const uint8_t *p, size_t n)
+{
+  int rc = nn__tsdb_put_uvarint(b, n);
+  return rc < 0 ? rc : nn_buf_append(b, p, n);
+}
+
+/* One pass over the series per record type; records are cut near 1 MiB so that replay
+ * never needs one huge allocation. */
+static int snapshot_pass(struct nn_tsdb *db, struct nn_buf *b, uint8_t type)
+{
+  size_t off = 0;
+  bool open = false;
+  int rc = 0;
+  for (size_t i = 0; i <= db->mask && rc == 0; i++) {
+    struct nn__tsdb_series *s = db->by_ref[i];
+    if (!s)
+      continue;
+    if (nn__tsdb_series_empty(s)) {
+      /* Left out of the checkpoint, so its series record goes away with the old
+       * segments: the next commit for it must log the series again. */
+      s->flags &= (uint8_t)~NN__TSDB_SERIES_LOGGED;
+      continue;
+    }
+    if (!open) {
+      if ((rc = nn__tsdb_rec_begin(b, type, &off)) < 0)
+        break;
+      open = true;
+    }
+    rc = nn__tsdb_put_uvarint(b, s->ref);
+    if (type == NN__TSDB_REC_SERIES) {
+      if (rc == 0)
+        rc = nn__tsdb_put_uvarint(b, s->nlabels);
+      for (uint32_t k = 0; rc == 0 && k < 2u * s->nlabels; k++)
+        rc = put_str(b, db->syms.str[s->syms[k]]);
+    } else {
+      if (rc == 0)
+        rc = nn__tsdb_put_uvarint(b, s->nchunks + (s->head.n ? 1u : 0u));
+      for (uint32_t k = 0; rc == 0 && k < s->nchunks; k++)
+        rc = put_chunk(b, s->chunks[k].data, s->chunks[k].len);
+      if (rc == 0 && s->head.n)
+        rc = put_chunk(b, s->head.buf, nn__tsdb_xor_len(&s->head));
+    }
+    if (rc == 0 && b->len - off > SNAP_RECORD_BYTES) {
+      nn__tsdb_rec_end(b, off);
+      open = false;
+    }
+  }
+  if (rc == 0 && open)
+    nn__tsdb_rec_end(b, off);
+  return rc;
+}
+
+int nn__tsdb_head_snapshot(struct nn_tsdb *db, struct nn_buf *b)
+{
+  if (!db->by_ref)
+    return 0;
+  int rc = snapshot_pass(db, b, NN__TSDB_REC_SERIES);
+  return rc < 0 ? rc : snapshot_pass(db, b, NN__TSDB_REC_CHUNKS);
+}
+
 /* ---- truncation ---- */
 
 static bool ref_dead(void *ctx, uint64_t ref)

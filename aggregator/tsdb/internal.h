@@ -177,6 +177,7 @@ int nn__tsdb_index_prune(struct nn__tsdb_index *idx, bool (*dead)(void *ctx, uin
 enum {
   NN__TSDB_REC_SERIES = 1,
   NN__TSDB_REC_SAMPLES = 2,
+  NN__TSDB_REC_CHUNKS = 3, /* checkpoints: a series' samples as XOR chunks */
 };
 #define NN__TSDB_REC_HDR     9 /* type u8, length u32le, crc32c u32le */
 #define NN__TSDB_REC_MAX     (64u << 20)
@@ -224,6 +225,14 @@ int nn__tsdb_wal_sync(struct nn__tsdb_wal *w);
 void nn__tsdb_wal_progress(struct nn__tsdb_wal *w, uint64_t *durable, uint64_t *fail_lo,
                            uint64_t *fail_hi, int *fail_status);
 void nn__tsdb_wal_stats(struct nn__tsdb_wal *w, struct nn_tsdb_stats *out);
+/* Flushes, and makes later writes start a new segment. Returns the number of the first
+ * segment not covered by a checkpoint taken now. */
+int nn__tsdb_wal_seal(struct nn__tsdb_wal *w, uint32_t *first_uncovered);
+/* Hands a snapshot (records) to the writer, which writes it as checkpoint.<seg> and
+ * then removes the segments and checkpoints it covers. Takes the buffer's storage. */
+int nn__tsdb_wal_checkpoint(struct nn__tsdb_wal *w, struct nn_buf *snap, uint32_t seg);
+/* Encodes the head (series and chunk records) into b. */
+int nn__tsdb_head_snapshot(struct nn_tsdb *db, struct nn_buf *b);
 
 /* ---- the store ---- */
 struct nn__tsdb_stats_loop {

@@ -98,6 +98,13 @@ int nn_tsdb_sync(struct nn_tsdb *db);
  * (and without uncommitted ones). Returns the number of series removed. */
 size_t nn_tsdb_head_truncate(struct nn_tsdb *db, int64_t mint);
 
+/* Writes the head as a checkpoint into the WAL directory and then deletes the WAL
+ * segments it replaces, so replay time and disk use follow the head, not uptime. Meant
+ * to follow nn_tsdb_head_truncate. The snapshot is encoded on the calling thread (a
+ * copy of the head's chunks, tens of milliseconds for 100k series); the writer thread
+ * writes, syncs and renames it. NN_EUNSUPPORTED without a WAL. */
+int nn_tsdb_checkpoint(struct nn_tsdb *db);
+
 /* A read view of the head, valid until nn_tsdb_close. Results own their memory. */
 void nn_tsdb_querier(struct nn_tsdb *db, struct nn_querier *out);
 
@@ -126,6 +133,10 @@ struct nn_tsdb_stats {
   uint64_t wal_commit_rejected_total; /* commits refused because the WAL was backed up */
   uint64_t wal_pending_bytes;
   uint64_t wal_segment_current;
+  uint64_t wal_checkpoints_total;
+  uint64_t wal_checkpoint_failures_total;
+  uint64_t wal_checkpoint_bytes; /* size of the last checkpoint */
+  uint64_t wal_segments_removed_total;
   /* Replay. */
   uint64_t wal_corruptions_total;    /* damaged places found (torn tails included) */
   uint64_t wal_truncated_bytes;      /* bytes cut off damaged segments */

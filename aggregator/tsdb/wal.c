@@ -39,6 +39,11 @@ struct nn__tsdb_wal {
   uint64_t fsync_buckets[NN_TSDB_FSYNC_BUCKETS];
   double fsync_seconds;
   uint32_t seg_current;
+  bool rotate_req;
+  bool ckpt_req;
+  struct nn_buf ckpt;
+  uint32_t ckpt_seg;
+  uint64_t checkpoints, ckpt_failures, ckpt_bytes, segs_removed;
   /* Writer thread only. */
   struct nn_buf writing;
   int fd;
@@ -195,12 +200,39 @@ static int decode_samples(const uint8_t *p, size_t len, const struct nn__tsdb_wa
   return 0;
 }
 
+/* Checkpoint chunks are decoded into samples: the head re-encodes them, which rebuilds
+ * the open chunk's encoder state without a second format for it. */
+static int decode_chunks(const uint8_t *p, size_t len, const struct nn__tsdb_wal_visitor *v)
+{
+  const uint8_t *q = p, *end = p + len;
+  while (q < end) {
+    uint64_t ref, nchunks;
+    if (!nn__tsdb_get_uvarint(&q, end, &ref) || !nn__tsdb_get_uvarint(&q, end, &nchunks))
+      return NN_ECORRUPT;
+    for (uint64_t c = 0; c < nchunks; c++) {
+      uint64_t cl;
+      if (!nn__tsdb_get_uvarint(&q, end, &cl) || cl > (uint64_t)(end - q))
+        return NN_ECORRUPT;
+      struct nn__tsdb_xor_it it;
+      nn__tsdb_xor_it_init(&it, q, cl);
+      while (nn__tsdb_xor_it_next(&it))
+        if (v->sample)
+          v->sample(v->ctx, ref, it.t, nn__tsdb_xor_it_value(&it));
+      if (it.err)
+        return it.err;
+      q += cl;
+    }
+  }
+  return 0;
+}
+
 int nn__tsdb_wal_decode(uint8_t type, const uint8_t *p, size_t len,
                         const struct nn__tsdb_wal_visitor *v)
 {
   switch (type) {
   case NN__TSDB_REC_SERIES: return decode_series(p, len, v);
   case NN__TSDB_REC_SAMPLES: return decode_samples(p, len, v);
+  case NN__TSDB_REC_CHUNKS: return decode_chunks(p, len, v);
   default: return NN_ECORRUPT;
   }
 }
@@ -218,7 +250,7 @@ size_t nn__tsdb_wal_scan(const uint8_t *p, size_t len, const struct nn__tsdb_wal
     const uint8_t *h = p + off;
     uint8_t type = h[0];
     uint32_t rlen = get_le32(h + 1);
-    if ((type != NN__TSDB_REC_SERIES && type != NN__TSDB_REC_SAMPLES) || rlen > NN__TSDB_REC_MAX ||
+    if (type < NN__TSDB_REC_SERIES || type > NN__TSDB_REC_CHUNKS || rlen > NN__TSDB_REC_MAX ||
         rlen > len - off - NN__TSDB_REC_HDR) {
       *damaged = true;
       break;
@@ -244,19 +276,43 @@ static int cmp_u32(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Segment numbers in dir, sorted. Other files are ignored. */
-static int list_segments(const char *dir, uint32_t **out, size_t *n)
+/* Checkpoint names: "checkpoint." and the number of the first segment not covered. */
+#define CKPT_PREFIX "checkpoint."
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+  size_t l = strlen(s);
+  if (l == 0 || l > 9 || strspn(s, "0123456789") != l)
+    return false;
+  *out = (uint32_t)strtoul(s, NULL, 10);
+  return true;
+}
+
+/* Segment numbers in dir, sorted, and the newest checkpoint (-1 if none). Leftovers of
+ * an interrupted checkpoint (*.tmp) are removed; other files are ignored. */
+static int list_segments(const char *dir, uint32_t **out, size_t *n, int64_t *ckpt)
 {
   DIR *d = opendir(dir);
   if (!d)
     return NN_ERRNO(errno);
-  uint32_t *v = NULL;
+  uint32_t *v = NULL, num;
   size_t cnt = 0, cap = 0;
   int rc = 0;
   struct dirent *e;
+  *ckpt = -1;
   while ((e = readdir(d))) {
-    size_t l = strlen(e->d_name);
-    if (l == 0 || l > 9 || strspn(e->d_name, "0123456789") != l)
+    const char *nm = e->d_name;
+    size_t l = strlen(nm);
+    if (l > 4 && strcmp(nm + l - 4, ".tmp") == 0) {
+      unlinkat(dirfd(d), nm, 0);
+      continue;
+    }
+    if (strncmp(nm, CKPT_PREFIX, strlen(CKPT_PREFIX)) == 0) {
+      if (parse_u32(nm + strlen(CKPT_PREFIX), &num) && (int64_t)num > *ckpt)
+        *ckpt = num;
+      continue;
+    }
+    if (!parse_u32(nm, &num))
       continue;
     if (cnt == cap) {
       size_t nc = cap ? cap * 2 : 16;
@@ -268,7 +324,7 @@ static int list_segments(const char *dir, uint32_t **out, size_t *n)
       v = nv;
       cap = nc;
     }
-    v[cnt++] = (uint32_t)strtoul(e->d_name, NULL, 10);
+    v[cnt++] = num;
   }
   closedir(d);
   if (rc < 0) {
@@ -293,11 +349,9 @@ static int fsync_dir(const char *dir)
 }
 
 /* Replays one segment; damage is cut off the file. Returns the file's final size. */
-static int replay_segment(struct nn__tsdb_wal *w, uint32_t seg, bool last,
-                          const struct nn__tsdb_wal_visitor *v, uint64_t *size_out)
+static int replay_file(struct nn__tsdb_wal *w, const char *path, bool last,
+                       const struct nn__tsdb_wal_visitor *v, uint64_t *size_out)
 {
-  char path[4096];
-  snprintf(path, sizeof(path), "%s/" NN__TSDB_WAL_SEG_FMT, w->dir, seg);
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     int rc = NN_ERRNO(errno);
@@ -347,15 +401,32 @@ static int replay(struct nn__tsdb_wal *w, const struct nn__tsdb_wal_visitor *v)
 {
   uint32_t *segs = NULL;
   size_t n = 0;
-  int rc = list_segments(w->dir, &segs, &n);
+  int64_t ckpt = -1;
+  char path[4096];
+  int rc = list_segments(w->dir, &segs, &n, &ckpt);
   if (rc < 0)
     return rc;
   w->seg = 0;
+  if (ckpt >= 0) {
+    uint64_t size;
+    snprintf(path, sizeof(path), "%s/" CKPT_PREFIX NN__TSDB_WAL_SEG_FMT, w->dir, (uint32_t)ckpt);
+    if (replay_file(w, path, false, v, &size) < 0)
+      w->db->st.corruptions++;
+    w->seg = (uint32_t)ckpt;
+  }
+  bool first = true;
   for (size_t i = 0; i < n; i++) {
     uint64_t size = 0;
-    if (i && segs[i] != segs[i - 1] + 1)
+    snprintf(path, sizeof(path), "%s/" NN__TSDB_WAL_SEG_FMT, w->dir, segs[i]);
+    if (ckpt >= 0 && segs[i] < (uint32_t)ckpt) {
+      /* Covered by the checkpoint; a crash stopped the removal. */
+      unlink(path);
+      continue;
+    }
+    if (!first && segs[i] != segs[i - 1] + 1)
       nn_warn("tsdb", "gap in WAL segments: after=%u next=%u", segs[i - 1], segs[i]);
-    rc = replay_segment(w, segs[i], i + 1 == n, v, &size);
+    first = false;
+    rc = replay_file(w, path, i + 1 == n, v, &size);
     if (rc < 0) {
       /* An unreadable segment is skipped; later ones hold independent records. */
       w->db->st.corruptions++;
@@ -402,11 +473,12 @@ static int open_segment(struct nn__tsdb_wal *w)
 
 /* Writes one batch of whole records. After a failure the segment is abandoned: its
  * tail may hold a partial record, which replay cuts off. */
-static int write_batch(struct nn__tsdb_wal *w, const uint8_t *p, size_t n, double *fsync_s)
+static int write_batch(struct nn__tsdb_wal *w, const uint8_t *p, size_t n, bool rotate,
+                       double *fsync_s)
 {
   int rc = 0;
   *fsync_s = -1;
-  if (w->fd < 0 || (w->seg_size > 0 && w->seg_size + n > w->segment_bytes)) {
+  if (w->fd < 0 || rotate || (w->seg_size > 0 && w->seg_size + n > w->segment_bytes)) {
     if ((rc = open_segment(w)) < 0)
       goto out;
   }
@@ -442,14 +514,97 @@ out:
   return rc;
 }
 
+static void remove_covered(struct nn__tsdb_wal *w, uint32_t upto)
+{
+  DIR *d = opendir(w->dir);
+  if (!d)
+    return;
+  struct dirent *e;
+  uint64_t removed = 0;
+  uint32_t num;
+  while ((e = readdir(d))) {
+    const char *nm = e->d_name;
+    bool ck = strncmp(nm, CKPT_PREFIX, strlen(CKPT_PREFIX)) == 0;
+    if (!parse_u32(ck ? nm + strlen(CKPT_PREFIX) : nm, &num) || num >= upto)
+      continue;
+    if (unlinkat(dirfd(d), nm, 0) == 0 && !ck)
+      removed++;
+  }
+  closedir(d);
+  pthread_mutex_lock(&w->mu);
+  w->segs_removed += removed;
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* Writes checkpoint.<seg> atomically (temporary file, fsync, rename, directory fsync),
+ * and only then removes what it replaces. */
+static int write_checkpoint(struct nn__tsdb_wal *w, const struct nn_buf *b, uint32_t seg)
+{
+  char tmp[4200], final[4096];
+  snprintf(final, sizeof(final), "%s/" CKPT_PREFIX NN__TSDB_WAL_SEG_FMT, w->dir, seg);
+  snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+  int rc = 0;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    rc = NN_ERRNO(errno);
+    goto out;
+  }
+  for (size_t done = 0; done < b->len;) {
+    ssize_t k = write(fd, b->data + done, b->len - done);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0) {
+      rc = NN_ERRNO(errno);
+      goto out;
+    }
+    done += (size_t)k;
+  }
+  if (fsync(fd) < 0) {
+    rc = NN_ERRNO(errno);
+    goto out;
+  }
+  close(fd);
+  fd = -1;
+  if (rename(tmp, final) < 0) {
+    rc = NN_ERRNO(errno);
+    goto out;
+  }
+  if ((rc = fsync_dir(w->dir)) < 0)
+    goto out;
+  remove_covered(w, seg);
+out:
+  if (fd >= 0)
+    close(fd);
+  if (rc < 0) {
+    unlink(tmp);
+    nn_error("tsdb", "cannot write WAL checkpoint %s: %s", final, nn_strerror(rc));
+  }
+  return rc;
+}
+
 static void *writer_main(void *arg)
 {
   struct nn__tsdb_wal *w = arg;
   pthread_mutex_lock(&w->mu);
   for (;;) {
-    while (!w->stop && !w->sync_req && w->pending.len == 0)
+    while (!w->stop && !w->sync_req && !w->ckpt_req && w->pending.len == 0)
       pthread_cond_wait(&w->work, &w->mu);
     if (w->pending.len == 0) {
+      if (w->ckpt_req) {
+        struct nn_buf snap = w->ckpt;
+        uint32_t seg = w->ckpt_seg;
+        nn_buf_init(&w->ckpt, 0);
+        pthread_mutex_unlock(&w->mu);
+        int rc = write_checkpoint(w, &snap, seg);
+        pthread_mutex_lock(&w->mu);
+        if (rc < 0)
+          w->ckpt_failures++;
+        else
+          w->checkpoints++;
+        w->ckpt_bytes = snap.len;
+        w->ckpt_req = false;
+        nn_buf_fini(&snap);
+      }
       w->sync_req = false;
       pthread_cond_broadcast(&w->done);
       if (w->stop)
@@ -458,7 +613,7 @@ static void *writer_main(void *arg)
     }
     int64_t deadline = w->pending_since + w->interval_ns;
     struct timespec ts = {(time_t)(deadline / 1000000000), (long)(deadline % 1000000000)};
-    while (!w->stop && !w->sync_req && w->pending.len < w->flush_bytes) {
+    while (!w->stop && !w->sync_req && !w->ckpt_req && w->pending.len < w->flush_bytes) {
       if (pthread_cond_timedwait(&w->work, &w->mu, &ts) == ETIMEDOUT)
         break;
     }
@@ -466,11 +621,14 @@ static void *writer_main(void *arg)
     w->pending = w->writing;
     w->writing = tmp;
     uint64_t start = w->durable, target = w->appended;
-    w->sync_req = false;
+    bool rotate = w->rotate_req;
+    w->rotate_req = false;
+    if (!w->ckpt_req)
+      w->sync_req = false;
     pthread_mutex_unlock(&w->mu);
 
     double fsync_s;
-    int rc = write_batch(w, (const uint8_t *)w->writing.data, w->writing.len, &fsync_s);
+    int rc = write_batch(w, (const uint8_t *)w->writing.data, w->writing.len, rotate, &fsync_s);
     size_t written = w->writing.len;
     nn_buf_reset(&w->writing);
 
@@ -499,6 +657,41 @@ static void *writer_main(void *arg)
   }
   pthread_mutex_unlock(&w->mu);
   return NULL;
+}
+
+int nn__tsdb_wal_seal(struct nn__tsdb_wal *w, uint32_t *first_uncovered)
+{
+  int rc = nn__tsdb_wal_sync(w);
+  if (rc < 0)
+    return rc;
+  pthread_mutex_lock(&w->mu);
+  /* The writer is idle (everything logged is written, and only this thread logs), so
+   * its segment fields are stable. */
+  if (w->fd >= 0) {
+    *first_uncovered = w->seg + 1;
+    w->rotate_req = true;
+  } else {
+    *first_uncovered = w->seg;
+  }
+  pthread_mutex_unlock(&w->mu);
+  return 0;
+}
+
+int nn__tsdb_wal_checkpoint(struct nn__tsdb_wal *w, struct nn_buf *snap, uint32_t seg)
+{
+  pthread_mutex_lock(&w->mu);
+  int rc = 0;
+  if (w->ckpt_req || w->stop) {
+    rc = NN_EAGAIN;
+  } else {
+    w->ckpt = *snap;
+    nn_buf_init(snap, snap->max);
+    w->ckpt_seg = seg;
+    w->ckpt_req = true;
+    pthread_cond_signal(&w->work);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return rc;
 }
 
 int nn__tsdb_wal_log(struct nn__tsdb_wal *w, const void *p, size_t n)
@@ -542,10 +735,10 @@ int nn__tsdb_wal_sync(struct nn__tsdb_wal *w)
   int rc = 0;
   if (!w->started) {
     rc = NN_EIO;
-  } else if (w->durable < target) {
+  } else if (w->durable < target || w->ckpt_req) {
     w->sync_req = true;
     pthread_cond_signal(&w->work);
-    while (w->durable < target)
+    while (w->durable < target || w->ckpt_req)
       pthread_cond_wait(&w->done, &w->mu);
   }
   if (rc == 0 && w->fail_status && w->fail_hi > 0)
@@ -577,6 +770,10 @@ void nn__tsdb_wal_stats(struct nn__tsdb_wal *w, struct nn_tsdb_stats *out)
   out->wal_write_failures_total = w->write_failures;
   out->wal_pending_bytes = w->pending.len;
   out->wal_segment_current = w->seg_current;
+  out->wal_checkpoints_total = w->checkpoints;
+  out->wal_checkpoint_failures_total = w->ckpt_failures;
+  out->wal_checkpoint_bytes = w->ckpt_bytes;
+  out->wal_segments_removed_total = w->segs_removed;
   pthread_mutex_unlock(&w->mu);
 }
 
@@ -652,6 +849,7 @@ void nn__tsdb_wal_close(struct nn__tsdb_wal *w)
     close(w->fd);
   nn_buf_fini(&w->pending);
   nn_buf_fini(&w->writing);
+  nn_buf_fini(&w->ckpt);
   pthread_cond_destroy(&w->work);
   pthread_cond_destroy(&w->done);
   pthread_mutex_destroy(&w->mu);

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (good > size || (!damaged && good != size))
     abort();
   if (size > 0) {
-    nn__tsdb_wal_decode(data[0] % 3, data + 1, size - 1, &v);
+    nn__tsdb_wal_decode(data[0] % 4, data + 1, size - 1, &v);
+    nn__tsdb_wal_decode(NN__TSDB_REC_CHUNKS, data, size, &v);
     nn__tsdb_wal_decode(NN__TSDB_REC_SERIES, data, size, &v);
     nn__tsdb_wal_decode(NN__TSDB_REC_SAMPLES, data, size, &v);
   }

@@ -470,6 +470,96 @@ static void without_a_loop_callbacks_run_in_sync(void **state)
   assert_int_equal(w2.calls, 1);
 }
 
+static bool file_exists(const char *dir, const char *name)
+{
+  char p[512];
+  snprintf(p, sizeof(p), "%s/wal/%s", dir, name);
+  return access(p, F_OK) == 0;
+}
+
+static void checkpoint_replaces_segments(void **state)
+{
+  char *dir = tmpdir();
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  o.dir = dir;
+  o.wal_fsync = false;
+  o.wal_segment_bytes = 2048;
+  struct nn_tsdb *db;
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  for (int i = 0; i < 10; i++) {
+    write_data(db, 1 + i * 30, 30, 4); /* samples at 1000 .. 300000 */
+    assert_int_equal(nn_tsdb_sync(db), 0);
+  }
+  struct nn_label gone[] = {{"__name__", "gone"}};
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
+  uint64_t gone_ref;
+  assert_int_equal(nn_tsdb_appender_append(a, gone, 1, 500, 1, &gone_ref), 0);
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  nn_tsdb_appender_destroy(a);
+  int before = count_segments(dir);
+  assert_true(before > 3);
+  /* Drop the first chunk (120 samples, up to 120 s), then checkpoint the rest. */
+  assert_int_equal(nn_tsdb_head_truncate(db, 125000), 1);
+  size_t kept = count_samples(db, NULL);
+  assert_int_equal(kept, 4 * 180);
+  assert_int_equal(nn_tsdb_checkpoint(db), 0);
+  write_data(db, 301, 5, 4); /* after the checkpoint: a new segment */
+  assert_int_equal(nn_tsdb_sync(db), 0);
+  struct nn_tsdb_stats st;
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.wal_checkpoints_total, 1);
+  assert_int_equal(st.wal_checkpoint_failures_total, 0);
+  assert_true(st.wal_checkpoint_bytes > 0);
+  assert_int_equal(st.wal_segments_removed_total, (uint64_t)before);
+  assert_int_equal(count_segments(dir), 2); /* the checkpoint and one new segment */
+  nn_tsdb_close(db);
+
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.wal_corruptions_total, 0);
+  assert_int_equal(st.series, 4);
+  assert_int_equal(count_samples(db, NULL), kept + 20);
+  a = nn_tsdb_appender_create(db);
+  struct nn_label s1[] = {{"__name__", "m"}, {"id", "s1"}};
+  assert_int_equal(nn_tsdb_appender_append(a, s1, 2, 1000, 1, NULL), NN_EOUTOFORDER);
+  uint64_t ref;
+  assert_int_equal(nn_tsdb_appender_append(a, gone, 1, 400000, 1, &ref), 0);
+  assert_true(ref > 0 && gone_ref > 0);
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  nn_tsdb_appender_destroy(a);
+  /* A second checkpoint replaces the first. */
+  assert_int_equal(nn_tsdb_checkpoint(db), 0);
+  assert_int_equal(nn_tsdb_sync(db), 0);
+  nn_tsdb_close(db);
+  assert_false(file_exists(dir, "checkpoint.00000000"));
+  assert_int_equal(count_segments(dir), 1);
+
+  /* A damaged checkpoint: what precedes the damage is kept, startup goes on. */
+  char wal[256], ck[512] = "";
+  snprintf(wal, sizeof(wal), "%s/wal", dir);
+  DIR *d = opendir(wal);
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strncmp(e->d_name, "checkpoint.", 11) == 0)
+      snprintf(ck, sizeof(ck), "%s/%s", wal, e->d_name);
+  closedir(d);
+  assert_true(ck[0]);
+  size_t len;
+  char *img = read_file(ck, &len);
+  img[len - 10] ^= 0x10; /* inside the last chunks record */
+  write_file(ck, img, len);
+  free(img);
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.wal_corruptions_total, 1);
+  assert_int_equal(st.series, 5); /* series records precede the damage */
+  assert_true(count_samples(db, NULL) < kept + 20);
+  nn_tsdb_close(db);
+  rm_rf(dir);
+  free(dir);
+}
+
 static double cpu_s(void)
 {
   struct timespec ts;
@@ -534,6 +624,7 @@ int main(void)
       cmocka_unit_test(backed_up_wal_rejects_commits),
       cmocka_unit_test(group_commit_calls_back_on_the_loop),
       cmocka_unit_test(without_a_loop_callbacks_run_in_sync),
+      cmocka_unit_test(checkpoint_replaces_segments),
       cmocka_unit_test(append_cost_with_the_wal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
