@@ -227,9 +227,27 @@ static int eval_k(struct nn__promql_ctx *c, const node_t *n, const struct nn__pr
         continue;
       size_t take = m;
       if (op == AGG_TOPK || op == AGG_BOTTOMK) {
-        qsort(items, m, sizeof(*items), op == AGG_TOPK ? cmp_topk_desc : cmp_topk_asc);
-        if ((int64_t)take > k)
-          take = (size_t)k;
+        int (*cmp)(const void *, const void *) = op == AGG_TOPK ? cmp_topk_desc : cmp_topk_asc;
+        if ((int64_t)m > k && k <= 64) {
+          /* small k: keep the best k in order by insertion, O(m*k) instead of a sort */
+          size_t kk = (size_t)k, have = 0;
+          for (size_t q = 0; q < m; q++) {
+            struct topk_item it = items[q];
+            if (have == kk && cmp(&it, &items[have - 1]) >= 0)
+              continue;
+            size_t pos = have < kk ? have++ : kk - 1;
+            while (pos > 0 && cmp(&it, &items[pos - 1]) < 0) {
+              items[pos] = items[pos - 1];
+              pos--;
+            }
+            items[pos] = it;
+          }
+          take = kk;
+        } else {
+          qsort(items, m, sizeof(*items), cmp);
+          if ((int64_t)take > k)
+            take = (size_t)k;
+        }
       } else if (op == AGG_LIMITK) {
         if ((int64_t)take > k)
           take = (size_t)k;

@@ -76,7 +76,13 @@ double *nn__promql_alloc_steps(struct nn__promql_ctx *c, size_t n)
 {
   if (account(c, n) < 0)
     return NULL;
-  double *v = malloc((n ? n : 1) * sizeof(double));
+  double *v;
+  if (n == c->free_steps_n && c->free_steps) {
+    v = c->free_steps;
+    memcpy(&c->free_steps, v, sizeof(void *));
+  } else {
+    v = malloc((n ? n : 1) * sizeof(double));
+  }
   if (!v) {
     unaccount(c, n);
     oom(c);
@@ -92,7 +98,12 @@ void nn__promql_free_steps(struct nn__promql_ctx *c, double *v, size_t n)
 {
   if (!v)
     return;
-  free(v);
+  if (n == c->free_steps_n) {
+    memcpy(v, &c->free_steps, sizeof(void *));
+    c->free_steps = v;
+  } else {
+    free(v);
+  }
   unaccount(c, n);
 }
 
@@ -119,20 +130,12 @@ void nn__promql_vec_free(struct nn__promql_ctx *c, struct nn__promql_vec *v, siz
   memset(v, 0, sizeof(*v));
 }
 
-void nn__promql_val_free(struct nn__promql_ctx *c, struct nn__promql_val *v)
-{
-  (void)c;
-  free(v->sc);
-  v->sc = NULL;
-}
-
 static void val_free_n(struct nn__promql_ctx *c, struct nn__promql_val *v, size_t nsteps)
 {
   if (v->vt == VT_VECTOR)
     nn__promql_vec_free(c, &v->vec, nsteps);
   if (v->sc) {
-    free(v->sc);
-    unaccount(c, nsteps);
+    nn__promql_free_steps(c, v->sc, nsteps);
     v->sc = NULL;
   }
 }
@@ -1088,6 +1091,12 @@ static void ctx_init(struct nn__promql_ctx *c, const struct nn_querier *q,
 
 static void ctx_fini(struct nn__promql_ctx *c)
 {
+  while (c->free_steps) {
+    void *next;
+    memcpy(&next, c->free_steps, sizeof(void *));
+    free(c->free_steps);
+    c->free_steps = next;
+  }
   for (size_t i = 0; i < c->nsets; i++)
     if (c->sets[i].release)
       c->sets[i].release(&c->sets[i]);
@@ -1309,6 +1318,8 @@ static int run(const struct nn_querier *q, const struct nn_promql_expr *e, int64
     goto out;
   }
   struct nn__promql_grid g = {start, step, (size_t)((end - start) / step) + 1};
+  if (g.n >= 2) /* a free-list entry must hold a pointer */
+    c.free_steps_n = g.n;
   if ((rc = nn__promql_eval(&c, e->root, &g, &v)) < 0)
     goto out;
   rc = build_result(&c, &g, &v, instant, out);

@@ -245,6 +245,9 @@ struct nn__promql_ctx {
   int64_t qstart, qend; /* for @ start() / end() */
   struct nn_promql_error *err;
   int rc; /* the first error's code */
+  /* freed step arrays of the main grid's length, reused to avoid malloc churn */
+  void *free_steps;
+  size_t free_steps_n;
 };
 
 int nn__promql_fail(struct nn__promql_ctx *c, enum nn_promql_errtype t, int rc, const char *fmt,
@@ -252,7 +255,6 @@ int nn__promql_fail(struct nn__promql_ctx *c, enum nn_promql_errtype t, int rc, 
 int nn__promql_check_deadline(struct nn__promql_ctx *c);
 int nn__promql_eval(struct nn__promql_ctx *c, const struct nn__promql_node *n,
                     const struct nn__promql_grid *g, struct nn__promql_val *out);
-void nn__promql_val_free(struct nn__promql_ctx *c, struct nn__promql_val *v);
 /* Allocates n absent slots, counted against max_samples. */
 double *nn__promql_alloc_steps(struct nn__promql_ctx *c, size_t n);
 void nn__promql_free_steps(struct nn__promql_ctx *c, double *v, size_t n);

@@ -356,6 +356,10 @@ char *nn__promql_unquote(struct nn_pool *p, const char *s, size_t n, const char 
   if (q == '`') {
     memcpy(out, s + 1, n - 2);
     out[n - 2] = 0;
+    if (memchr(out, 0, n - 2)) {
+      *msg = "string must not contain a NUL byte";
+      return NULL;
+    }
     return out;
   }
   for (size_t i = 1; i + 1 < n; i++) {
@@ -438,6 +442,10 @@ char *nn__promql_unquote(struct nn_pool *p, const char *s, size_t n, const char 
     }
   }
   out[o] = 0;
+  if (memchr(out, 0, o)) {
+    *msg = "string must not contain a NUL byte";
+    return NULL;
+  }
   return out;
 }
 

@@ -156,7 +156,8 @@ static char *unquote(struct parser *p, const struct nn__promql_token *t)
 
 static bool parse_number_text(const char *s, size_t n, double *out)
 {
-  char buf[128];
+  /* printed floats can be ~330 characters long ('f' layout of 5e-324) */
+  char buf[1024];
   size_t o = 0;
   if (n >= sizeof(buf))
     return false;

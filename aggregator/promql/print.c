@@ -2,7 +2,9 @@
 /* Prints an AST back to PromQL text the way Prometheus's String() methods do, so that a
  * printed expression re-parses to the same tree (used by rules and the @-modifier check). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <strings.h>
 
 #include "aggregator/promql/internal.h"
 #include "common/buf.h"
@@ -80,26 +82,44 @@ static int print_mods(struct nn_buf *b, int at, int64_t at_ms, int64_t off)
   return 0;
 }
 
+/* Names the lexer would read as a keyword or a number must be printed quoted. */
+static bool is_reserved(const char *s)
+{
+  static const char *const words[] = {
+      "and",     "or",      "unless",   "atan2",        "offset",      "by",
+      "without", "on",      "ignoring", "group_left",   "group_right", "bool",
+      "inf",     "nan",     "start",    "end",          "sum",         "avg",
+      "count",   "min",     "max",      "group",        "stddev",      "stdvar",
+      "topk",    "bottomk", "quantile", "count_values", "limitk",      "limit_ratio"};
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (strcasecmp(s, words[i]) == 0)
+      return true;
+  return false;
+}
+
 static int print_vsel(struct nn_buf *b, const struct nn__promql_node *n)
 {
   int rc;
-  bool name_plain = n->str && nn_metric_name_valid(n->str, strlen(n->str));
+  bool name_plain = n->str && nn_metric_name_valid(n->str, strlen(n->str)) && !is_reserved(n->str);
   if (name_plain && (rc = nn_buf_appends(b, n->str)) < 0)
     return rc;
-  size_t shown = 0;
+  size_t shown = 0, name_idx = SIZE_MAX;
+  for (size_t k = 0; n->str && k < n->nmatchers && name_idx == SIZE_MAX; k++)
+    if (n->matchers[k].type == NN_MATCH_EQ && strcmp(n->matchers[k].name, "__name__") == 0 &&
+        strcmp(n->matchers[k].value, n->str) == 0)
+      name_idx = k;
+  if (name_idx != SIZE_MAX && !name_plain) {
+    if ((rc = nn_buf_appendc(b, '{')) < 0 || (rc = nn__promql_quote(b, n->str)) < 0)
+      return rc;
+    shown++;
+  }
   for (size_t k = 0; k < n->nmatchers; k++) {
     const struct nn_matcher *m = &n->matchers[k];
-    if (n->str && k == 0 && name_plain)
+    if (k == name_idx)
       continue;
     if ((rc = nn_buf_appends(b, shown ? ", " : "{")) < 0)
       return rc;
     shown++;
-    if (n->str && k == 0) {
-      rc = nn__promql_quote(b, m->value);
-      if (rc < 0)
-        return rc;
-      continue;
-    }
     if (nn_label_name_valid(m->name, strlen(m->name)))
       rc = nn_buf_appends(b, m->name);
     else
