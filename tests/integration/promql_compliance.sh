@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The PromQL differential test: Prometheus 2.42 scrapes three demo-service instances and
+# remote-writes the same samples to nines; then the 539 queries expanded from
+# promql-test-queries.yml run as range queries against both and must match (relative 1e-5,
+# NaN equals NaN). Prints the match percentage; fails below NN_COMPLIANCE_MIN_PCT.
+source "$(dirname "$0")/lib.inc"
+AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
+QUERIES=$NN_SOURCE_DIR/../shared/conformance/promql-test-queries.yml
+: "${NN_COMPLIANCE_SECONDS:=150}" "${NN_COMPLIANCE_MIN_PCT:=60}"
+
+port=$(nn_free_port)
+pport=$(nn_free_port)
+d1=$(nn_free_port) d2=$(nn_free_port) d3=$(nn_free_port)
+nn_start agg "$AGG" --listen-address "127.0.0.1:$port" --data-dir "$NN_TMP/agg"
+nn_start demo /usr/bin/python3 "$NN_SOURCE_DIR/tests/compliance/demo_service.py" "$d1" "$d2" "$d3"
+nn_wait_http "http://127.0.0.1:$port/-/ready"
+nn_wait_http "http://127.0.0.1:$d1/metrics"
+cat >"$NN_TMP/prom.yml" <<YML
+global:
+  scrape_interval: 5s
+scrape_configs:
+  - job_name: demo
+    static_configs:
+      - targets: ['127.0.0.1:$d1', '127.0.0.1:$d2', '127.0.0.1:$d3']
+remote_write:
+  - url: http://127.0.0.1:$port/api/v1/write
+    queue_config: {batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s}
+YML
+nn_start prom prometheus --config.file="$NN_TMP/prom.yml" --web.listen-address="127.0.0.1:$pport" \
+  --storage.tsdb.path="$NN_TMP/prom-data"
+nn_wait_http "http://127.0.0.1:$pport/-/ready" 60
+t0=$(date +%s)
+sleep "$NN_COMPLIANCE_SECONDS"
+# The window ends before the newest samples, so both stores hold all of it.
+end=$(($(date +%s) - 10))
+start=$((end - NN_COMPLIANCE_SECONDS + 20))
+[ "$start" -gt "$t0" ] || start=$((t0 + 5))
+/usr/bin/python3 "$NN_SOURCE_DIR/tests/compliance/compliance.py" "$QUERIES" \
+  "http://127.0.0.1:$pport" "http://127.0.0.1:$port" "$end" "$start" 10 127.0.0.1 \
+  --min-pct "$NN_COMPLIANCE_MIN_PCT" | tee "$NN_TMP/compliance.txt"
+rc=${PIPESTATUS[0]}
+nn_check "PromQL compliance at least $NN_COMPLIANCE_MIN_PCT% of 539 queries" [ "$rc" -eq 0 ]
+nn_finish
