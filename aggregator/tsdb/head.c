@@ -437,8 +437,19 @@ int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *l
   }
   uint64_t h = labels_hash(ls, n);
   struct nn__tsdb_series *s = nn__tsdb_series_get(db, h, ls, n);
-  if (!s && !(s = nn__tsdb_series_create(db, h, ls, n, 0)))
-    return NN_ENOMEM;
+  if (!s) {
+    /* Only new label sets are checked: a found series equals one checked before. */
+    char err[160];
+    if (nn_labels_validate(ls, n, err, sizeof(err)) < 0) {
+      NN_LOG_RL(NN_LOG_WARN, "tsdb", "series rejected: %s", err);
+      return NN_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+      if (!ls[i].value[0])
+        return NN_EINVAL;
+    if (!(s = nn__tsdb_series_create(db, h, ls, n, 0)))
+      return NN_ENOMEM;
+  }
   if (ref)
     *ref = s->ref;
   return add(a, s, t, v);
@@ -790,7 +801,11 @@ static void on_replay_series(void *ctx, uint64_t ref, const struct nn_label *ls,
 {
   struct nn_tsdb *db = ctx;
   char err[160];
-  if (ref == 0 || ref >= MAX_REF || n == 0 || nn_labels_validate(ls, n, err, sizeof(err)) < 0) {
+  bool empty_value = false;
+  for (size_t i = 0; i < n; i++)
+    empty_value |= !ls[i].value[0];
+  if (ref == 0 || ref >= MAX_REF || n == 0 || empty_value ||
+      nn_labels_validate(ls, n, err, sizeof(err)) < 0) {
     db->st.replay_dropped++;
     return;
   }

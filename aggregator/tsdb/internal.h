@@ -104,12 +104,13 @@ struct nn__tsdb_chunk {
 struct nn__tsdb_series {
   uint64_t ref;
   uint64_t hash;
-  int64_t last_t; /* newest sample, uncommitted ones included; NN__TSDB_NO_T when none */
-  double last_v;
   int64_t head_mint; /* oldest sample of the open chunk */
   struct nn__tsdb_xor_app head;
   struct nn__tsdb_chunk *chunks; /* closed, oldest first */
   uint32_t nchunks, capchunks;
+  /* What a lookup and an append read sits together, next to the labels. */
+  int64_t last_t; /* newest sample, uncommitted ones included; NN__TSDB_NO_T when none */
+  double last_v;
   uint16_t nlabels;
   uint8_t flags;
   uint32_t syms[]; /* name id, value id, per label, sorted by name */

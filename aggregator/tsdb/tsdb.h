@@ -55,8 +55,9 @@ void nn_tsdb_close(struct nn_tsdb *db);
 struct nn_tsdb_appender *nn_tsdb_appender_create(struct nn_tsdb *db);
 /* Rolls back anything uncommitted and frees the appender. NULL ok. */
 void nn_tsdb_appender_destroy(struct nn_tsdb_appender *a);
-/* Adds one sample for the series with canonical (sorted, validated) labels ls, creating
- * the series if needed; *ref (may be NULL) receives its id. Errors, each leaving the
+/* Adds one sample for the series with canonical labels ls (nn_labels_canonicalize; a new
+ * label set must pass nn_labels_validate, else NN_EINVAL), creating the series if
+ * needed; *ref (may be NULL) receives its id. Errors, each leaving the
  * appender usable: NN_EOUTOFORDER (t older than the series' newest), NN_EDUPLICATE (same
  * t, other value), NN_TSDB_EOUTOFBOUNDS (too old for the head), NN_EAGAIN (another
  * appender holds uncommitted samples), NN_ETOOBIG, NN_EINVAL, NN_ENOMEM. Re-sending the

@@ -115,6 +115,28 @@ static void appender_applies_prometheus_rejection_rules(void **state)
   nn_tsdb_close(db);
 }
 
+static void new_series_with_bad_labels_are_rejected(void **state)
+{
+  struct nn_tsdb *db = open_mem();
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
+  struct nn_label unsorted[] = {{"job", "a"}, {"__name__", "m"}};
+  struct nn_label empty[] = {{"__name__", "m"}, {"job", ""}};
+  struct nn_label badname[] = {{"__name__", "m"}, {"bad-name", "x"}};
+  struct nn_label badutf8[] = {{"__name__", "m"}, {"v", "\xff"}};
+  struct nn_label dup[] = {{"__name__", "m"}, {"a", "1"}, {"a", "2"}};
+  assert_int_equal(nn_tsdb_appender_append(a, unsorted, 2, 1000, 1, NULL), NN_EINVAL);
+  assert_int_equal(nn_tsdb_appender_append(a, empty, 2, 1000, 1, NULL), NN_EINVAL);
+  assert_int_equal(nn_tsdb_appender_append(a, badname, 2, 1000, 1, NULL), NN_EINVAL);
+  assert_int_equal(nn_tsdb_appender_append(a, badutf8, 2, 1000, 1, NULL), NN_EINVAL);
+  assert_int_equal(nn_tsdb_appender_append(a, dup, 3, 1000, 1, NULL), NN_EINVAL);
+  struct nn_tsdb_stats st;
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.series, 0);
+  assert_int_equal(nn_tsdb_appender_pending(a), 0);
+  nn_tsdb_appender_destroy(a);
+  nn_tsdb_close(db);
+}
+
 static void rollback_forgets_uncommitted_samples(void **state)
 {
   struct nn_tsdb *db = open_mem();
@@ -299,6 +321,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(appender_applies_prometheus_rejection_rules),
+      cmocka_unit_test(new_series_with_bad_labels_are_rejected),
       cmocka_unit_test(rollback_forgets_uncommitted_samples),
       cmocka_unit_test(stale_nan_and_nan_payloads_are_stored_exactly),
       cmocka_unit_test(hash_collisions_keep_series_apart),
