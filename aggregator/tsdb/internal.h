@@ -220,6 +220,8 @@ void nn__tsdb_wal_close(struct nn__tsdb_wal *w);
 int nn__tsdb_wal_log(struct nn__tsdb_wal *w, const void *p, size_t n);
 /* Bytes logged so far (a position in the logical log), and bytes known written. */
 uint64_t nn__tsdb_wal_appended(struct nn__tsdb_wal *w);
+/* Asks the writer to flush what is pending now, without waiting for it. */
+void nn__tsdb_wal_kick(struct nn__tsdb_wal *w);
 /* Blocks until everything logged is written and synced; returns the writer's status. */
 int nn__tsdb_wal_sync(struct nn__tsdb_wal *w);
 /* Durable position and failure window since the last call (failure window reset). */

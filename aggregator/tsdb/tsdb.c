@@ -149,6 +149,14 @@ void nn_tsdb_wal_wait(struct nn_tsdb *db, struct nn_tsdb_durable_req *req, nn_ts
   nn__tsdb_wake(db);
 }
 
+void nn_tsdb_wal_flush(struct nn_tsdb *db)
+{
+  if (db->wal)
+    nn__tsdb_wal_kick(db->wal);
+  else
+    nn__tsdb_wake(db);
+}
+
 int nn_tsdb_sync(struct nn_tsdb *db)
 {
   int rc = db->wal ? nn__tsdb_wal_sync(db->wal) : 0;

@@ -91,6 +91,9 @@ struct nn_tsdb_durable_req {
  * cb never runs inside this call; it runs on the loop thread, or, without a loop, in
  * nn_tsdb_sync/nn_tsdb_close. req must stay valid until cb runs. */
 void nn_tsdb_wal_wait(struct nn_tsdb *db, struct nn_tsdb_durable_req *req, nn_tsdb_durable_cb cb);
+/* Starts writing what is pending now instead of at the end of the group-commit interval;
+ * returns at once (waiters hear back as usual). For latency-sensitive callers. */
+void nn_tsdb_wal_flush(struct nn_tsdb *db);
 /* Writes and fsyncs everything committed so far, blocking the caller, then runs the
  * durability callbacks that are due. For tests, shutdown and tools. */
 int nn_tsdb_sync(struct nn_tsdb *db);

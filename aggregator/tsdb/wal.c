@@ -728,6 +728,16 @@ uint64_t nn__tsdb_wal_appended(struct nn__tsdb_wal *w)
   return a;
 }
 
+void nn__tsdb_wal_kick(struct nn__tsdb_wal *w)
+{
+  pthread_mutex_lock(&w->mu);
+  if (w->pending.len) {
+    w->sync_req = true;
+    pthread_cond_signal(&w->work);
+  }
+  pthread_mutex_unlock(&w->mu);
+}
+
 int nn__tsdb_wal_sync(struct nn__tsdb_wal *w)
 {
   pthread_mutex_lock(&w->mu);

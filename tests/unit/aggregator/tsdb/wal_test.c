@@ -453,6 +453,38 @@ static void group_commit_calls_back_on_the_loop(void **state)
   free(dir);
 }
 
+static void flush_does_not_wait_for_the_interval(void **state)
+{
+  char *dir = tmpdir();
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  o.dir = dir;
+  o.loop = &loop;
+  o.wal_flush_interval_ms = 600000; /* ten minutes: only the flush can make it durable */
+  struct nn_tsdb *db;
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  write_data(db, 1, 1, 5);
+  struct waiter w = {.req.data = &w};
+  nn_tsdb_wal_wait(db, &w.req, on_durable);
+  nn_tsdb_wal_flush(db);
+  for (int i = 0; i < 5000 && w.calls == 0; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  assert_int_equal(w.calls, 1);
+  assert_int_equal(w.status, 0);
+  struct nn_tsdb_stats st;
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.wal_fsyncs_total, 1);
+  nn_tsdb_close(db);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  rm_rf(dir);
+  free(dir);
+}
+
 static void without_a_loop_callbacks_run_in_sync(void **state)
 {
   struct nn_tsdb_options o;
@@ -623,6 +655,7 @@ int main(void)
       cmocka_unit_test(segments_rotate_and_replay_in_order),
       cmocka_unit_test(backed_up_wal_rejects_commits),
       cmocka_unit_test(group_commit_calls_back_on_the_loop),
+      cmocka_unit_test(flush_does_not_wait_for_the_interval),
       cmocka_unit_test(without_a_loop_callbacks_run_in_sync),
       cmocka_unit_test(checkpoint_replaces_segments),
       cmocka_unit_test(append_cost_with_the_wal),
