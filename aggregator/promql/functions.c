@@ -808,13 +808,11 @@ static int expand(struct nn_buf *b, const char *tmpl, const char *src, pcre2_cod
   return rc;
 }
 
-static bool valid_utf8_name(const char *s)
+/* Label names follow the legacy scheme ([a-zA-Z_][a-zA-Z0-9_]*), as in Prometheus 2.x and
+ * as everywhere else in nines. */
+static bool valid_label_name(const char *s)
 {
-  if (!*s)
-    return false;
-  struct nn_label l = {"a", s};
-  char err[8];
-  return nn_labels_validate(&l, 1, err, sizeof(err)) == 0;
+  return nn_label_name_valid(s, strlen(s));
 }
 
 static int label_fn(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
@@ -847,19 +845,19 @@ static int label_fn(struct nn__promql_ctx *c, const node_t *n, const struct nn__
       pcre2_code_free(re);
       return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
     }
-    if (!valid_utf8_name(dst)) {
+    if (!valid_label_name(dst)) {
       rc = nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL,
                            "invalid destination label name in label_replace(): %s", dst);
       goto out;
     }
   } else {
     for (size_t a = 3; a < n->nargs; a++)
-      if (!valid_utf8_name(string_arg(n->args[a]))) {
+      if (!valid_label_name(string_arg(n->args[a]))) {
         return nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL,
                                "invalid source label name in label_join(): %s",
                                string_arg(n->args[a]));
       }
-    if (!valid_utf8_name(dst))
+    if (!valid_label_name(dst))
       return nn__promql_fail(c, NN_PROMQL_ERR_EXECUTION, NN_EINVAL,
                              "invalid destination label name in label_join(): %s", dst);
   }
