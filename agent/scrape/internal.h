@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private to agent/scrape: jobs, targets, the per-target series cache and the discovery
+ * providers that feed a job its target list. */
+#ifndef NN_AGENT_SCRAPE_INTERNAL_H
+#define NN_AGENT_SCRAPE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/scrape/scrape.h"
+#include "common/http_client.h"
+#include "common/pool.h"
+
+struct nn_metric;
+
+/* A discovered target: labels before relabeling, in one allocation with its strings. */
+struct nn__scrape_dtarget {
+  struct nn_label *labels;
+  size_t n;
+};
+
+/* One series a target has produced; key holds "name\0value\0..." and labels point into it. */
+struct nn__scrape_series {
+  struct nn__scrape_series *next; /* hash chain */
+  uint64_t hash;
+  uint64_t seen; /* scrape iteration that last saw it */
+  bool live;     /* emitted by the last successful scrape: ending it needs a stale marker */
+  bool report;   /* one of up & co. */
+  uint32_t keylen;
+  uint32_t nlabels;
+  struct nn_label *labels;
+  char key[];
+};
+
+struct nn__scrape_cache {
+  struct nn__scrape_series **buckets;
+  size_t nbuckets, n;
+};
+
+struct nn__scrape_job;
+
+struct nn__scrape_target {
+  struct nn__scrape_job *job;
+  struct nn__scrape_target *next; /* in the job's list */
+  uint64_t hash;
+  struct nn_label *labels; /* public labels (no __ ones), sorted, with job and instance */
+  size_t nlabels;
+  char *mem; /* storage of labels */
+  char *url;
+  const char *instance;
+  int64_t interval_ms, timeout_ms;
+  uv_timer_t timer;
+  bool timer_open, inflight, removed, keep; /* keep: seen in the current sync */
+  int health;                               /* -1 unknown, 0 down, 1 up */
+  uint64_t iter;
+  int64_t start_wall_ms;
+  uint64_t start_mono_ns;
+  struct nn__scrape_cache cache;
+  struct nn__scrape_series *report[5];
+  char last_error[320];
+};
+
+/* A discovery provider's current targets; kind-specific state lives in the provider. */
+struct nn__scrape_provider {
+  struct nn__scrape_job *job;
+  struct nn__scrape_dtarget *targets;
+  size_t n;
+  void *impl;
+  void (*stop)(void *impl);
+};
+
+struct nn__scrape_job {
+  struct nn_scrape *s;
+  const struct nn_scrape_job_config *cfg;
+  struct nn__scrape_provider *providers;
+  size_t nproviders;
+  struct nn__scrape_target *targets;
+  size_t ntargets;
+  struct nn_metric *m_up, *m_down, *m_unknown, *m_scrapes, *m_failures, *m_samples, *m_limit_hits;
+};
+
+struct nn_scrape {
+  uv_loop_t *loop;
+  const struct nn_scrape_config *cfg;
+  struct nn_scrape_opts opts;
+  struct nn_scrape_sink sink;
+  struct nn_http_client *http;
+  struct nn__scrape_job *jobs;
+  size_t njobs;
+  bool stopped;
+  size_t closing; /* handles still closing */
+  bool destroy_pending;
+  struct nn_scrape_stats stats;
+  struct nn_metric *m_duration;
+
+  /* Per-scrape working state, shared by all targets (one loop thread). */
+  struct nn_expfmt_parser *parser;
+  struct nn_label *lab;
+  size_t labcap;
+  struct nn_relabel_scratch scratch;
+  char *keybuf;
+  size_t keycap;
+  struct nn__scrape_series **batch_series;
+  double *batch_v;
+  int64_t *batch_t;
+  size_t batch_n, batch_cap;
+  struct nn_scrape_sample *out;
+  size_t out_cap;
+  struct nn_pool meta_pool;
+  struct nn_scrape_meta *meta;
+  size_t nmeta, meta_cap;
+};
+
+/* Replaces provider p's targets (takes ownership of v, an array of n) and resyncs the job. */
+void nn__scrape_provider_update(struct nn__scrape_provider *p, struct nn__scrape_dtarget *v,
+                                size_t n);
+void nn__scrape_dtargets_free(struct nn__scrape_dtarget *v, size_t n);
+/* Builds a discovered target from a NULL-terminated list of name/value pairs plus extra
+ * pairs from a strmap (may be NULL; earlier names win). Returns 0 or NN_ENOMEM. */
+int nn__scrape_dtarget_make(struct nn__scrape_dtarget *t, const char *const *pairs, size_t npairs,
+                            const struct nn_cfg_strmap *extra);
+
+int nn__scrape_file_sd_start(struct nn__scrape_provider *p,
+                             const struct nn_scrape_file_sd_config *cfg);
+int nn__scrape_k8s_sd_start(struct nn__scrape_provider *p,
+                            const struct nn_scrape_k8s_sd_config *cfg);
+/* Parses a file_sd document (JSON or YAML by extension) into targets with __meta_filepath. */
+int nn__scrape_file_sd_parse(const char *path, const char *text, size_t len,
+                             struct nn__scrape_dtarget **out, size_t *n, char *err, size_t errlen);
+/* Turns a Kubernetes Pod (jansson object) into targets as Prometheus's pod role does. */
+struct json_t;
+int nn__scrape_k8s_pod_targets(const struct json_t *pod, bool annotations,
+                               struct nn__scrape_dtarget **out, size_t *n);
+
+/* Target lifecycle (loop.c). */
+void nn__scrape_target_start(struct nn__scrape_target *t, uint64_t seed);
+/* Emits stale markers for every live series, then stops and frees the target once its
+ * request and timer are done. */
+void nn__scrape_target_remove(struct nn__scrape_target *t, bool stale);
+int64_t nn__scrape_now_ms(void);
+/* A handle counted in s->closing has closed; frees s when it was the last one and destroy
+ * was called. */
+void nn__scrape_handle_closed(struct nn_scrape *s);
+/* scheme://address/path?params for final target labels (with __ labels). NULL on OOM. */
+char *nn__scrape_target_url(const struct nn_scrape_job_config *job, const struct nn_label *l,
+                            size_t n);
+
+#endif

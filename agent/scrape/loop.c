@@ -1,0 +1,734 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* One target's scrape loop, as Prometheus's scrapeLoop: a timer at a per-target offset,
+ * an HTTP GET, streaming parse into a batch, and a per-target series cache that turns
+ * "seen last time, not this time" into stale markers. A failed scrape (HTTP error, parse
+ * error, a limit) is an empty scrape: up=0 and stale markers for everything that was live,
+ * and none of its samples are emitted. Working memory is shared by every target (one loop
+ * thread), so a steady-state scrape allocates only for series it has never seen. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "agent/scrape/internal.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/metrics.h"
+
+#define REPORT_N 5
+static const char *const report_names[REPORT_N] = {
+    "up", "scrape_duration_seconds", "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling", "scrape_series_added"};
+
+int64_t nn__scrape_now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double stale_nan(void)
+{
+  uint64_t b = NN_SCRAPE_STALE_NAN_BITS;
+  double d;
+  memcpy(&d, &b, sizeof(d));
+  return d;
+}
+
+/* ---- series cache ---- */
+
+static struct nn__scrape_series *cache_find(const struct nn__scrape_cache *c, uint64_t h,
+                                            const char *key, size_t keylen)
+{
+  if (!c->nbuckets)
+    return NULL;
+  for (struct nn__scrape_series *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
+    if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
+      return e;
+  return NULL;
+}
+
+static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e)
+{
+  if (c->n + 1 > c->nbuckets) {
+    size_t nb = c->nbuckets ? c->nbuckets * 2 : 64;
+    struct nn__scrape_series **b = calloc(nb, sizeof(*b));
+    if (!b)
+      return NN_ENOMEM;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+      struct nn__scrape_series *x = c->buckets[i];
+      while (x) {
+        struct nn__scrape_series *next = x->next;
+        x->next = b[x->hash & (nb - 1)];
+        b[x->hash & (nb - 1)] = x;
+        x = next;
+      }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+  }
+  e->next = c->buckets[e->hash & (c->nbuckets - 1)];
+  c->buckets[e->hash & (c->nbuckets - 1)] = e;
+  c->n++;
+  return 0;
+}
+
+static void cache_free(struct nn__scrape_cache *c)
+{
+  for (size_t i = 0; i < c->nbuckets; i++) {
+    struct nn__scrape_series *x = c->buckets[i];
+    while (x) {
+      struct nn__scrape_series *next = x->next;
+      free(x);
+      x = next;
+    }
+  }
+  free(c->buckets);
+  memset(c, 0, sizeof(*c));
+}
+
+/* Serialises canonical labels as name\0value\0... into s->keybuf. */
+static int make_key(struct nn_scrape *s, const struct nn_label *l, size_t n, size_t *len)
+{
+  size_t need = 0;
+  for (size_t i = 0; i < n; i++)
+    need += strlen(l[i].name) + strlen(l[i].value) + 2;
+  if (need > s->keycap) {
+    size_t cap = need * 2 + 256;
+    char *k = realloc(s->keybuf, cap);
+    if (!k)
+      return NN_ENOMEM;
+    s->keybuf = k;
+    s->keycap = cap;
+  }
+  char *o = s->keybuf;
+  for (size_t i = 0; i < n; i++) {
+    size_t a = strlen(l[i].name) + 1, b = strlen(l[i].value) + 1;
+    memcpy(o, l[i].name, a);
+    o += a;
+    memcpy(o, l[i].value, b);
+    o += b;
+  }
+  *len = need;
+  return 0;
+}
+
+static struct nn__scrape_series *series_new(const char *key, size_t keylen, size_t nlabels,
+                                            uint64_t hash)
+{
+  size_t off = (sizeof(struct nn__scrape_series) + keylen + 15) & ~(size_t)15;
+  struct nn__scrape_series *e = malloc(off + nlabels * sizeof(struct nn_label));
+  if (!e)
+    return NULL;
+  memset(e, 0, sizeof(*e));
+  memcpy(e->key, key, keylen);
+  e->keylen = (uint32_t)keylen;
+  e->hash = hash;
+  e->nlabels = (uint32_t)nlabels;
+  e->labels = (struct nn_label *)((char *)e + off);
+  const char *p = e->key;
+  for (size_t i = 0; i < nlabels; i++) {
+    e->labels[i].name = p;
+    p += strlen(p) + 1;
+    e->labels[i].value = p;
+    p += strlen(p) + 1;
+  }
+  return e;
+}
+
+/* Finds or adds the series for canonical labels l. *added tells whether it is new. */
+static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrape_cache *c,
+                                           const struct nn_label *l, size_t n, bool *added)
+{
+  size_t keylen;
+  *added = false;
+  if (make_key(s, l, n, &keylen) < 0)
+    return NULL;
+  uint64_t h = XXH3_64bits(s->keybuf, keylen);
+  struct nn__scrape_series *e = cache_find(c, h, s->keybuf, keylen);
+  if (e)
+    return e;
+  if (!(e = series_new(s->keybuf, keylen, n, h)))
+    return NULL;
+  if (cache_insert(c, e) < 0) {
+    free(e);
+    return NULL;
+  }
+  *added = true;
+  return e;
+}
+
+/* ---- batch ---- */
+
+static int batch_push(struct nn_scrape *s, struct nn__scrape_series *e, int64_t t, double v)
+{
+  if (s->batch_n == s->batch_cap) {
+    size_t cap = s->batch_cap ? s->batch_cap * 2 : 1024;
+    struct nn__scrape_series **bs = realloc(s->batch_series, cap * sizeof(*bs));
+    if (!bs)
+      return NN_ENOMEM;
+    s->batch_series = bs;
+    double *bv = realloc(s->batch_v, cap * sizeof(*bv));
+    if (!bv)
+      return NN_ENOMEM;
+    s->batch_v = bv;
+    int64_t *bt = realloc(s->batch_t, cap * sizeof(*bt));
+    if (!bt)
+      return NN_ENOMEM;
+    s->batch_t = bt;
+    s->batch_cap = cap;
+  }
+  s->batch_series[s->batch_n] = e;
+  s->batch_v[s->batch_n] = v;
+  s->batch_t[s->batch_n] = t;
+  s->batch_n++;
+  return 0;
+}
+
+/* ---- per-scrape parsing ---- */
+
+struct sctx {
+  struct nn__scrape_target *t;
+  struct nn_scrape *s;
+  int64_t ts;
+  uint64_t total, added, series_added, dups;
+  bool limit_hit;
+  int rc;
+  char err[320];
+};
+
+static int ctx_fail(struct sctx *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ctx_fail(struct sctx *c, int rc, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->err, sizeof(c->err), fmt, ap);
+  va_end(ap);
+  c->rc = rc;
+  return rc;
+}
+
+static ssize_t find_label(const struct nn_label *l, size_t n, const char *name)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(l[i].name, name) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+static int ensure_lab(struct nn_scrape *s, size_t need)
+{
+  if (need <= s->labcap)
+    return 0;
+  size_t cap = need * 2;
+  struct nn_label *l = realloc(s->lab, cap * sizeof(*l));
+  if (!l)
+    return NN_ENOMEM;
+  s->lab = l;
+  s->labcap = cap;
+  return 0;
+}
+
+/* Adds the target's labels to a scraped set (Prometheus mutateSampleLabels). */
+static int merge_target_labels(struct sctx *c, size_t *np)
+{
+  struct nn__scrape_target *t = c->t;
+  struct nn_scrape *s = c->s;
+  struct nn_label *l = s->lab;
+  size_t n = *np;
+  if (t->job->cfg->honor_labels) {
+    for (size_t i = 0; i < t->nlabels; i++)
+      if (find_label(l, n, t->labels[i].name) < 0 || !*l[find_label(l, n, t->labels[i].name)].value)
+        l[n++] = t->labels[i];
+    *np = n;
+    return 0;
+  }
+  struct nn_label conf[64];
+  size_t nc = 0;
+  for (size_t i = 0; i < t->nlabels; i++) {
+    ssize_t k = find_label(l, n, t->labels[i].name);
+    if (k >= 0) {
+      if (*l[k].value && nc < 64)
+        conf[nc++] = l[k];
+      l[k].value = t->labels[i].value;
+    } else {
+      l[n++] = t->labels[i];
+    }
+  }
+  /* Shorter names first (stable), each prefixed with exported_ until it is free. */
+  for (size_t i = 1; i < nc; i++) {
+    struct nn_label x = conf[i];
+    size_t j = i;
+    while (j > 0 && strlen(conf[j - 1].name) > strlen(x.name)) {
+      conf[j] = conf[j - 1];
+      j--;
+    }
+    conf[j] = x;
+  }
+  for (size_t i = 0; i < nc; i++) {
+    char name[512];
+    size_t len = strlen(conf[i].name);
+    if (len >= sizeof(name))
+      continue;
+    memcpy(name, conf[i].name, len + 1);
+    for (;;) {
+      if (len + 9 >= sizeof(name))
+        return ctx_fail(c, NN_EINVAL, "label name \"%s\" too long to export", conf[i].name);
+      memmove(name + 9, name, len + 1);
+      memcpy(name, "exported_", 9);
+      len += 9;
+      ssize_t k = find_label(l, n, name);
+      if (k < 0 || !*l[k].value)
+        break;
+    }
+    char *nm = nn_relabel_scratch_strndup(&s->scratch, name, len);
+    if (!nm)
+      return ctx_fail(c, NN_ENOMEM, "out of memory");
+    ssize_t k = find_label(l, n, nm);
+    if (k >= 0) {
+      l[k].value = conf[i].value;
+    } else {
+      l[n].name = nm;
+      l[n].value = conf[i].value;
+      n++;
+    }
+  }
+  *np = n;
+  return 0;
+}
+
+static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
+{
+  struct sctx *c = ud;
+  struct nn__scrape_target *t = c->t;
+  struct nn_scrape *s = c->s;
+  const struct nn_scrape_job_config *cfg = t->job->cfg;
+  size_t n = sm->nlabels;
+  int rc;
+
+  c->total++;
+  if (c->limit_hit)
+    return 0; /* keep counting, as Prometheus does, to report the real total */
+  if ((rc = ensure_lab(s, n + 2 * t->nlabels + 8)) < 0)
+    return ctx_fail(c, rc, "out of memory");
+  memcpy(s->lab, sm->labels, n * sizeof(*s->lab));
+  nn_relabel_scratch_reset(&s->scratch);
+  if ((rc = merge_target_labels(c, &n)) < 0)
+    return rc;
+  if (cfg->metric_relabel_configs.n) {
+    rc = nn_relabel_process(&cfg->metric_relabel_configs, s->lab, &n, s->labcap, &s->scratch);
+    if (rc == 0)
+      return 0;
+    if (rc < 0)
+      return ctx_fail(c, rc, "metric relabeling failed: %s", nn_strerror(rc));
+    for (size_t i = 0; i < n; i++)
+      if (!nn_label_name_valid(s->lab[i].name, strlen(s->lab[i].name)))
+        return ctx_fail(c, NN_EINVAL, "invalid metric name or label names: label \"%s\"",
+                        s->lab[i].name);
+  } else {
+    n = nn_labels_canonicalize(s->lab, n);
+  }
+  const char *name = nn_labels_get(s->lab, n, "__name__");
+  if (!name || !nn_metric_name_valid(name, strlen(name)))
+    return ctx_fail(c, NN_EINVAL, "__name__ label is missing or invalid after relabeling");
+  if (cfg->label_limit && n > (size_t)cfg->label_limit)
+    return ctx_fail(c, NN_ELIMIT,
+                    "label_limit exceeded (metric: %s, number of labels: %zu, limit: %" PRId64 ")",
+                    name, n, cfg->label_limit);
+  for (size_t i = 0; i < n && (cfg->label_name_length_limit || cfg->label_value_length_limit);
+       i++) {
+    if (cfg->label_name_length_limit &&
+        strlen(s->lab[i].name) > (size_t)cfg->label_name_length_limit)
+      return ctx_fail(
+          c, NN_ELIMIT,
+          "label_name_length_limit exceeded (metric: %s, label name: %s, limit: %" PRId64 ")", name,
+          s->lab[i].name, cfg->label_name_length_limit);
+    if (cfg->label_value_length_limit &&
+        strlen(s->lab[i].value) > (size_t)cfg->label_value_length_limit)
+      return ctx_fail(c, NN_ELIMIT,
+                      "label_value_length_limit exceeded (metric: %s, label name: %s, limit: "
+                      "%" PRId64 ")",
+                      name, s->lab[i].name, cfg->label_value_length_limit);
+  }
+  c->added++;
+  if (cfg->sample_limit && c->added > (uint64_t)cfg->sample_limit) {
+    c->limit_hit = true;
+    return 0;
+  }
+  bool added;
+  struct nn__scrape_series *e = cache_get(s, &t->cache, s->lab, n, &added);
+  if (!e)
+    return ctx_fail(c, NN_ENOMEM, "out of memory");
+  if (added)
+    c->series_added++;
+  if (e->seen == t->iter) {
+    c->dups++; /* Prometheus: "duplicate sample for timestamp", the first one wins */
+    return 0;
+  }
+  e->seen = t->iter;
+  int64_t ts = cfg->honor_timestamps && sm->has_ts ? sm->ts_ms : c->ts;
+  if ((rc = batch_push(s, e, ts, sm->value)) < 0)
+    return ctx_fail(c, rc, "out of memory");
+  return 0;
+}
+
+static int on_meta(void *ud, const struct nn_expfmt_meta *m)
+{
+  struct sctx *c = ud;
+  struct nn_scrape *s = c->s;
+  struct nn_scrape_meta *x = NULL;
+  if (s->nmeta && strcmp(s->meta[s->nmeta - 1].family, m->family) == 0) {
+    x = &s->meta[s->nmeta - 1];
+  } else {
+    if (s->nmeta == s->meta_cap) {
+      size_t cap = s->meta_cap ? s->meta_cap * 2 : 64;
+      struct nn_scrape_meta *nm = realloc(s->meta, cap * sizeof(*nm));
+      if (!nm)
+        return 0; /* metadata is best effort */
+      s->meta = nm;
+      s->meta_cap = cap;
+    }
+    char *fam = nn_pool_strndup(&s->meta_pool, m->family, strlen(m->family));
+    if (!fam)
+      return 0;
+    x = &s->meta[s->nmeta++];
+    *x = (struct nn_scrape_meta){.family = fam, .type = NN_EXPFMT_UNKNOWN, .help = "", .unit = ""};
+  }
+  if (m->kind == NN_EXPFMT_META_TYPE) {
+    x->type = m->type;
+  } else {
+    char *txt = nn_pool_strndup(&s->meta_pool, m->text, m->text_len);
+    if (txt && m->kind == NN_EXPFMT_META_HELP)
+      x->help = txt;
+    else if (txt)
+      x->unit = txt;
+  }
+  return 0;
+}
+
+/* ---- finishing a scrape ---- */
+
+static int ensure_out(struct nn_scrape *s, size_t need)
+{
+  if (need <= s->out_cap)
+    return 0;
+  size_t cap = need + need / 2 + 64;
+  struct nn_scrape_sample *o = realloc(s->out, cap * sizeof(*o));
+  if (!o)
+    return NN_ENOMEM;
+  s->out = o;
+  s->out_cap = cap;
+  return 0;
+}
+
+static void update_health(struct nn__scrape_target *t, int health)
+{
+  struct nn__scrape_job *j = t->job;
+  struct nn_scrape_stats *st = &j->s->stats;
+  if (t->health == health)
+    return;
+  uint64_t *from = t->health < 0 ? &st->targets_unknown
+                   : t->health   ? &st->targets_up
+                                 : &st->targets_down;
+  uint64_t *to = health < 0 ? &st->targets_unknown : health ? &st->targets_up : &st->targets_down;
+  struct nn_metric *mf = t->health < 0 ? j->m_unknown : t->health ? j->m_up : j->m_down;
+  struct nn_metric *mt = health < 0 ? j->m_unknown : health ? j->m_up : j->m_down;
+  if (*from)
+    (*from)--;
+  (*to)++;
+  if (mf)
+    nn_metric_add(mf, -1);
+  if (mt)
+    nn_metric_add(mt, 1);
+  t->health = health;
+}
+
+/* Removes cache entries not kept; with stale, live ones get a stale marker first. The
+ * entries are freed only after the batch went out, since the markers point at them. */
+static void sweep(struct nn__scrape_target *t, bool keep_seen, bool include_report, int64_t ts,
+                  size_t *nout, struct nn__scrape_series **dead)
+{
+  struct nn_scrape *s = t->job->s;
+  struct nn__scrape_cache *c = &t->cache;
+  for (size_t i = 0; i < c->nbuckets; i++) {
+    struct nn__scrape_series **pp = &c->buckets[i];
+    while (*pp) {
+      struct nn__scrape_series *e = *pp;
+      bool keep = (e->report && !include_report) || (keep_seen && e->seen == t->iter);
+      if (keep) {
+        if (!e->report)
+          e->live = true;
+        pp = &e->next;
+        continue;
+      }
+      if (e->live) {
+        s->out[*nout] = (struct nn_scrape_sample){e->labels, e->nlabels, ts, stale_nan()};
+        (*nout)++;
+        s->stats.stale_markers++;
+      }
+      *pp = e->next;
+      c->n--;
+      e->next = *dead;
+      *dead = e;
+    }
+  }
+}
+
+static void emit(struct nn__scrape_target *t, size_t nout, int64_t ts, bool up)
+{
+  struct nn_scrape *s = t->job->s;
+  struct nn_scrape_batch b = {
+      .job = t->job->cfg->job_name,
+      .instance = t->instance,
+      .samples = s->out,
+      .nsamples = nout,
+      .meta = s->meta,
+      .nmeta = s->nmeta,
+      .scrape_time_ms = ts,
+      .up = up,
+  };
+  s->stats.samples_emitted += nout;
+  if (nout && s->sink.on_batch)
+    s->sink.on_batch(s->sink.ud, &b);
+}
+
+static void free_dead(struct nn__scrape_series *dead)
+{
+  while (dead) {
+    struct nn__scrape_series *next = dead->next;
+    free(dead);
+    dead = next;
+  }
+}
+
+static void finish(struct sctx *c, bool ok, double duration_s)
+{
+  struct nn__scrape_target *t = c->t;
+  struct nn_scrape *s = c->s;
+  struct nn__scrape_job *j = t->job;
+  struct nn__scrape_series *dead = NULL;
+  size_t nout = 0;
+
+  if (ensure_out(s, s->batch_n + REPORT_N + t->cache.n) < 0) {
+    NN_LOG_RL(NN_LOG_ERROR, "scrape", "out of memory emitting a scrape of %s", t->url);
+    ok = false;
+    s->batch_n = 0;
+    if (ensure_out(s, REPORT_N + t->cache.n) < 0)
+      goto out;
+  }
+  if (ok) {
+    for (size_t i = 0; i < s->batch_n; i++) {
+      struct nn__scrape_series *e = s->batch_series[i];
+      s->out[nout++] =
+          (struct nn_scrape_sample){e->labels, e->nlabels, s->batch_t[i], s->batch_v[i]};
+    }
+  } else {
+    s->nmeta = 0;
+  }
+  double vals[REPORT_N] = {ok ? 1 : 0, duration_s, (double)c->total, (double)c->added,
+                           (double)c->series_added};
+  for (int i = 0; i < REPORT_N; i++) {
+    struct nn__scrape_series *e = t->report[i];
+    if (!e)
+      continue;
+    s->out[nout++] = (struct nn_scrape_sample){e->labels, e->nlabels, c->ts, vals[i]};
+    e->live = true;
+  }
+  sweep(t, ok, false, c->ts, &nout, &dead);
+  emit(t, nout, c->ts, ok);
+out:
+  free_dead(dead);
+  s->batch_n = 0;
+  s->nmeta = 0;
+  nn_pool_clear(&s->meta_pool);
+
+  s->stats.scrapes++;
+  s->stats.samples_scraped += c->total;
+  if (j->m_scrapes)
+    nn_metric_inc(j->m_scrapes);
+  if (j->m_samples)
+    nn_metric_add(j->m_samples, (double)c->total);
+  if (s->m_duration)
+    nn_metric_observe(s->m_duration, duration_s);
+  if (!ok) {
+    s->stats.scrape_failures++;
+    if (j->m_failures)
+      nn_metric_inc(j->m_failures);
+    snprintf(t->last_error, sizeof(t->last_error), "%s", c->err);
+    NN_LOG_RL(NN_LOG_WARN, "scrape", "scrape of %s (job %s) failed: %s", t->url, j->cfg->job_name,
+              c->err);
+  } else {
+    t->last_error[0] = '\0';
+  }
+  update_health(t, ok ? 1 : 0);
+}
+
+static void maybe_free(struct nn__scrape_target *t)
+{
+  if (!t->removed || t->inflight || t->timer_open)
+    return;
+  struct nn_scrape *s = t->job->s;
+  cache_free(&t->cache);
+  free(t->url);
+  free(t->labels);
+  free(t);
+  nn__scrape_handle_closed(s);
+}
+
+static void on_response(const struct nn_http_response *r, void *ud)
+{
+  struct nn__scrape_target *t = ud;
+  struct nn_scrape *s = t->job->s;
+  struct sctx c = {.t = t, .s = s, .ts = t->start_wall_ms};
+  t->inflight = false;
+  if (t->removed || s->stopped) {
+    maybe_free(t);
+    return;
+  }
+  double dur = (double)(uv_hrtime() - t->start_mono_ns) / 1e9;
+  t->iter++;
+  bool ok = false;
+  if (r->rc != 0) {
+    snprintf(c.err, sizeof(c.err), "Get \"%s\": %s", t->url,
+             r->rc == NN_ETIMEDOUT ? "context deadline exceeded"
+             : r->rc == NN_ETOOBIG ? "body size limit exceeded"
+                                   : r->error);
+  } else if (r->status != 200) {
+    snprintf(c.err, sizeof(c.err), "server returned HTTP status %d", r->status);
+  } else {
+    const char *ct = nn_http_response_header(r, "Content-Type", NULL);
+    struct nn_expfmt_handler h = {on_sample, on_meta};
+    int rc = nn_expfmt_parse(s->parser, nn_expfmt_format_from_content_type(ct), r->body,
+                             r->body_len, &h, &c);
+    if (rc < 0 && !c.err[0])
+      snprintf(c.err, sizeof(c.err), "%s",
+               rc == NN_EINVAL || rc == NN_ELIMIT ? nn_expfmt_parser_error(s->parser)
+                                                  : nn_strerror(rc));
+    if (rc == 0 && c.limit_hit) {
+      snprintf(c.err, sizeof(c.err), "sample limit exceeded (%" PRIu64 " > %" PRId64 ")", c.added,
+               t->job->cfg->sample_limit);
+      s->stats.sample_limit_hits++;
+      if (t->job->m_limit_hits)
+        nn_metric_inc(t->job->m_limit_hits);
+    }
+    ok = rc == 0 && !c.limit_hit;
+  }
+  finish(&c, ok, dur);
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+  struct nn__scrape_target *t = timer->data;
+  struct nn_scrape *s = t->job->s;
+  char tmo[64];
+  if (t->inflight || t->removed || s->stopped)
+    return;
+  snprintf(tmo, sizeof(tmo), "X-Prometheus-Scrape-Timeout-Seconds: %g",
+           (double)t->timeout_ms / 1000.0);
+  const char *headers[] = {"Accept: " NN_EXPFMT_ACCEPT, tmo};
+  struct nn_http_request req = {
+      .url = t->url,
+      .headers = headers,
+      .nheaders = 2,
+      .timeout_ms = (uint32_t)t->timeout_ms,
+      .connect_timeout_ms = (uint32_t)t->timeout_ms,
+      .max_response_bytes = t->job->cfg->body_size_limit,
+      .decompress = true,
+  };
+  t->start_wall_ms = nn__scrape_now_ms();
+  t->start_mono_ns = uv_hrtime();
+  int rc = nn_http_client_send(s->http, &req, on_response, t);
+  if (rc < 0) {
+    struct sctx c = {.t = t, .s = s, .ts = t->start_wall_ms};
+    t->iter++;
+    snprintf(c.err, sizeof(c.err), "cannot start request: %s", nn_strerror(rc));
+    finish(&c, false, 0);
+    return;
+  }
+  t->inflight = true;
+}
+
+static void make_report_series(struct nn__scrape_target *t)
+{
+  struct nn_scrape *s = t->job->s;
+  for (int i = 0; i < REPORT_N; i++) {
+    if (ensure_lab(s, t->nlabels + 1) < 0)
+      return;
+    memcpy(s->lab, t->labels, t->nlabels * sizeof(*s->lab));
+    s->lab[t->nlabels] = (struct nn_label){"__name__", report_names[i]};
+    size_t n = nn_labels_canonicalize(s->lab, t->nlabels + 1);
+    bool added;
+    t->report[i] = cache_get(s, &t->cache, s->lab, n, &added);
+    if (t->report[i])
+      t->report[i]->report = true;
+  }
+}
+
+void nn__scrape_target_start(struct nn__scrape_target *t, uint64_t seed)
+{
+  struct nn_scrape *s = t->job->s;
+  uint64_t interval = (uint64_t)t->interval_ms;
+  int64_t now = nn__scrape_now_ms();
+  make_report_series(t);
+  t->health = -1;
+  s->stats.targets_unknown++;
+  if (t->job->m_unknown)
+    nn_metric_add(t->job->m_unknown, 1);
+  /* Prometheus's offset: the same target always scrapes at the same phase of the interval,
+   * and targets spread evenly over it. */
+  uint64_t base = interval - (uint64_t)now % interval;
+  uint64_t next = base + (t->hash ^ seed) % interval;
+  if (next > interval)
+    next -= interval;
+  uv_timer_init(s->loop, &t->timer);
+  t->timer.data = t;
+  t->timer_open = true;
+  uv_timer_start(&t->timer, on_tick, next, interval);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+  struct nn__scrape_target *t = h->data;
+  t->timer_open = false;
+  maybe_free(t);
+}
+
+void nn__scrape_target_remove(struct nn__scrape_target *t, bool stale)
+{
+  struct nn_scrape *s = t->job->s;
+  struct nn__scrape_series *dead = NULL;
+  size_t nout = 0;
+  if (stale && ensure_out(s, t->cache.n) == 0) {
+    int64_t now = nn__scrape_now_ms();
+    s->nmeta = 0;
+    sweep(t, false, true, now, &nout, &dead);
+    emit(t, nout, now, false);
+    free_dead(dead);
+  }
+  struct nn_scrape_stats *st = &s->stats;
+  uint64_t *cnt = t->health < 0 ? &st->targets_unknown
+                  : t->health   ? &st->targets_up
+                                : &st->targets_down;
+  struct nn_metric *m = t->health < 0 ? t->job->m_unknown
+                        : t->health   ? t->job->m_up
+                                      : t->job->m_down;
+  if (*cnt)
+    (*cnt)--;
+  if (m)
+    nn_metric_add(m, -1);
+  t->removed = true;
+  s->closing++;
+  if (t->timer_open) {
+    uv_timer_stop(&t->timer);
+    uv_close((uv_handle_t *)&t->timer, on_timer_closed);
+  } else {
+    maybe_free(t);
+  }
+}
