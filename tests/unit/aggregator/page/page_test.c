@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The SLO page: verdict counts, roll-up, escaping of hostile names, filters, exports. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aggregator/page/page.h"
+#include "common/buf.h"
+#include "common/error.h"
+
+static const char fixture[] =
+    "{\"status\":\"success\",\"data\":{\"slos\":["
+    "{\"id\":\"payments-api-availability\",\"service\":\"payments-api\",\"name\":\"availability\","
+    "\"description\":\"5xx "
+    "ratio\",\"project\":\"payments\",\"team\":\"money\",\"labels\":{\"tier\":"
+    "\"1\"},\"objective\":0.999,\"sli\":0.97,\"budget_remaining\":-29,\"budget_total_minutes\":43."
+    "2,"
+    "\"budget_remaining_minutes\":-1252.8,\"burn_rates\":{\"5m\":30,\"1h\":30,\"period\":30},"
+    "\"time_to_exhaustion_seconds\":0,\"status\":\"breached\",\"alerts\":[{\"labels\":{"
+    "\"alertname\":\"PaymentsHighErrorRate\",\"severity\":\"page\"}}],\"daily\":[{\"date\":"
+    "\"2026-11-21\",\"sli\":0.999},{\"date\":\"2026-11-22\",\"sli\":0.97}],\"burndown\":[{\"date\":"
+    "\"2026-11-21\",\"remaining\":1},{\"date\":\"2026-11-22\",\"remaining\":-29}],\"monthly\":[{"
+    "\"month\":\"2026-10\",\"sli\":0.9995,\"met\":true,\"complete\":true},{\"month\":\"2026-11\","
+    "\"sli\":0.97,\"met\":false,\"complete\":false}]},"
+    "{\"id\":\"x\",\"service\":\"<script>alert(1)</script>\",\"name\":\"<img src=x "
+    "onerror=alert(2)>\","
+    "\"project\":\"search\",\"team\":\"find\",\"objective\":0.99,\"sli\":0.995,\"budget_"
+    "remaining\":0.5,"
+    "\"budget_total_minutes\":432,\"budget_remaining_minutes\":216,\"burn_rates\":{\"1h\":0.5},"
+    "\"time_to_exhaustion_seconds\":null,\"status\":\"ok\",\"alerts\":[],\"daily\":[],\"burndown\":"
+    "[],"
+    "\"monthly\":[]},"
+    "{\"id\":\"y\",\"service\":\"search-worker\",\"name\":\"latency\",\"project\":\"search\","
+    "\"team\":"
+    "\"find\",\"objective\":0.99,\"sli\":null,\"budget_remaining\":null,\"status\":\"no_data\","
+    "\"alerts\":[],\"daily\":[],\"burndown\":[],\"monthly\":[]}"
+    "]}}";
+
+static char *render(enum nn_page_format fmt, const struct nn_page_filter *f)
+{
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 22);
+  struct nn_page_opts o = {.title = "Acme SLOs"};
+  assert_int_equal(nn_page_render(fixture, strlen(fixture), fmt, f, &o, 1795323000, &b), 0);
+  return nn_buf_steal(&b, NULL);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+  size_t n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+    n++;
+  return n;
+}
+
+static void verdict_counts_and_breached_slo(void **state)
+{
+  char *html = render(NN_PAGE_HTML, NULL);
+  assert_non_null(strstr(html, "1 of 3 SLOs breached"));
+  assert_non_null(strstr(html, "id=\"count-breached\"><span class=\"n\">1</span>"));
+  assert_non_null(strstr(html, "id=\"count-ok\"><span class=\"n\">1</span>"));
+  assert_non_null(strstr(html, "id=\"count-no_data\"><span class=\"n\">1</span>"));
+  assert_int_equal(count(html, "<tr class=\"slo\""), 3);
+  assert_non_null(strstr(html, "data-status=\"breached\" id=\"slo-payments-api-availability\""));
+  assert_non_null(strstr(html, "PaymentsHighErrorRate"));
+  /* Top burners lists the 30x burner, not the one burning under 1x. */
+  const char *tb = strstr(html, "id=\"top-burners\"");
+  assert_non_null(tb);
+  assert_non_null(strstr(tb, "burning 30.0×"));
+  assert_null(strstr(html, "burning 0.5×"));
+  /* No data is shown as no data, never as 100%. */
+  assert_non_null(strstr(html, "<span class=\"badge no_data\">no data</span>"));
+  assert_non_null(strstr(html, "<svg class=\"burndown\""));
+  assert_non_null(strstr(html, "<ol class=\"calendar\"><li class=\"met\""));
+  assert_non_null(strstr(html, "@media print"));
+  assert_null(strstr(html, "<script"));
+  free(html);
+}
+
+static void hostile_names_are_escaped(void **state)
+{
+  char *html = render(NN_PAGE_HTML, NULL);
+  assert_null(strstr(html, "<script>alert(1)</script>"));
+  assert_null(strstr(html, "<img src=x"));
+  assert_non_null(strstr(html, "&lt;script&gt;alert(1)&lt;/script&gt;"));
+  assert_non_null(strstr(html, "&lt;img src=x onerror=alert(2)&gt;"));
+  free(html);
+}
+
+static void filters_narrow_the_page(void **state)
+{
+  struct nn_page_filter f = {.project = "search"};
+  char *html = render(NN_PAGE_HTML, &f);
+  assert_int_equal(count(html, "<tr class=\"slo\""), 2);
+  assert_null(strstr(html, "slo-payments-api-availability"));
+  assert_non_null(strstr(html, "<option value=\"search\" selected>"));
+  free(html);
+  struct nn_page_filter g = {.label = "tier:1"};
+  html = render(NN_PAGE_HTML, &g);
+  assert_int_equal(count(html, "<tr class=\"slo\""), 1);
+  free(html);
+  struct nn_page_filter h = {.status = "breached"};
+  html = render(NN_PAGE_CSV, &h);
+  assert_int_equal(count(html, "\r\n"), 2);
+  free(html);
+}
+
+static void csv_and_markdown_exports(void **state)
+{
+  char *csv = render(NN_PAGE_CSV, NULL);
+  assert_true(strncmp(csv, "project,service,slo,status,objective", 36) == 0);
+  assert_int_equal(count(csv, "\r\n"), 4);
+  assert_non_null(
+      strstr(csv, "\"payments\",\"payments-api\",\"availability\",\"breached\",0.999,0.97"));
+  free(csv);
+  char *md = render(NN_PAGE_MARKDOWN, NULL);
+  assert_non_null(
+      strstr(md, "**1 of 3 SLOs meeting target** · 0 at risk · 1 breached · 1 without data"));
+  assert_non_null(strstr(md, "| payments | payments-api | availability | breached | 99.90% |"));
+  assert_non_null(strstr(md, "\\<script>"));
+  free(md);
+}
+
+static void bad_json_is_an_error(void **state)
+{
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 20);
+  assert_int_equal(nn_page_render("{", 1, NN_PAGE_HTML, NULL, NULL, 0, &b), NN_EINVAL);
+  assert_int_equal(nn_page_render("{\"data\":{}}", 11, NN_PAGE_HTML, NULL, NULL, 0, &b), NN_EINVAL);
+  nn_buf_fini(&b);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(verdict_counts_and_breached_slo),
+      cmocka_unit_test(hostile_names_are_escaped),
+      cmocka_unit_test(filters_narrow_the_page),
+      cmocka_unit_test(csv_and_markdown_exports),
+      cmocka_unit_test(bad_json_is_an_error),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
