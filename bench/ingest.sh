@@ -77,6 +77,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
     port=$(bench_free_port)
     aport=$(bench_free_port)
     dir="$BENCH_TMP/$kind-data-$run"
+    bench_wait_quiet "ingest $kind run $run"
     start_receiver "$kind" "$port" "$dir"
     sleep 2
     rss0=$(bench_rss "$RPID")
@@ -106,6 +107,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
   for kind in $PEAK_RECEIVERS; do
     port=$(bench_free_port)
     dir="$BENCH_TMP/$kind-peak-$run"
+    bench_wait_quiet "peak $kind run $run"
     start_receiver "$kind" "$port" "$dir" 0
     # The first pass creates every series (the costly part of a new series); the second,
     # measured, pass is steady-state appends.

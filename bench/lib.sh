@@ -128,3 +128,35 @@ PY
 
 # bench_du DIR: bytes under DIR; files vanishing mid-walk (a store merging) are not an error.
 bench_du() { { du -sb "$1" 2>/dev/null || true; } | cut -f1; }
+
+# bench_busy: percent of the whole machine (all CPUs) busy over the next second.
+bench_busy() {
+  local a b
+  a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  sleep 1
+  b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+  python3 -c 'import sys; a=sys.argv[1].split(); b=sys.argv[2].split()
+busy=float(b[0])-float(a[0]); idle=float(b[1])-float(a[1])
+print(round(100*busy/max(1.0, busy+idle)))' "$a" "$b"
+}
+
+# bench_wait_quiet LABEL: before a measured run, waits (at most BENCH_QUIET_WAIT s, default
+# 180) for other processes to leave the machine mostly idle (< BENCH_QUIET_MAX %, default
+# 15), so that one benchmark does not measure another program's build. It never fails: the
+# busy figure it last saw is appended to $BENCH_CONTENTION_LOG so that the table can say
+# when figures were taken on a busy machine.
+bench_wait_quiet() {
+  local label=$1 max=${BENCH_QUIET_MAX:-15} wait=${BENCH_QUIET_WAIT:-180} busy i
+  for ((i = 0; ; i++)); do
+    busy=$(bench_busy)
+    [ "$busy" -lt "$max" ] && break
+    if [ "$i" -ge "$wait" ]; then
+      bench_log "$label: machine still ${busy}% busy after ${wait}s; measuring anyway"
+      break
+    fi
+    [ $((i % 30)) = 0 ] && bench_log "$label: machine ${busy}% busy with other processes; waiting"
+  done
+  if [ -n "${BENCH_CONTENTION_LOG:-}" ]; then
+    printf '%s %s\n' "$label" "$busy" >>"$BENCH_CONTENTION_LOG"
+  fi
+}

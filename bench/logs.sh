@@ -53,6 +53,7 @@ run_agent() {
   port=$(bench_free_port)
   dir="$BENCH_TMP/agent-$name-$run"
   write_config "$BENCH_TMP/agent-$name.yml" "$dir" "127.0.0.1:$port" "$logfile" "$url"
+  bench_wait_quiet "logs $name run $run"
   local t0 t1 sent=0 i
   t0=$(date +%s.%N)
   bench_start apid "agent-$name" "$AGENT" --config "$BENCH_TMP/agent-$name.yml"
@@ -115,7 +116,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
     sent=$(bench_metric "http://127.0.0.1:$port/metrics" '^nines_agent_ship_records_sent_total' 2>/dev/null) || sent=0
     [ "$sent" -ge "$IDLE_FILES" ] && break
   done
-  sleep 2
+  bench_wait_quiet "logs idle run $run"
   c0=$(bench_cpu "$apid")
   sleep "$IDLE_SECONDS"
   c1=$(bench_cpu "$apid") rss=$(bench_rss "$apid")
