@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Structural checks of the non-code assets that promtool and amtool do not cover: Grafana
 # dashboards (every panel queries something, variables exist, layout does not overlap),
-# alert rules (severity, summary, description and a runbook that exists), Sloth SLO specs
-# and Grafana provisioning files.
+# alert rules (severity, summary, description and a runbook that exists), SLO specs (Sloth and
+# native) and Grafana provisioning files.
 # Usage: check_assets.py SOURCE_DIR; prints one line per problem, exits 1 if there is any.
 import glob
 import json
@@ -151,6 +151,30 @@ def check_sloth(path):
                     problem(sw, f"alerting.{kind}.labels.severity is not {sev}")
 
 
+def check_native(path):
+    where = os.path.relpath(path, SRC)
+    for doc in yaml.safe_load_all(open(path, encoding="utf-8")):
+        if doc is None:
+            continue
+        if doc.get("version") != "nines/v1" or not doc.get("slos"):
+            problem(where, "not a nines/v1 spec (version, slos)")
+            continue
+        for slo in doc["slos"]:
+            sw = f"{where} slo {slo.get('name')}"
+            if not (slo.get("service") or doc.get("service")):
+                problem(sw, "no service")
+            obj = slo.get("objective")
+            if not isinstance(obj, (int, float)) or not 0 < obj < 100:
+                problem(sw, "objective must be a number in (0, 100)")
+            if len(slo.get("sli", {})) != 1:
+                problem(sw, "sli must have exactly one of availability, latency, events, raw")
+            al = slo.get("alerting", {})
+            check_runbook(sw, al.get("annotations", {}).get("runbook_url", ""))
+            for kind, sev in (("page_alert", "page"), ("ticket_alert", "ticket")):
+                if al.get(kind, {}).get("labels", {}).get("severity") != sev:
+                    problem(sw, f"alerting.{kind}.labels.severity is not {sev}")
+
+
 def check_provisioning():
     p = os.path.join(SRC, "dashboards/provisioning/datasources/nines.yml")
     dss = yaml.safe_load(open(p, encoding="utf-8")).get("datasources", [])
@@ -177,9 +201,15 @@ def main():
         problem("alerts/slo/sloth", f"expected the demo's 10 services, found {len(specs)} specs")
     for p in specs:
         check_sloth(p)
+    native = sorted(glob.glob(os.path.join(SRC, "alerts/slo/native/*.yml")))
+    if len(native) < 5:
+        problem("alerts/slo/native", f"expected the demo's 5 projects, found {len(native)} specs")
+    for p in native:
+        check_native(p)
     for p in problems:
         print(p)
-    print(f"check_assets: {len(dashboards)} dashboards, {len(specs)} SLO specs, {len(problems)} problems")
+    print(f"check_assets: {len(dashboards)} dashboards, {len(specs)} Sloth and {len(native)} native SLO files, "
+          f"{len(problems)} problems")
     return 1 if problems else 0
 
 

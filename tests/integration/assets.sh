@@ -12,7 +12,7 @@ out=$NN_TMP/rendered
 
 nn_check "promtool check rules alerts/nines-rules.yml" promtool check rules alerts/nines-rules.yml
 nn_check "amtool check-config alerts/alertmanager.yml" amtool check-config alerts/alertmanager.yml
-nn_check "dashboards, alert annotations, runbooks, Sloth specs, provisioning" \
+nn_check "dashboards, alert annotations, runbooks, SLO specs, provisioning" \
   python3 tests/assets/check_assets.py "$NN_SOURCE_DIR"
 
 nn_check "kustomizations render and follow the deployment rules" \
