@@ -31,10 +31,27 @@ struct nn_metric {
   _Atomic uint64_t *counts; /* nbuckets + 1 (the +Inf bucket) */
 };
 
+#define MAX_COLLECTORS 8
+
 struct nn_metrics {
   struct nn_metric *head;
   size_t n;
+  struct {
+    nn_metrics_collector_fn fn;
+    void *ud;
+  } collectors[MAX_COLLECTORS];
+  size_t ncollectors;
 };
+
+int nn_metrics_add_collector(struct nn_metrics *m, nn_metrics_collector_fn fn, void *ud)
+{
+  if (m->ncollectors == MAX_COLLECTORS)
+    return NN_ELIMIT;
+  m->collectors[m->ncollectors].fn = fn;
+  m->collectors[m->ncollectors].ud = ud;
+  m->ncollectors++;
+  return 0;
+}
 
 static uint64_t d2u(double d)
 {
@@ -289,6 +306,8 @@ int nn_metrics_render(struct nn_metrics *m, struct nn_buf *out)
       rc = render_series(out, x->name, "_count", x->labels, NULL, (double)cum);
   }
   free(v);
+  for (size_t c = 0; rc == 0 && c < m->ncollectors; c++)
+    rc = m->collectors[c].fn(m->collectors[c].ud, out);
   return rc;
 }
 

@@ -47,7 +47,12 @@ void nn_metric_set(struct nn_metric *g, double v);
 void nn_metric_observe(struct nn_metric *h, double v);
 double nn_metric_value(const struct nn_metric *c);
 
-/* Renders every metric in text format 0.0.4, families sorted by name. */
+/* Appends text-format families that live elsewhere (e.g. log-derived metrics) after the
+ * registry's own. At most 8 collectors. */
+typedef int (*nn_metrics_collector_fn)(void *ud, struct nn_buf *out);
+int nn_metrics_add_collector(struct nn_metrics *m, nn_metrics_collector_fn fn, void *ud);
+
+/* Renders every metric in text format 0.0.4, families sorted by name, then collectors. */
 int nn_metrics_render(struct nn_metrics *m, struct nn_buf *out);
 /* Formats v as Prometheus does in exposition (Go 'g'-style shortest, +Inf, -Inf, NaN). */
 int nn_metrics_format_value(double v, char *buf, size_t len);

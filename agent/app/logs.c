@@ -119,6 +119,11 @@ const struct nn_cfg_option nn_agent_logs_options[] = {
      .sub = nn_agent_dest_options,
      .elem_size = sizeof(struct nn_agent_dest_config),
      .help = "where batches go; each has its own queue, retries and spool"},
+    {.name = "metrics",
+     .type = NN_CFG_SECTION,
+     .offset = LOFF(metrics),
+     .sub = nn_logmetrics_config_options,
+     .help = "request counters and latency histograms from access logs, on /metrics"},
     {0},
 };
 
@@ -135,6 +140,7 @@ struct nn_agent_logs {
   struct nn_ship *ship;
   struct nn_ship_http *http;
   struct nn_parse_ml *ml;
+  struct nn_logmetrics *lm;
   struct nn_metrics *metrics;
   struct nn_buf key, piece;
   struct held *held_head, *held_tail;
@@ -224,6 +230,8 @@ static void on_entry(void *ctx, const struct nn_tail_entry *e)
 {
   struct nn_agent_logs *l = ctx;
   struct nn_ship_token tok = {.id = e->file_id, .off = e->entry->commit_offset};
+  if (l->lm)
+    nn_logmetrics_observe(l->lm, e->labels, e->nlabels, e->entry->line, e->entry->len);
   nn_buf_reset(&l->piece);
   if (stream_key(l, e) < 0 ||
       nn_ship_loki_entry_encode(&l->piece, e->entry->ts_ns, e->entry->line, e->entry->len) < 0) {
@@ -339,6 +347,11 @@ static int register_metrics(struct nn_agent_logs *l, struct nn_metrics *m)
   return 0;
 }
 
+static int render_logmetrics(void *ud, struct nn_buf *out)
+{
+  return nn_logmetrics_render(ud, out);
+}
+
 static int build_dests(const struct nn_agent_logs_config *cfg, struct nn_ship_dest_config *d)
 {
   const struct nn_agent_dest_config *src = cfg->destinations.items;
@@ -386,6 +399,15 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
     dests[0].url = "http://127.0.0.1:9595/loki/api/v1/push";
     dests[0].codec = NN_CODEC_ZSTD;
     nn_info("logs", "no logs.destinations configured: pushing to %s", dests[0].url);
+  }
+  if (cfg->metrics.enabled) {
+    l->lm = nn_logmetrics_create(&cfg->metrics, err, sizeof(err));
+    if (!l->lm) {
+      nn_error("logs", "logs.metrics: %s", err);
+      goto fail;
+    }
+    if (nn_metrics_add_collector(metrics, render_logmetrics, l->lm) < 0)
+      goto fail;
   }
   l->http = nn_ship_http_create(client, 0);
   if (!l->http || register_metrics(l, metrics) < 0)
@@ -463,6 +485,7 @@ static void on_ship_closed(void *ud)
   struct nn_agent_logs *l = ud;
   nn_ship_http_destroy(l->http);
   nn_parse_ml_destroy(l->ml);
+  nn_logmetrics_destroy(l->lm);
   while (l->held_head) {
     struct held *h = l->held_head;
     l->held_head = h->next;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "agent/logmetrics/logmetrics.h"
 #include "common/config.h"
 
 struct nn_http_client;
@@ -41,6 +42,7 @@ struct nn_agent_logs_config {
   uint64_t batch_size;
   int64_t batch_wait_ms;
   struct nn_cfg_list destinations; /* struct nn_agent_dest_config */
+  struct nn_logmetrics_config metrics;
 };
 
 extern const struct nn_cfg_option nn_agent_logs_options[];

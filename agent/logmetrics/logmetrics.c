@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Logs -> metrics. Series live in an open-addressing table keyed by the xxh3 hash of their
+ * label values; one entry holds both the request counters (by status) and the latency
+ * histogram of its (project, service, method, endpoint). Per line the cost is one JSON
+ * parse (or one regex match) and one table lookup; nothing is allocated after a series
+ * exists. */
+#include "agent/logmetrics/logmetrics.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <jansson.h>
+#include <math.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "common/buf.h"
+#include "common/error.h"
+#include "common/metrics.h"
+
+#define OFF(f)      offsetof(struct nn_logmetrics_config, f)
+#define MAX_BUCKETS 32
+#define MAX_STATUS  8 /* distinct status codes kept per series; others fold into "other" */
+#define FIELD_MAX   128
+
+const struct nn_cfg_option nn_logmetrics_config_options[] = {
+    {.name = "enabled", .type = NN_CFG_BOOL, .offset = OFF(enabled), .def = "false"},
+    {.name = "regex",
+     .type = NN_CFG_STR,
+     .offset = OFF(regex),
+     .help = "PCRE2 with named groups service, endpoint, method, status, duration; empty: JSON"},
+    {.name = "service_field", .type = NN_CFG_STR, .offset = OFF(service_field), .def = "service"},
+    {.name = "endpoint_field", .type = NN_CFG_STR, .offset = OFF(endpoint_field), .def = "path"},
+    {.name = "method_field", .type = NN_CFG_STR, .offset = OFF(method_field), .def = "method"},
+    {.name = "status_field", .type = NN_CFG_STR, .offset = OFF(status_field), .def = "status"},
+    {.name = "duration_field",
+     .type = NN_CFG_STR,
+     .offset = OFF(duration_field),
+     .def = "duration_ms"},
+    {.name = "duration_unit_seconds",
+     .type = NN_CFG_DOUBLE,
+     .offset = OFF(duration_unit_seconds),
+     .def = "0.001",
+     .help = "seconds per unit of the duration field"},
+    {.name = "project_label", .type = NN_CFG_STR, .offset = OFF(project_label), .def = "namespace"},
+    {.name = "service_label", .type = NN_CFG_STR, .offset = OFF(service_label), .def = "container"},
+    {.name = "buckets",
+     .type = NN_CFG_STRLIST,
+     .offset = OFF(buckets),
+     .def = "[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]"},
+    {.name = "max_series",
+     .type = NN_CFG_INT,
+     .offset = OFF(max_series),
+     .def = "2000",
+     .help = "label combinations kept; beyond it endpoints fold into __other__"},
+    {0},
+};
+
+enum { F_SERVICE, F_ENDPOINT, F_METHOD, F_PROJECT, NKEY };
+
+struct series {
+  uint64_t hash;
+  char key[NKEY][FIELD_MAX];
+  char status[MAX_STATUS][8];
+  uint64_t count[MAX_STATUS + 1]; /* last slot: statuses beyond MAX_STATUS */
+  uint64_t bucket[MAX_BUCKETS + 1];
+  double sum;
+  uint64_t n;
+  bool used;
+};
+
+struct nn_logmetrics {
+  struct nn_logmetrics_config cfg;
+  pcre2_code *re;
+  pcre2_match_data *md;
+  double bounds[MAX_BUCKETS];
+  size_t nbounds;
+  struct series *tab;
+  size_t cap, nseries, max_series;
+  uint64_t observed, matched, overflow;
+};
+
+struct nn_logmetrics *nn_logmetrics_create(const struct nn_logmetrics_config *cfg, char *err,
+                                           size_t errlen)
+{
+  struct nn_logmetrics *m = calloc(1, sizeof(*m));
+  if (!m) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  m->cfg = *cfg;
+  m->max_series = cfg->max_series > 0 ? (size_t)cfg->max_series : 2000;
+  if (cfg->buckets.n > MAX_BUCKETS) {
+    snprintf(err, errlen, "at most %d buckets", MAX_BUCKETS);
+    goto fail;
+  }
+  for (size_t i = 0; i < cfg->buckets.n; i++) {
+    char *end;
+    double b = strtod(cfg->buckets.v[i], &end);
+    if (*end || !(b > 0) || (i && b <= m->bounds[i - 1])) {
+      snprintf(err, errlen, "bucket \"%s\" must be a positive number above the previous one",
+               cfg->buckets.v[i]);
+      goto fail;
+    }
+    m->bounds[m->nbounds++] = b;
+  }
+  if (cfg->regex && *cfg->regex) {
+    int ec;
+    PCRE2_SIZE eo;
+    m->re = pcre2_compile((PCRE2_SPTR)cfg->regex, PCRE2_ZERO_TERMINATED, 0, &ec, &eo, NULL);
+    if (!m->re) {
+      PCRE2_UCHAR msg[200];
+      pcre2_get_error_message(ec, msg, sizeof(msg));
+      snprintf(err, errlen, "regex: %s at offset %zu", (const char *)msg, (size_t)eo);
+      goto fail;
+    }
+    pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE);
+    m->md = pcre2_match_data_create_from_pattern(m->re, NULL);
+  }
+  /* The table stays at most half full, so probes stay short. */
+  m->cap = 16;
+  while (m->cap < m->max_series * 2 + 2)
+    m->cap *= 2;
+  m->tab = calloc(m->cap, sizeof(*m->tab));
+  if (!m->tab || (m->re && !m->md)) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  return m;
+fail:
+  nn_logmetrics_destroy(m);
+  return NULL;
+}
+
+void nn_logmetrics_destroy(struct nn_logmetrics *m)
+{
+  if (!m)
+    return;
+  if (m->md)
+    pcre2_match_data_free(m->md);
+  if (m->re)
+    pcre2_code_free(m->re);
+  free(m->tab);
+  free(m);
+}
+
+static void copy_field(char *dst, const char *src, size_t n)
+{
+  if (n >= FIELD_MAX)
+    n = FIELD_MAX - 1;
+  /* Control characters and quotes would need escaping in exposition; drop them. */
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)src[i] >= 0x20 && src[i] != '"' && src[i] != '\\')
+      dst[k++] = src[i];
+  dst[k] = '\0';
+}
+
+/* limit: series allowed in the table; the __other__ fold may go past the cap (the table
+ * has room for twice the cap), so folded lines are never lost. */
+static struct series *lookup(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], size_t limit)
+{
+  uint64_t h = XXH3_64bits(key, sizeof(char[NKEY][FIELD_MAX]));
+  size_t mask = m->cap - 1;
+  for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+    struct series *s = &m->tab[i];
+    if (!s->used) {
+      if (m->nseries >= limit)
+        return NULL;
+      s->used = true;
+      s->hash = h;
+      memcpy(s->key, key, sizeof(s->key));
+      m->nseries++;
+      return s;
+    }
+    if (s->hash == h && memcmp(s->key, key, sizeof(s->key)) == 0)
+      return s;
+  }
+}
+
+static void record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const char *status,
+                   double seconds)
+{
+  struct series *s = lookup(m, key, m->max_series);
+  if (!s) {
+    /* Over the cap: keep the signal, lose the endpoint's name. */
+    m->overflow++;
+    snprintf(key[F_ENDPOINT], FIELD_MAX, "__other__");
+    s = lookup(m, key, m->cap / 2 + 1);
+    if (!s)
+      return;
+  }
+  size_t k = 0;
+  while (k < MAX_STATUS && s->status[k][0] && strcmp(s->status[k], status) != 0)
+    k++;
+  if (k < MAX_STATUS && !s->status[k][0])
+    snprintf(s->status[k], sizeof(s->status[k]), "%.7s", status);
+  s->count[k]++;
+  if (!isnan(seconds)) {
+    size_t b = 0;
+    while (b < m->nbounds && seconds > m->bounds[b])
+      b++;
+    s->bucket[b]++;
+    s->sum += seconds;
+    s->n++;
+  }
+}
+
+static const char *stream_label(const struct nn_label *l, size_t n, const char *name)
+{
+  const char *v = name && *name ? nn_labels_get(l, n, name) : NULL;
+  return v ? v : "";
+}
+
+static bool json_field(json_t *o, const char *name, char *dst)
+{
+  json_t *v = name && *name ? json_object_get(o, name) : NULL;
+  if (json_is_string(v)) {
+    copy_field(dst, json_string_value(v), json_string_length(v));
+    return true;
+  }
+  if (json_is_integer(v)) {
+    snprintf(dst, FIELD_MAX, "%lld", (long long)json_integer_value(v));
+    return true;
+  }
+  return false;
+}
+
+void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
+                           const char *line, size_t len)
+{
+  m->observed++;
+  char key[NKEY][FIELD_MAX];
+  char status[16] = "";
+  double seconds = NAN;
+  memset(key, 0, sizeof(key));
+  if (m->re) {
+    int rc = pcre2_match(m->re, (PCRE2_SPTR)line, len, 0, 0, m->md, NULL);
+    if (rc < 0)
+      return;
+    static const char *const groups[] = {"service", "endpoint", "method", "status", "duration"};
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
+    for (int g = 0; g < 5; g++) {
+      int num = pcre2_substring_number_from_name(m->re, (PCRE2_SPTR)groups[g]);
+      if (num < 0 || num >= rc || ov[2 * num] == PCRE2_UNSET)
+        continue;
+      const char *v = line + ov[2 * num];
+      size_t vl = ov[2 * num + 1] - ov[2 * num];
+      if (g < 3)
+        copy_field(key[g == 0 ? F_SERVICE : g == 1 ? F_ENDPOINT : F_METHOD], v, vl);
+      else if (g == 3)
+        copy_field(status, v, vl < sizeof(status) ? vl : sizeof(status) - 1);
+      else {
+        char num_s[40];
+        copy_field(num_s, v, vl < sizeof(num_s) ? vl : sizeof(num_s) - 1);
+        seconds = strtod(num_s, NULL) * m->cfg.duration_unit_seconds;
+      }
+    }
+  } else {
+    if (len == 0 || line[0] != '{')
+      return;
+    json_error_t e;
+    json_t *o = json_loadb(line, len, JSON_DECODE_ANY, &e);
+    if (!json_is_object(o)) {
+      json_decref(o);
+      return;
+    }
+    json_field(o, m->cfg.service_field, key[F_SERVICE]);
+    json_field(o, m->cfg.endpoint_field, key[F_ENDPOINT]);
+    json_field(o, m->cfg.method_field, key[F_METHOD]);
+    char st[FIELD_MAX] = "";
+    json_field(o, m->cfg.status_field, st);
+    snprintf(status, sizeof(status), "%.15s", st);
+    json_t *d = json_object_get(o, m->cfg.duration_field);
+    if (json_is_number(d))
+      seconds = json_number_value(d) * m->cfg.duration_unit_seconds;
+    json_decref(o);
+  }
+  if (!status[0] || !key[F_ENDPOINT][0])
+    return; /* not an access-log line */
+  if (!key[F_SERVICE][0]) {
+    const char *sv = stream_label(stream, nstream, m->cfg.service_label);
+    copy_field(key[F_SERVICE], sv, strlen(sv));
+  }
+  const char *pj = stream_label(stream, nstream, m->cfg.project_label);
+  copy_field(key[F_PROJECT], pj, strlen(pj));
+  m->matched++;
+  record(m, key, status, seconds);
+}
+
+static int series_labels(struct nn_buf *b, const struct series *s)
+{
+  return nn_buf_printf(b, "project=\"%s\",service=\"%s\",method=\"%s\",endpoint=\"%s\"",
+                       s->key[F_PROJECT], s->key[F_SERVICE], s->key[F_METHOD], s->key[F_ENDPOINT]);
+}
+
+int nn_logmetrics_render(const struct nn_logmetrics *m, struct nn_buf *out)
+{
+  int rc =
+      nn_buf_appends(out, "# HELP nines_log_http_requests_total Requests seen in access logs.\n"
+                          "# TYPE nines_log_http_requests_total counter\n");
+  for (size_t i = 0; rc == 0 && i < m->cap; i++) {
+    const struct series *s = &m->tab[i];
+    if (!s->used)
+      continue;
+    for (size_t k = 0; rc == 0 && k <= MAX_STATUS; k++) {
+      if (!s->count[k])
+        continue;
+      rc = nn_buf_appends(out, "nines_log_http_requests_total{");
+      if (rc == 0)
+        rc = series_labels(out, s);
+      if (rc == 0)
+        rc = nn_buf_printf(out, ",status=\"%s\"} %llu\n", k < MAX_STATUS ? s->status[k] : "other",
+                           (unsigned long long)s->count[k]);
+    }
+  }
+  if (rc == 0)
+    rc = nn_buf_appends(out, "# HELP nines_log_http_request_duration_seconds Request latency "
+                             "from access logs.\n"
+                             "# TYPE nines_log_http_request_duration_seconds histogram\n");
+  for (size_t i = 0; rc == 0 && i < m->cap; i++) {
+    const struct series *s = &m->tab[i];
+    if (!s->used || !s->n)
+      continue;
+    uint64_t cum = 0;
+    for (size_t k = 0; rc == 0 && k <= m->nbounds; k++) {
+      cum += s->bucket[k];
+      char le[40];
+      if (k < m->nbounds)
+        nn_metrics_format_value(m->bounds[k], le, sizeof(le));
+      rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_bucket{");
+      if (rc == 0)
+        rc = series_labels(out, s);
+      if (rc == 0)
+        rc = nn_buf_printf(out, ",le=\"%s\"} %llu\n", k < m->nbounds ? le : "+Inf",
+                           (unsigned long long)cum);
+    }
+    char sum[40];
+    nn_metrics_format_value(s->sum, sum, sizeof(sum));
+    if (rc == 0)
+      rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_sum{");
+    if (rc == 0)
+      rc = series_labels(out, s);
+    if (rc == 0)
+      rc = nn_buf_printf(out, "} %s\nnines_log_http_request_duration_seconds_count{", sum);
+    if (rc == 0)
+      rc = series_labels(out, s);
+    if (rc == 0)
+      rc = nn_buf_printf(out, "} %llu\n", (unsigned long long)s->n);
+  }
+  if (rc == 0)
+    rc = nn_buf_printf(out,
+                       "# HELP nines_log_metrics_overflow_total Lines folded into "
+                       "endpoint=\"__other__\" by the series cap.\n"
+                       "# TYPE nines_log_metrics_overflow_total counter\n"
+                       "nines_log_metrics_overflow_total %llu\n",
+                       (unsigned long long)m->overflow);
+  return rc;
+}
+
+void nn_logmetrics_stats(const struct nn_logmetrics *m, struct nn_logmetrics_stats *out)
+{
+  out->observed = m->observed;
+  out->matched = m->matched;
+  out->overflow = m->overflow;
+  out->series = m->nseries;
+}
