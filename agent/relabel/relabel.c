@@ -570,8 +570,8 @@ static int bind_rule(const struct nn_yaml_node *m, struct nn_relabel_rule *r,
                      struct nn_cfg_error *err)
 {
   const struct nn_yaml_node *action_node = m, *target_node = m;
-  char *action = NULL;
-  bool has_sources = false;
+  char action[32] = "";
+  bool has_action = false, has_sources = false;
   int rc = 0;
 
   if (m->kind != NN_YAML_MAP)
@@ -617,7 +617,11 @@ static int bind_rule(const struct nn_yaml_node *m, struct nn_relabel_rule *r,
     } else if (strcmp(key, "replacement") == 0) {
       rc = dup_scalar(v, key, &r->replacement, err);
     } else if (strcmp(key, "action") == 0) {
-      rc = dup_scalar(v, key, &action, err);
+      if (v->kind != NN_YAML_SCALAR)
+        return nn_cfg_error_set(err, v, "action must be a string");
+      /* Longer than any action: keep a prefix, which then fails as unknown. */
+      snprintf(action, sizeof(action), "%s", v->scalar);
+      has_action = true;
       action_node = v;
     } else if (strcmp(key, "modulus") == 0) {
       char *end;
@@ -636,7 +640,7 @@ static int bind_rule(const struct nn_yaml_node *m, struct nn_relabel_rule *r,
     if (rc < 0)
       goto out;
   }
-  if (action) {
+  if (has_action) {
     size_t i;
     for (char *c = action; *c; c++)
       *c = (char)tolower((unsigned char)*c);
@@ -705,7 +709,6 @@ static int bind_rule(const struct nn_yaml_node *m, struct nn_relabel_rule *r,
     rc = nn_cfg_error_set(err, m, "%s action requires only 'regex', and no other fields", an);
   }
 out:
-  free(action);
   return rc;
 }
 

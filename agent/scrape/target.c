@@ -148,12 +148,15 @@ int nn_scrape_populate_labels(const struct nn_scrape_job_config *job, const stru
       snprintf(err, errlen, "invalid scheme: \"%s\"", scheme);
       return NN_EINVAL;
     }
-    size_t al = strlen(addr), pl = strlen(port);
-    char *a = nn_relabel_scratch_strndup(scratch, addr, al + 1 + pl);
+    char tmp[1024];
+    int tl = snprintf(tmp, sizeof(tmp), "%s:%s", addr, port);
+    if (tl < 0 || (size_t)tl >= sizeof(tmp)) {
+      snprintf(err, errlen, "address too long");
+      return NN_EINVAL;
+    }
+    char *a = nn_relabel_scratch_strndup(scratch, tmp, (size_t)tl);
     if (!a)
       return NN_ENOMEM;
-    a[al] = ':';
-    memcpy(a + al + 1, port, pl + 1);
     for (size_t i = 0; i < m; i++)
       if (strcmp(out[i].name, "__address__") == 0)
         out[i].value = a;
