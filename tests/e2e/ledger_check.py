@@ -6,6 +6,7 @@
 # /loki/api/v1/query_range with its exact timestamp and line. Prints what is missing.
 """Usage: ledger_check.py MODE BASE_URL LEDGER
 
+MODE is rw, loki, or rw-absent (every sample of the ledger must be gone).
 Exit status 0 when everything acknowledged is there, 1 otherwise (with the first few
 differences on stdout), 2 when the aggregator cannot be asked."""
 
@@ -24,7 +25,7 @@ def get(base, path, params):
     return d["data"]
 
 
-def check_rw(base, ledger):
+def check_rw(base, ledger, absent=False):
     want = {}
     metrics = set()
     for line in open(ledger):
@@ -45,6 +46,12 @@ def check_rw(base, ledger):
             for ts, v in s["values"]:
                 t = int(round(float(ts) * 1000))
                 got[(metric, s["metric"].get("series"), t)] = float(v)
+    if absent:
+        back = [k for k in want if k in got]
+        for k in back[:5]:
+            print("sample that should be gone is served: %s{series=%s} @%d" % k)
+        print("rw: %d samples that must be gone, %d served" % (len(want), len(back)))
+        return 1 if back else 0
     missing = [k for k in want if k not in got]
     wrong = [k for k in want if k in got and got[k] != want[k]]
     for k in missing[:5]:
@@ -88,12 +95,14 @@ def check_loki(base, ledger):
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("rw", "loki"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("rw", "rw-absent", "loki"):
         print(__doc__)
         return 2
     mode, base, ledger = sys.argv[1:]
     try:
-        return check_rw(base, ledger) if mode == "rw" else check_loki(base, ledger)
+        if mode == "loki":
+            return check_loki(base, ledger)
+        return check_rw(base, ledger, absent=mode == "rw-absent")
     except (OSError, RuntimeError, ValueError) as e:
         print("cannot check: %s" % e)
         return 2
