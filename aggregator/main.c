@@ -15,7 +15,12 @@ static void on_stop(void *ud)
 
 static void on_reload(void *ud)
 {
-  nn_agg_app_reload(ud);
+  (void)nn_agg_app_reload(ud);
+}
+
+static int check(const void *cfg, char *err, size_t errlen)
+{
+  return nn_agg_app_check(cfg, err, errlen);
 }
 
 int main(int argc, char **argv)
@@ -33,6 +38,7 @@ int main(int argc, char **argv)
       .cfg = &cfg,
       .flags = flags,
       .nflags = 2,
+      .check = check,
   };
   int code;
   if (!nn_program_init(&opts, argc, argv, &code)) {

@@ -137,6 +137,14 @@ int nn_program_init(const struct nn_program_opts *o, int argc, char **argv, int 
     *exit_code = 1;
     return 0;
   }
+  if (check && o->check) {
+    char cerr[1024] = "";
+    if (o->check(o->cfg, cerr, sizeof(cerr)) < 0) {
+      fprintf(stderr, "%s\n%s: configuration is invalid\n", cerr, o->name);
+      *exit_code = 1;
+      return 0;
+    }
+  }
   if (check) {
     printf("%s: %s is valid\n", o->name, config_path ? config_path : "the embedded configuration");
     return 0;

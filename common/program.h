@@ -30,6 +30,9 @@ struct nn_program_opts {
   void *cfg; /* zeroed struct the table describes; filled on success */
   const struct nn_program_flag *flags;
   size_t nflags;
+  /* Extra validation for --check-config (files the config names, such as rule files):
+   * 0, or a negative code with "file:line:col: message" in err. May be NULL. */
+  int (*check)(const void *cfg, char *err, size_t errlen);
 };
 
 /* Parses argv and loads the config. Returns 1 when the program should run; 0 when it should

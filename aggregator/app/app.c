@@ -12,7 +12,9 @@
 
 #include "aggregator/logstore/logstore.h"
 #include "aggregator/tsdb/tsdb.h"
+#include "aggregator/page/page.h"
 #include "aggregator/web/web.h"
+#include "common/buf.h"
 #include "common/error.h"
 #include "common/http_server.h"
 #include "common/log.h"
@@ -121,6 +123,26 @@ const struct nn_cfg_option nn_agg_config_options[] = {
      .offset = OFF(ingest),
      .help = "remote write and Loki push limits and access",
      .sub = nn_ingest_config_options},
+    {.name = "rules",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(rules),
+     .help = "Prometheus rule files: recording and alerting rules",
+     .sub = nn_rules_config_options},
+    {.name = "alerting",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(alerting),
+     .help = "Alertmanagers that receive alerts (API v2)",
+     .sub = nn_notifier_config_options},
+    {.name = "slo",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(slo),
+     .help = "SLO specs (Sloth prometheus/v1 or nines/v1), budgets and burn-rate alerts",
+     .sub = nn_slo_config_options},
+    {.name = "golden_signals",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(golden),
+     .help = "traffic, errors, latency and saturation per service and endpoint (nines:* series)",
+     .sub = nn_golden_config_options},
     {0},
 };
 
@@ -133,6 +155,10 @@ struct nn_agg_app {
   struct nn_logstore *logs;
   struct nn_ingest *ingest;
   struct nn_web *web;
+  struct nn_notifier *notifier;
+  struct nn_rules *rules;
+  struct nn_slo_engine *slo;
+  struct nn_page *page;
   uv_timer_t *tick; /* heap: freed in its close callback, which may run after the app */
 };
 
@@ -253,6 +279,135 @@ static int ensure_dir(const char *path)
   return 0;
 }
 
+/* /api/v1/alerts: the rule engine's alerts and the SLO engine's, in one list. */
+static int alerts_json(void *ud, struct nn_buf *out)
+{
+  struct nn_agg_app *app = ud;
+  size_t start = out->len;
+  int rc = nn_rules_json_alerts(app->rules, out);
+  /* The rules writer ends with "]}"; reopen the array and append the SLO alerts. */
+  if (rc < 0 || out->len < start + 2 || memcmp(out->data + out->len - 2, "]}", 2) != 0)
+    return rc < 0 ? rc : NN_EINVAL;
+  bool empty = out->data[out->len - 3] == '[';
+  out->len -= 2;
+  struct nn_buf slo;
+  nn_buf_init(&slo, out->max);
+  rc = nn_slo_json_alerts(app->slo, &slo);
+  if (rc == 0 && slo.len > 2) {
+    rc = empty ? 0 : nn_buf_appendc(out, ',');
+    if (rc == 0)
+      rc = nn_buf_append(out, slo.data + 1, slo.len - 2);
+  }
+  nn_buf_fini(&slo);
+  return rc < 0 ? rc : nn_buf_appends(out, "]}");
+}
+
+static void on_slos(struct nn_http_req *req, void *ud)
+{
+  struct nn_buf b;
+  nn_buf_init(&b, 256u << 20);
+  int rc = nn_slo_json(ud, &b);
+  if (rc < 0) {
+    nn_buf_fini(&b);
+    nn_http_respond_error(req, 500, nn_strerror(rc));
+    return;
+  }
+  nn_http_respond_buf(req, 200, "application/json", &b);
+}
+
+static void on_reload_req(struct nn_http_req *req, void *ud)
+{
+  if (strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0) {
+    nn_http_respond_error(req, 405, "Only POST or PUT requests allowed");
+    return;
+  }
+  if (nn_agg_app_reload(ud) < 0)
+    nn_http_respond_error(req, 500, "failed to reload config: see the aggregator's log");
+  else
+    nn_http_respond(req, 200, "text/plain", "", 0);
+}
+
+static int load_generated_rules(struct nn_agg_app *app)
+{
+  if (!app->cfg->golden.enabled)
+    return 0;
+  struct nn_buf b;
+  nn_buf_init(&b, 4u << 20);
+  char err[600];
+  int rc = nn_golden_rules(&app->cfg->golden, &b);
+  if (rc == 0)
+    rc = nn_rules_set_generated(app->rules, "golden-signals", b.data, b.len, err, sizeof(err));
+  if (rc < 0)
+    nn_error("app", "golden-signal rules: %s", rc == NN_ECONFIG ? err : nn_strerror(rc));
+  nn_buf_fini(&b);
+  return rc;
+}
+
+static int open_alerting(struct nn_agg_app *app)
+{
+  const struct nn_agg_config *cfg = app->cfg;
+  char err[1024];
+  int rc;
+  struct nn_notifier_opts no = {
+      .loop = app->loop,
+      .cfg = &cfg->alerting,
+      .external_labels = &cfg->rules.external_labels,
+      .metrics = app->metrics,
+  };
+  app->notifier = nn_notifier_create(&no);
+  struct nn_rules_opts ro = {
+      .loop = app->loop,
+      .db = app->db,
+      .cfg = &cfg->rules,
+      .notify = nn_notifier_notify,
+      .notify_ud = app->notifier,
+      .metrics = app->metrics,
+  };
+  app->rules = app->notifier ? nn_rules_create(&ro) : NULL;
+  if (!app->rules)
+    return NN_ENOMEM;
+  if ((rc = nn_rules_reload(app->rules, NULL, err, sizeof(err))) < 0) {
+    nn_error("app", "rule files: %s", err);
+    return rc;
+  }
+  if ((rc = load_generated_rules(app)) < 0)
+    return rc;
+  struct nn_slo_opts so = {
+      .loop = app->loop,
+      .db = app->db,
+      .cfg = &cfg->slo,
+      .data_dir = cfg->data_dir,
+      .notify = nn_notifier_notify,
+      .notify_ud = app->notifier,
+      .metrics = app->metrics,
+      .external_url = cfg->rules.external_url,
+  };
+  app->slo = nn_slo_create(&so);
+  if (!app->slo)
+    return NN_ENOMEM;
+  if ((rc = nn_slo_reload(app->slo, NULL, err, sizeof(err))) < 0) {
+    nn_error("app", "SLO specs: %s", err);
+    return rc;
+  }
+  struct nn_page_opts po = {.slos = nn_slo_json, .ud = app->slo};
+  app->page = nn_page_create(&po, app->http);
+  if (!app->page || nn_http_server_route(app->http, "/api/v1/slos", 0, on_slos, app->slo) < 0 ||
+      nn_http_server_route(app->http, "/-/reload", 0, on_reload_req, app) < 0)
+    return NN_ENOMEM;
+  return 0;
+}
+
+int nn_agg_app_check(const struct nn_agg_config *cfg, char *err, size_t errlen)
+{
+  int rc = nn_rules_check_files(&cfg->rules.rule_files, err, errlen);
+  if (rc < 0)
+    return rc;
+  struct nn_slo_set *set = NULL;
+  rc = nn_slo_set_load_files(&cfg->slo.spec_files, &set, err, errlen);
+  nn_slo_set_destroy(set);
+  return rc;
+}
+
 struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config *cfg)
 {
   int rc;
@@ -281,7 +436,15 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
   app->ingest = nn_ingest_create(&cfg->ingest, app->db, app->logs, app->metrics, app->http);
   if (!app->ingest)
     goto fail;
-  struct nn_web_opts wo = {.logs = app->logs};
+  if ((rc = open_alerting(app)) < 0)
+    goto fail;
+  struct nn_web_opts wo = {
+      .logs = app->logs,
+      .rules_json = nn_rules_json_rules,
+      .alerts_json = alerts_json,
+      .rules_ud = app->rules,
+      .alerts_ud = app,
+  };
   nn_tsdb_querier(app->db, &wo.querier);
   app->web = nn_web_create(&wo, app->metrics, app->http);
   if (!app->web)
@@ -311,20 +474,38 @@ static void close_tick(struct nn_agg_app *app)
   }
 }
 
-static void on_http_stopped(void *ud)
+static void on_notifier_drained(void *ud)
 {
   struct nn_agg_app *app = ud;
-  /* In-flight writes are answered; make everything durable before the loop ends. */
-  close_tick(app);
-  nn_ingest_destroy(app->ingest);
-  app->ingest = NULL;
-  nn_web_destroy(app->web);
-  app->web = NULL;
+  nn_notifier_destroy(app->notifier);
+  app->notifier = NULL;
   nn_tsdb_close(app->db);
   app->db = NULL;
   nn_logstore_close(app->logs);
   app->logs = NULL;
   nn_program_release_signals();
+}
+
+static void on_http_stopped(void *ud)
+{
+  struct nn_agg_app *app = ud;
+  /* In-flight writes are answered. Stop evaluating (the SLO engine saves its ledger), let
+   * the notifier deliver what is queued, then make everything durable. */
+  close_tick(app);
+  nn_ingest_destroy(app->ingest);
+  app->ingest = NULL;
+  nn_web_destroy(app->web);
+  app->web = NULL;
+  nn_page_destroy(app->page);
+  app->page = NULL;
+  nn_slo_destroy(app->slo);
+  app->slo = NULL;
+  nn_rules_destroy(app->rules);
+  app->rules = NULL;
+  if (app->notifier)
+    nn_notifier_stop(app->notifier, on_notifier_drained, app);
+  else
+    on_notifier_drained(app);
 }
 
 void nn_agg_app_stop(struct nn_agg_app *app)
@@ -333,9 +514,20 @@ void nn_agg_app_stop(struct nn_agg_app *app)
   nn_http_server_stop(app->http, on_http_stopped, app);
 }
 
-void nn_agg_app_reload(struct nn_agg_app *app)
+int nn_agg_app_reload(struct nn_agg_app *app)
 {
-  nn_info("app", "reload requested");
+  char err[1024];
+  int rc = nn_rules_reload(app->rules, NULL, err, sizeof(err));
+  if (rc < 0)
+    nn_error("app", "reload: rule files: %s (the previous rules stay)", err);
+  else
+    rc = load_generated_rules(app);
+  int rc2 = nn_slo_reload(app->slo, NULL, err, sizeof(err));
+  if (rc2 < 0)
+    nn_error("app", "reload: SLO specs: %s (the previous SLOs stay)", err);
+  if (rc == 0 && rc2 == 0)
+    nn_info("app", "reloaded rules and SLOs");
+  return rc < 0 || rc2 < 0 ? NN_ECONFIG : 0;
 }
 
 void nn_agg_app_destroy(struct nn_agg_app *app)
@@ -345,6 +537,10 @@ void nn_agg_app_destroy(struct nn_agg_app *app)
   close_tick(app);
   nn_ingest_destroy(app->ingest);
   nn_web_destroy(app->web);
+  nn_page_destroy(app->page);
+  nn_slo_destroy(app->slo);
+  nn_rules_destroy(app->rules);
+  nn_notifier_destroy(app->notifier);
   nn_http_server_destroy(app->http);
   nn_tsdb_close(app->db);
   nn_logstore_close(app->logs);

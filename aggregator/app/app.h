@@ -7,7 +7,11 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "aggregator/golden/golden.h"
 #include "aggregator/ingest/ingest.h"
+#include "aggregator/notifier/notifier.h"
+#include "aggregator/rules/rules.h"
+#include "aggregator/slo/slo.h"
 #include "common/config.h"
 
 struct nn_agg_config {
@@ -31,6 +35,10 @@ struct nn_agg_config {
     int64_t max_streams;
   } logs;
   struct nn_ingest_config ingest;
+  struct nn_rules_config rules;
+  struct nn_notifier_config alerting;
+  struct nn_slo_config slo;
+  struct nn_golden_config golden;
 };
 
 extern const struct nn_cfg_option nn_agg_config_options[];
@@ -42,8 +50,12 @@ struct nn_agg_app;
 struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config *cfg);
 /* Starts a graceful shutdown: stop accepting, finish in-flight work, flush, close. */
 void nn_agg_app_stop(struct nn_agg_app *app);
-/* Re-reads rule and SLO files (SIGHUP, POST /-/reload). */
-void nn_agg_app_reload(struct nn_agg_app *app);
+/* Re-reads rule and SLO files (SIGHUP, POST /-/reload). 0, or NN_ECONFIG with the reason
+ * logged (the old rules and SLOs stay in force). */
+int nn_agg_app_reload(struct nn_agg_app *app);
+/* Validates the rule files and SLO specs a config names (--check-config); writes the first
+ * problem, file:line:col first, into err. */
+int nn_agg_app_check(const struct nn_agg_config *cfg, char *err, size_t errlen);
 void nn_agg_app_destroy(struct nn_agg_app *app);
 
 #endif

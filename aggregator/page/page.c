@@ -125,9 +125,15 @@ static bool matches(json_t *slo, const struct nn_page_filter *f)
   return true;
 }
 
+/* The roll-up key: the spec's project, else a project or namespace label, else the service. */
 static const char *project_of(json_t *slo)
 {
   const char *p = sget(slo, "project");
+  json_t *labels = json_object_get(slo, "labels");
+  if (!*p)
+    p = sget(labels, "project");
+  if (!*p)
+    p = sget(labels, "namespace");
   return *p ? p : sget(slo, "service");
 }
 
@@ -373,6 +379,8 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
     nn_buf_printf(b, "%zu of %zu SLOs at risk", counts[1], n);
   else if (counts[3] == n)
     nn_buf_printf(b, "All %zu SLOs meeting target", n);
+  else if (counts[2] == n)
+    nn_buf_printf(b, "No data yet for the %zu SLOs", n);
   else
     nn_buf_printf(b, "%zu of %zu SLOs meeting target", counts[3], n);
   nn_buf_appends(b, "</p><div class=\"tiles\">");

@@ -752,24 +752,24 @@ static void on_constant(struct nn_http_req *req, void *ud)
 }
 
 static void on_rules_or_alerts(struct nn_web *w, struct nn_http_req *req, nn_web_json_fn fn,
-                               const char *empty)
+                               void *ud, const char *empty)
 {
   struct nn_buf b;
   begin_success(&b);
-  int rc = fn ? fn(w->o.rules_ud, &b) : nn_buf_appends(&b, empty);
+  int rc = fn ? fn(ud, &b) : nn_buf_appends(&b, empty);
   end_success(w, req, &b, rc);
 }
 
 static void on_rules(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
-  on_rules_or_alerts(w, req, w->o.rules_json, "{\"groups\":[]}");
+  on_rules_or_alerts(w, req, w->o.rules_json, w->o.rules_ud, "{\"groups\":[]}");
 }
 
 static void on_alerts(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
-  on_rules_or_alerts(w, req, w->o.alerts_json, "{\"alerts\":[]}");
+  on_rules_or_alerts(w, req, w->o.alerts_json, w->o.alerts_ud, "{\"alerts\":[]}");
 }
 
 /* Loki query API */

@@ -24,7 +24,7 @@ struct nn_web_opts {
   int64_t query_timeout_ms;   /* 0 = 2m */
   uint64_t query_max_samples; /* 0 = 50,000,000 */
   nn_web_json_fn rules_json, alerts_json;
-  void *rules_ud;
+  void *rules_ud, *alerts_ud;
 };
 
 struct nn_web;
