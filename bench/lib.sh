@@ -146,15 +146,19 @@ print(round(100*busy/max(1.0, busy+idle)))' "$a" "$b"
 # busy figure it last saw is appended to $BENCH_CONTENTION_LOG so that the table can say
 # when figures were taken on a busy machine.
 bench_wait_quiet() {
-  local label=$1 max=${BENCH_QUIET_MAX:-15} wait=${BENCH_QUIET_WAIT:-180} busy i
-  for ((i = 0; ; i++)); do
+  local label=$1 max=${BENCH_QUIET_MAX:-15} wait=${BENCH_QUIET_WAIT:-180} busy said=-30
+  local start=$SECONDS
+  while :; do
     busy=$(bench_busy)
     [ "$busy" -lt "$max" ] && break
-    if [ "$i" -ge "$wait" ]; then
+    if [ $((SECONDS - start)) -ge "$wait" ]; then
       bench_log "$label: machine still ${busy}% busy after ${wait}s; measuring anyway"
       break
     fi
-    [ $((i % 30)) = 0 ] && bench_log "$label: machine ${busy}% busy with other processes; waiting"
+    if [ $((SECONDS - said)) -ge 30 ]; then
+      bench_log "$label: machine ${busy}% busy with other processes; waiting"
+      said=$SECONDS
+    fi
   done
   if [ -n "${BENCH_CONTENTION_LOG:-}" ]; then
     printf '%s %s\n' "$label" "$busy" >>"$BENCH_CONTENTION_LOG"
