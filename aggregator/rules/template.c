@@ -651,7 +651,12 @@ int nn__tmpl_parse(const char *text, size_t len, const char *name, struct nn__tm
     }
     if (text_end > s) {
       struct node n = {.kind = N_TEXT, .len = (size_t)(text_end - s), .line = p.line};
-      if (!(n.text = strndup(s, n.len)) || (rc = add_node(t, &cap, &n)) < 0) {
+      /* memcpy, not strndup: the text may hold NUL bytes. */
+      if ((n.text = malloc(n.len + 1)) != NULL) {
+        memcpy(n.text, s, n.len);
+        n.text[n.len] = 0;
+      }
+      if (!n.text || (rc = add_node(t, &cap, &n)) < 0) {
         free(n.text);
         rc = NN_ENOMEM;
         goto out;
@@ -1033,7 +1038,7 @@ static int title_case(const struct val *v, struct val *out)
   /* strings.Title: a letter is upper-cased when the rune before it is a separator; ASCII
    * letters, digits and '_' are not separators, other ASCII is, non-ASCII is not. */
   unsigned char prev = ' ';
-  for (size_t i = 0; i < v->len; i++) {
+  for (size_t i = 0; s[i]; i++) {
     unsigned char c = (unsigned char)s[i];
     bool sep = prev < 0x80 && !(isalnum(prev) || prev == '_');
     if (sep && c < 0x80 && islower(c))

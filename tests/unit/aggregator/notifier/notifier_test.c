@@ -61,17 +61,27 @@ static int setup(void **state)
   return 0;
 }
 
+static int nstopped;
+static void on_srv_stopped(void *ud)
+{
+  nstopped++;
+}
+
 static int teardown(void **state)
 {
+  nstopped = 0;
+  for (size_t i = 0; i < 2; i++)
+    nn_http_server_stop(f.srv[i], on_srv_stopped, NULL);
+  for (int i = 0; i < 10000 && nstopped < 2; i++)
+    uv_run(&f.loop, UV_RUN_ONCE);
   for (size_t i = 0; i < 2; i++) {
     nn_http_server_destroy(f.srv[i]);
     for (size_t k = 0; k < f.nbatches[i]; k++)
       json_decref(f.batches[i][k]);
   }
-  for (int i = 0; i < 100 && uv_run(&f.loop, UV_RUN_NOWAIT); i++)
-    ;
-  uv_loop_close(&f.loop);
-  return 0;
+  for (int i = 0; i < 10000 && uv_loop_alive(&f.loop); i++)
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+  return uv_loop_close(&f.loop) == 0 ? 0 : -1;
 }
 
 static void on_deadline(uv_timer_t *t)
