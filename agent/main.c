@@ -13,6 +13,13 @@ static void on_stop(void *ud)
   nn_agent_app_stop(ud);
 }
 
+/* --check-config: what a table cannot check (job names unique, timeouts within intervals). */
+static int check(const void *cfg, char *err, size_t errlen)
+{
+  struct nn_agent_config *c = (struct nn_agent_config *)cfg;
+  return c->scrape.scrape_configs.n ? nn_scrape_config_check(&c->scrape, err, errlen) : 0;
+}
+
 int main(int argc, char **argv)
 {
   struct nn_agent_config cfg = {0};
@@ -28,6 +35,7 @@ int main(int argc, char **argv)
       .cfg = &cfg,
       .flags = flags,
       .nflags = 2,
+      .check = check,
   };
   int code;
   if (!nn_program_init(&opts, argc, argv, &code)) {

@@ -33,20 +33,31 @@ const struct nn_cfg_option nn_agent_config_options[] = {
      .offset = OFF(logs),
      .help = "container log tailing and shipping (Loki push)",
      .sub = nn_agent_logs_options},
+    {.name = "scrape",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(scrape),
+     .help = "Prometheus scraping (scrape_configs as Prometheus spells them)",
+     .sub = nn_scrape_config_options},
+    {.name = "remote_write",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(remote_write),
+     .help = "where scraped samples go (Prometheus remote write 1.0)",
+     .sub = nn_agent_rw_options},
     {0},
 };
 
 struct nn_agent_app {
   uv_loop_t *loop;
-  const struct nn_agent_config *cfg;
+  struct nn_agent_config *cfg;
   struct nn_metrics *metrics;
   struct nn_http_server *http;
   struct nn_http_client *client;
   struct nn_agent_logs *logs;
+  struct nn_agent_metrics *scrape;
   int closing; /* modules still closing */
 };
 
-struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, const struct nn_agent_config *cfg)
+struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, struct nn_agent_config *cfg)
 {
   int rc;
   struct nn_agent_app *app = calloc(1, sizeof(*app));
@@ -78,6 +89,10 @@ struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, const struct nn_agent_
     if (!app->logs)
       goto fail;
   }
+  app->scrape = nn_agent_metrics_create(loop, &app->cfg->scrape, &cfg->remote_write, cfg->data_dir,
+                                        app->client, app->metrics);
+  if (!app->scrape)
+    goto fail;
   nn_program_set_ready(true);
   return app;
 fail:
@@ -95,6 +110,13 @@ static void on_closed(void *ud)
   nn_program_release_signals();
 }
 
+static void on_scrape_closed(void *ud)
+{
+  struct nn_agent_app *app = ud;
+  app->scrape = NULL;
+  on_closed(app);
+}
+
 static void on_logs_closed(void *ud)
 {
   struct nn_agent_app *app = ud;
@@ -105,9 +127,11 @@ static void on_logs_closed(void *ud)
 void nn_agent_app_stop(struct nn_agent_app *app)
 {
   nn_program_set_ready(false);
-  app->closing = 1 + (app->logs != NULL);
+  app->closing = 1 + (app->logs != NULL) + (app->scrape != NULL);
   if (app->logs)
     nn_agent_logs_close(app->logs, on_logs_closed, app);
+  if (app->scrape)
+    nn_agent_metrics_close(app->scrape, on_scrape_closed, app);
   nn_http_server_stop(app->http, on_closed, app);
 }
 
@@ -116,6 +140,7 @@ void nn_agent_app_destroy(struct nn_agent_app *app)
   if (!app)
     return;
   nn_agent_logs_close(app->logs, NULL, NULL);
+  nn_agent_metrics_close(app->scrape, NULL, NULL);
   nn_http_server_destroy(app->http);
   nn_http_client_destroy(app->client);
   nn_metrics_destroy(app->metrics);

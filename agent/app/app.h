@@ -7,12 +7,15 @@
 #include <uv.h>
 
 #include "agent/app/logs.h"
+#include "agent/app/metrics.h"
 #include "common/config.h"
 
 struct nn_agent_config {
   char *listen_address;
   char *data_dir;
   struct nn_agent_logs_config logs;
+  struct nn_scrape_config scrape;
+  struct nn_agent_rw_config remote_write;
 };
 
 extern const struct nn_cfg_option nn_agent_config_options[];
@@ -20,7 +23,7 @@ extern const struct nn_cfg_option nn_agent_config_options[];
 struct nn_agent_app;
 
 /* Builds every module from cfg (borrowed). NULL with a logged reason on failure. */
-struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, const struct nn_agent_config *cfg);
+struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, struct nn_agent_config *cfg);
 /* Graceful shutdown: stop reading, flush batches for a bounded time, save offsets, close. */
 void nn_agent_app_stop(struct nn_agent_app *app);
 void nn_agent_app_destroy(struct nn_agent_app *app);

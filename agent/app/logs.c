@@ -4,6 +4,8 @@
  * (bounded) rather than dropped, then replayed before the tailer resumes. */
 #include "agent/app/logs.h"
 
+#include "agent/app/internal.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,50 +21,9 @@
 #include "common/log.h"
 #include "common/metrics.h"
 
-#define DOFF(f)           offsetof(struct nn_agent_dest_config, f)
 #define LOFF(f)           offsetof(struct nn_agent_logs_config, f)
 #define OVERFLOW_MAX      (32u << 20)
 #define MAX_STATIC_LABELS 32
-
-const struct nn_cfg_option nn_agent_dest_options[] = {
-    {.name = "name",
-     .type = NN_CFG_STR,
-     .offset = DOFF(name),
-     .flags = NN_CFG_REQUIRED,
-     .help = "short name: metrics label and spool directory"},
-    {.name = "url",
-     .type = NN_CFG_STR,
-     .offset = DOFF(url),
-     .flags = NN_CFG_REQUIRED,
-     .help = "push URL, e.g. http://nines:9595/loki/api/v1/push"},
-    {.name = "codec",
-     .type = NN_CFG_STR,
-     .offset = DOFF(codec),
-     .def = "snappy",
-     .help = "snappy (Loki, Prometheus), zstd or lz4 (nines aggregator)"},
-    {.name = "tenant", .type = NN_CFG_STR, .offset = DOFF(tenant), .help = "X-Scope-OrgID"},
-    {.name = "bearer_token",
-     .type = NN_CFG_STR,
-     .offset = DOFF(bearer_token),
-     .flags = NN_CFG_SECRET,
-     .help = "Authorization bearer token (or bearer_token_file)"},
-    {.name = "timeout",
-     .type = NN_CFG_DURATION,
-     .offset = DOFF(timeout_ms),
-     .def = "30s",
-     .help = "per request"},
-    {.name = "spool_max",
-     .type = NN_CFG_SIZE,
-     .offset = DOFF(spool_max),
-     .def = "1GiB",
-     .help = "disk spool for outages; when full the tailers pause"},
-    {.name = "drop_oldest",
-     .type = NN_CFG_BOOL,
-     .offset = DOFF(drop_oldest),
-     .def = "false",
-     .help = "when the spool is full drop the oldest batches (counted) instead of pausing"},
-    {0},
-};
 
 const struct nn_cfg_option nn_agent_logs_options[] = {
     {.name = "enabled", .type = NN_CFG_BOOL, .offset = LOFF(enabled), .def = "true"},
@@ -352,27 +313,6 @@ static int render_logmetrics(void *ud, struct nn_buf *out)
   return nn_logmetrics_render(ud, out);
 }
 
-static int build_dests(const struct nn_agent_logs_config *cfg, struct nn_ship_dest_config *d)
-{
-  const struct nn_agent_dest_config *src = cfg->destinations.items;
-  for (size_t i = 0; i < cfg->destinations.n; i++) {
-    nn_ship_dest_config_defaults(&d[i]);
-    d[i].name = src[i].name;
-    d[i].url = src[i].url;
-    if (nn_codec_parse(src[i].codec, &d[i].codec) < 0 || d[i].codec == NN_CODEC_NONE) {
-      nn_error("logs", "destination %s: codec must be snappy, zstd or lz4, not \"%s\"", src[i].name,
-               src[i].codec);
-      return NN_ECONFIG;
-    }
-    d[i].tenant = src[i].tenant;
-    d[i].bearer_token = src[i].bearer_token;
-    d[i].timeout_ms = src[i].timeout_ms;
-    d[i].spool_max = src[i].spool_max;
-    d[i].full_policy = src[i].drop_oldest ? NN_SHIP_FULL_DROP_OLDEST : NN_SHIP_FULL_BLOCK;
-  }
-  return 0;
-}
-
 struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agent_logs_config *cfg,
                                            const char *data_dir, struct nn_http_client *client,
                                            struct nn_metrics *metrics)
@@ -388,18 +328,9 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
   nn_buf_init(&l->piece, cfg->max_line_size + 1024);
   for (size_t i = 0; i < cfg->labels.n && l->nstatic < MAX_STATIC_LABELS; i++)
     l->static_labels[l->nstatic++] = (struct nn_label){cfg->labels.keys[i], cfg->labels.values[i]};
-  size_t ndests = cfg->destinations.n ? cfg->destinations.n : 1;
-  dests = calloc(ndests, sizeof(*dests));
-  if (!dests || build_dests(cfg, dests) < 0)
+  size_t ndests;
+  if (nn__agent_dests(&cfg->destinations, "/loki/api/v1/push", &dests, &ndests) < 0)
     goto fail;
-  if (cfg->destinations.n == 0) {
-    /* No destination configured: the aggregator on this host, as the demo runs it. */
-    nn_ship_dest_config_defaults(&dests[0]);
-    dests[0].name = "aggregator";
-    dests[0].url = "http://127.0.0.1:9595/loki/api/v1/push";
-    dests[0].codec = NN_CODEC_ZSTD;
-    nn_info("logs", "no logs.destinations configured: pushing to %s", dests[0].url);
-  }
   if (cfg->metrics.enabled) {
     l->lm = nn_logmetrics_create(&cfg->metrics, err, sizeof(err));
     if (!l->lm) {

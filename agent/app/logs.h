@@ -9,24 +9,11 @@
 #include <uv.h>
 
 #include "agent/logmetrics/logmetrics.h"
+#include "agent/app/dests.h"
 #include "common/config.h"
 
 struct nn_http_client;
 struct nn_metrics;
-
-/* One receiver: a nines aggregator, Loki, or anything speaking Loki push / remote write. */
-struct nn_agent_dest_config {
-  char *name;
-  char *url;
-  char *codec; /* snappy (default, what Loki and Prometheus speak), zstd, lz4 */
-  char *tenant;
-  char *bearer_token;
-  int64_t timeout_ms;
-  uint64_t spool_max;
-  bool drop_oldest;
-};
-
-extern const struct nn_cfg_option nn_agent_dest_options[];
 
 struct nn_agent_logs_config {
   bool enabled;
