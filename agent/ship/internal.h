@@ -104,6 +104,13 @@ uint64_t nn__ship_spool_bytes(const struct nn__ship_spool *sp);
 uint64_t nn__ship_spool_segments(const struct nn__ship_spool *sp);
 /* Turns every spool fsync on or off, process-wide (off only in tests and fuzzing). */
 void nn__ship_spool_set_sync(bool on);
+/* Durability of appends: appends() counts successful appends, durable() how many of them an
+ * fsync has completed for; on_durable runs from the loop when durable() grows. sync_now
+ * fsyncs everything inline (shutdown) and makes every append durable. */
+uint64_t nn__ship_spool_appends(const struct nn__ship_spool *sp);
+uint64_t nn__ship_spool_durable(const struct nn__ship_spool *sp);
+void nn__ship_spool_on_durable(struct nn__ship_spool *sp, void (*fn)(void *ud), void *ud);
+void nn__ship_spool_sync_now(struct nn__ship_spool *sp);
 /* Starts an fsync of written data and the cursor on a libuv worker if anything is dirty
  * and no fsync is running. */
 void nn__ship_spool_sync(struct nn__ship_spool *sp, uv_loop_t *loop);

@@ -1087,7 +1087,7 @@ static int setup_dest(struct nn_ship *s, const struct nn_ship_config *c, size_t 
   d->nhdrs = n;
   if (data_dir && dc->spool_max > 0) {
     char dir[4096];
-    int w = snprintf(dir, sizeof(dir), "%s/spool/%s", data_dir, dc->name);
+    int w = snprintf(dir, sizeof(dir), "%s/spool/%s/%s", data_dir, c->name, dc->name);
     if (w < 0 || (size_t)w >= sizeof(dir))
       return NN_ETOOBIG;
     uint64_t seg = c->segment_size;
@@ -1142,7 +1142,7 @@ int nn_ship_create(uv_loop_t *loop, const struct nn_ship_config *c, struct nn_sh
   s->ndests = c->ndests;
   if (c->data_dir) {
     char dir[4096];
-    int w = snprintf(dir, sizeof(dir), "%s/deadletter", c->data_dir);
+    int w = snprintf(dir, sizeof(dir), "%s/deadletter/%s", c->data_dir, c->name);
     if (w < 0 || (size_t)w >= sizeof(dir)) {
       rc = NN_ETOOBIG;
       goto fail;

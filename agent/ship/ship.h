@@ -153,8 +153,8 @@ void nn_ship_config_defaults(struct nn_ship_config *c);
 void nn_ship_dest_config_defaults(struct nn_ship_dest_config *d);
 
 /* Creates a ship on loop: validates cfg (NN_ECONFIG with a logged reason), opens each
- * destination's spool under <data_dir>/spool/<name>/ (recovering a torn tail) and starts
- * draining recovered batches. Strings in cfg are copied. */
+ * destination's spool under <data_dir>/spool/<source>/<name>/ (sources never share a spool)
+ * (recovering a torn tail) and starts draining recovered batches. Strings in cfg are copied. */
 int nn_ship_create(uv_loop_t *loop, const struct nn_ship_config *cfg, struct nn_ship **out);
 
 /* Adds one record to the open batch: key/piece as the payload type defines, token handed

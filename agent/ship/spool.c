@@ -49,6 +49,7 @@ struct seg {
 struct sync_work {
   uv_work_t req;
   struct nn__ship_spool *sp; /* NULL once the spool closed */
+  uint64_t appends;          /* appends this fsync makes durable */
   int fds[MAX_CLOSING_FDS + 3];
   int nfds;
 };
@@ -73,6 +74,9 @@ struct nn__ship_spool {
   int closing[MAX_CLOSING_FDS]; /* rotated segments awaiting fsync */
   int nclosing;
   struct sync_work *sync;
+  uint64_t appends, durable; /* appends made, appends known to be on disk (fsynced) */
+  void (*on_durable)(void *ud);
+  void *durable_ud;
   struct nn_buf body, payload, wbuf;
   struct nn_ship_token *toks;
   size_t toks_cap;
@@ -549,12 +553,63 @@ static void do_sync(uv_work_t *req)
   }
 }
 
+static int open_dir_fd(const struct nn__ship_spool *sp);
+
 static void after_sync(uv_work_t *req, int status)
 {
   struct sync_work *w = req->data;
-  if (w->sp)
-    w->sp->sync = NULL;
+  struct nn__ship_spool *sp = w->sp;
+  uint64_t appends = w->appends;
+  (void)status;
   free(w);
+  if (!sp)
+    return;
+  sp->sync = NULL;
+  if (appends > sp->durable) {
+    sp->durable = appends;
+    if (sp->on_durable)
+      sp->on_durable(sp->durable_ud);
+  }
+}
+
+uint64_t nn__ship_spool_appends(const struct nn__ship_spool *sp)
+{
+  return sp->appends;
+}
+
+uint64_t nn__ship_spool_durable(const struct nn__ship_spool *sp)
+{
+  return sp->durable;
+}
+
+void nn__ship_spool_on_durable(struct nn__ship_spool *sp, void (*fn)(void *ud), void *ud)
+{
+  sp->on_durable = fn;
+  sp->durable_ud = ud;
+}
+
+void nn__ship_spool_sync_now(struct nn__ship_spool *sp)
+{
+  if (!sp)
+    return;
+  if (sp->wfd >= 0)
+    do_fsync(sp->wfd);
+  for (int i = 0; i < sp->nclosing; i++) {
+    do_fsync(sp->closing[i]);
+    close(sp->closing[i]);
+  }
+  sp->nclosing = 0;
+  if (sp->cfd >= 0)
+    do_fsync(sp->cfd);
+  if (sp->dirty_dir) {
+    int dfd = open_dir_fd(sp);
+    if (dfd >= 0) {
+      do_fsync(dfd);
+      close(dfd);
+    }
+  }
+  sp->dirty_data = sp->dirty_cursor = sp->dirty_dir = false;
+  sp->durable = sp->appends;
 }
 
 static int open_dir_fd(const struct nn__ship_spool *sp)
@@ -580,10 +635,12 @@ void nn__ship_spool_sync(struct nn__ship_spool *sp, uv_loop_t *loop)
     w->nfds++;
   sp->dirty_data = sp->dirty_cursor = sp->dirty_dir = false;
   w->sp = sp;
+  w->appends = sp->appends;
   w->req.data = w;
   if (uv_queue_work(loop, &w->req, do_sync, after_sync) < 0) {
     do_sync(&w->req); /* the loop refused work: pay the fsync here rather than skip it */
     free(w);
+    sp->durable = sp->appends;
     return;
   }
   sp->sync = w;
@@ -742,6 +799,7 @@ int nn__ship_spool_append(struct nn__ship_spool *sp, const struct nn__ship_rec *
   s->size += total;
   sp->bytes += total;
   sp->dirty_data = true;
+  sp->appends++;
   return 0;
 }
 

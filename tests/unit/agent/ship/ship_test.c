@@ -483,7 +483,7 @@ static void rejected_batch_is_dead_lettered_counted_and_acked(void **state)
   assert_int_equal(st.failures, 0);
   /* The dead letter holds the reason and the body as sent. */
   char dir[512];
-  snprintf(dir, sizeof(dir), "%s/deadletter", tmpdir);
+  snprintf(dir, sizeof(dir), "%s/deadletter/t", tmpdir);
   DIR *dh = opendir(dir);
   assert_non_null(dh);
   struct dirent *e;
