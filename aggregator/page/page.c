@@ -137,10 +137,47 @@ static const char *project_of(json_t *slo)
   return *p ? p : sget(slo, "service");
 }
 
+/* Worst status per project, so the projects in trouble come first on the page. */
+static struct {
+  const char *project;
+  int rank;
+} worst[512];
+static size_t nworst;
+
+static int project_rank(const char *project)
+{
+  for (size_t i = 0; i < nworst; i++)
+    if (strcmp(worst[i].project, project) == 0)
+      return worst[i].rank;
+  return 3;
+}
+
+static void rank_projects(json_t **v, size_t n)
+{
+  nworst = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *p = project_of(v[i]);
+    int r = status_rank(sget(v[i], "status"));
+    size_t k = 0;
+    while (k < nworst && strcmp(worst[k].project, p) != 0)
+      k++;
+    if (k == nworst) {
+      if (nworst == sizeof(worst) / sizeof(worst[0]))
+        continue;
+      worst[nworst].project = p;
+      worst[nworst++].rank = r;
+    } else if (r < worst[k].rank) {
+      worst[k].rank = r;
+    }
+  }
+}
+
 static int cmp_slo(const void *a, const void *b)
 {
   json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-  int c = strcmp(project_of(x), project_of(y));
+  int c = project_rank(project_of(x)) - project_rank(project_of(y));
+  if (!c)
+    c = strcmp(project_of(x), project_of(y));
   if (!c)
     c = strcmp(sget(x, "service"), sget(y, "service"));
   if (!c)
@@ -344,7 +381,8 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
     counts[status_rank(sget(v[i], "status"))]++;
     double r = nget(v[i], "budget_remaining_minutes"), t = nget(v[i], "budget_total_minutes");
     if (!isnan(r) && !isnan(t)) {
-      rem_min += r;
+      /* An overspent SLO has nothing left; it does not eat into the others' budgets. */
+      rem_min += r > 0 ? r : 0;
       tot_min += t;
     }
   }
@@ -444,10 +482,16 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
       esc(b, sget(burn[i], "service"));
       nn_buf_appends(b, " / ");
       esc(b, sget(burn[i], "name"));
-      nn_buf_printf(b, "</a>: burning %.1f× the sustainable rate, budget ", r);
-      pct(b, nget(burn[i], "budget_remaining"), 0);
-      nn_buf_appends(b, " left, exhausted in ");
-      duration(b, nget(burn[i], "time_to_exhaustion_seconds"));
+      nn_buf_printf(b, "</a>: burning %.1f× the sustainable rate, ", r);
+      double left = nget(burn[i], "budget_remaining");
+      if (!isnan(left) && left <= 0) {
+        nn_buf_appends(b, "budget exhausted");
+      } else {
+        nn_buf_appends(b, "budget ");
+        pct(b, left, 0);
+        nn_buf_appends(b, " left, exhausted in ");
+        duration(b, nget(burn[i], "time_to_exhaustion_seconds"));
+      }
       nn_buf_appends(b, "</li>");
       shown++;
     }
@@ -617,6 +661,7 @@ int nn_page_render(const char *json, size_t len, enum nn_page_format fmt,
     if (json_is_object(s) && matches(s, f))
       v[n++] = s;
   }
+  rank_projects(v, n);
   qsort(v, n, sizeof(*v), cmp_slo);
   if (fmt == NN_PAGE_CSV)
     render_csv(out, v, n);

@@ -78,6 +78,10 @@ static void verdict_counts_and_breached_slo(void **state)
   assert_non_null(strstr(html, "<ol class=\"calendar\"><li class=\"met\""));
   assert_non_null(strstr(html, "@media print"));
   assert_null(strstr(html, "<script"));
+  /* The project in trouble comes first, and an overspent budget counts as 0 left. */
+  assert_true(strstr(html, "data-project=\"payments\"") < strstr(html, "data-project=\"search\""));
+  assert_non_null(strstr(html, "id=\"budget-total\"><span class=\"n\">45%</span>"));
+  assert_non_null(strstr(tb, "budget exhausted"));
   free(html);
 }
 
