@@ -129,7 +129,7 @@ static struct nn_scrape_config cfg;
 static struct nn_scrape *scr;
 static struct nn_metrics *metrics;
 
-static void start(const char *yaml_fmt, ...)
+__attribute__((format(printf, 1, 2))) static void start(const char *yaml_fmt, ...)
 {
   char yaml[4096], err[512];
   struct nn_cfg_error ce;
