@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/pool.h"
+#include "common/utf8.h"
 #include "common/wire.h"
 
 #define OFF(f)         offsetof(struct nn_ingest_config, f)
@@ -223,12 +224,15 @@ static int series_labels(struct nn_ingest *in, struct nn_pool *pool, Prometheus_
   for (size_t i = 0; i < n; i++) {
     const char *name = pl[i]->name ? pl[i]->name : "";
     const char *value = pl[i]->value ? pl[i]->value : "";
-    if ((int64_t)strlen(name) > in->cfg->max_label_name_length ||
-        (int64_t)strlen(value) > in->cfg->max_label_value_length) {
-      snprintf(msg, msglen,
-               "label \"%.64s\" is longer than the name limit %lld or value limit %lld", name,
-               (long long)in->cfg->max_label_name_length,
-               (long long)in->cfg->max_label_value_length);
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if ((int64_t)nlen > in->cfg->max_label_name_length) {
+      snprintf(msg, msglen, "label name \"%.64s...\" is %zu bytes, more than the limit of %lld",
+               name, nlen, (long long)in->cfg->max_label_name_length);
+      return 400;
+    }
+    if ((int64_t)vlen > in->cfg->max_label_value_length) {
+      snprintf(msg, msglen, "value of label \"%.64s\" is %zu bytes, more than the limit of %lld",
+               name, vlen, (long long)in->cfg->max_label_value_length);
       return 400;
     }
     v[k].name = name;
@@ -250,6 +254,110 @@ static int series_labels(struct nn_ingest *in, struct nn_pool *pool, Prometheus_
   *out = v;
   *nout = k;
   return 0;
+}
+
+/* Reads a protobuf varint; false at the end of the buffer or past 10 bytes. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  uint64_t x = 0;
+  for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+    uint8_t c = *(*p)++;
+    x |= (uint64_t)(c & 0x7f) << shift;
+    if (c < 0x80) {
+      *v = x;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Steps over one field's value of the given wire type. Field 1 of type 2 (the repeated
+ * message in both WriteRequest and TimeSeries) comes back as [*sub, *sub_end). */
+static bool pb_skip(const uint8_t **p, const uint8_t *end, unsigned wt, const uint8_t **sub,
+                    const uint8_t **sub_end)
+{
+  uint64_t v;
+  switch (wt) {
+  case 0: return pb_varint(p, end, &v);
+  case 1:
+    if (end - *p < 8)
+      return false;
+    *p += 8;
+    return true;
+  case 2:
+    if (!pb_varint(p, end, &v) || v > (uint64_t)(end - *p))
+      return false;
+    *sub = *p;
+    *sub_end = *p + v;
+    *p += v;
+    return true;
+  case 5:
+    if (end - *p < 4)
+      return false;
+    *p += 4;
+    return true;
+  default: return false;
+  }
+}
+
+/* Counts series and labels per series in a raw WriteRequest before it is decoded, so a
+ * body with a million series or labels is refused by its limit without allocating a
+ * struct for each. Malformed protobuf is left to the decoder, which explains it with a
+ * byte offset. Returns 0 or 400 with msg. */
+static int rw_prescan(const struct nn_ingest_config *cfg, const uint8_t *p, size_t n, char *msg,
+                      size_t msglen)
+{
+  const uint8_t *end = p + n, *ts, *ts_end;
+  uint64_t key, nseries = 0;
+  while (p < end) {
+    if (!pb_varint(&p, end, &key) || !pb_skip(&p, end, (unsigned)(key & 7), &ts, &ts_end))
+      return 0;
+    if (key != (1 << 3 | 2))
+      continue;
+    if (++nseries > (uint64_t)cfg->max_series_per_request) {
+      snprintf(msg, msglen, "more than %lld series in one request, the limit",
+               (long long)cfg->max_series_per_request);
+      return 400;
+    }
+    uint64_t nlabels = 0;
+    const uint8_t *q = ts, *l, *l_end;
+    while (q < ts_end) {
+      if (!pb_varint(&q, ts_end, &key) || !pb_skip(&q, ts_end, (unsigned)(key & 7), &l, &l_end))
+        return 0;
+      nlabels += key == (1 << 3 | 2);
+    }
+    if (nlabels > (uint64_t)cfg->max_labels_per_series) {
+      snprintf(msg, msglen, "series has %llu labels, more than the limit of %lld",
+               (unsigned long long)nlabels, (long long)cfg->max_labels_per_series);
+      return 400;
+    }
+  }
+  return 0;
+}
+
+/* Decompresses and decodes a remote-write body, refusing it by the request limits before
+ * the decoder allocates anything. Returns 0 or an HTTP status with msg. */
+static int rw_unpack(struct nn_ingest *in, enum nn_codec codec, struct nn_http_req *req,
+                     Prometheus__WriteRequest **wr, char *msg, size_t msglen)
+{
+  size_t max = in->cfg->max_decompressed_size;
+  struct nn_buf raw;
+  nn_buf_init(&raw, max);
+  int st = 0, rc = nn_decompress(codec, req->body, req->body_len, max, &raw);
+  if (rc == NN_ETOOBIG) {
+    snprintf(msg, msglen, "%s body decompresses to more than the %zu-byte limit",
+             nn_codec_name(codec), max);
+    st = 400;
+  } else if (rc < 0) {
+    snprintf(msg, msglen, "%s body: %s", nn_codec_name(codec), nn_strerror(rc));
+    st = decode_status(rc);
+  } else if ((st = rw_prescan(in->cfg, (const uint8_t *)raw.data, raw.len, msg, msglen)) == 0) {
+    rc = nn_wire_rw_decode(raw.data ? raw.data : "", raw.len, nn_http_req_pool(req), wr, msg,
+                           msglen);
+    st = rc < 0 ? decode_status(rc) : 0;
+  }
+  nn_buf_fini(&raw);
+  return st;
 }
 
 static void on_write_durable(struct nn_tsdb_durable_req *d, int status)
@@ -301,12 +409,11 @@ static void on_write(struct nn_http_req *req, void *ud)
   }
   nn_metric_add(in->bytes_total, (double)req->body_len);
   Prometheus__WriteRequest *wr;
-  int rc = nn_wire_rw_unpack(codec, req->body, req->body_len, in->cfg->max_decompressed_size, pool,
-                             &wr, msg, sizeof(msg));
-  if (rc < 0) {
-    answer(in, req, H_WRITE, decode_status(rc), msg);
+  if ((st = rw_unpack(in, codec, req, &wr, msg, sizeof(msg)))) {
+    answer(in, req, H_WRITE, st, msg);
     return;
   }
+  int rc;
   if ((int64_t)wr->n_timeseries > in->cfg->max_series_per_request) {
     snprintf(msg, sizeof(msg), "%zu series in one request, more than the limit of %lld",
              wr->n_timeseries, (long long)in->cfg->max_series_per_request);
@@ -407,6 +514,26 @@ static void on_push_durable(void *ud, int status)
   answer(p->in, p->req, H_PUSH, p->status, p->msg);
 }
 
+/* Loki decodes JSON pushes with jsoniter, which takes any bytes inside strings, and its
+ * answers show invalid UTF-8 as U+FFFD; jansson refuses such a document outright. Copying
+ * the body with each invalid byte replaced by U+FFFD stores what Loki would show. */
+static int json_fix_utf8(const char *s, size_t n, struct nn_buf *out)
+{
+  size_t i = 0;
+  while (i < n) {
+    size_t run = i, k;
+    while (run < n && (k = nn_utf8_valid_prefix(s + run, n - run)) > 0)
+      run += k;
+    int rc = nn_buf_append(out, s + i, run - i);
+    if (rc == 0 && run < n)
+      rc = nn_buf_append(out, "\xef\xbf\xbd", 3);
+    if (rc < 0)
+      return rc;
+    i = run + 1;
+  }
+  return 0;
+}
+
 static void on_push(struct nn_http_req *req, void *ud)
 {
   struct nn_ingest *in = ud;
@@ -445,15 +572,35 @@ static void on_push(struct nn_http_req *req, void *ud)
       rc = nn_decompress(codec, req->body, req->body_len, in->cfg->max_decompressed_size, &raw);
       if (rc < 0) {
         nn_buf_fini(&raw);
-        snprintf(msg, sizeof(msg), "decompressing the %s body: %s", nn_codec_name(codec),
-                 nn_strerror(rc));
+        if (rc == NN_ETOOBIG)
+          snprintf(msg, sizeof(msg), "%s body decompresses to more than the %zu-byte limit",
+                   nn_codec_name(codec), (size_t)in->cfg->max_decompressed_size);
+        else
+          snprintf(msg, sizeof(msg), "%s body: %s", nn_codec_name(codec), nn_strerror(rc));
         answer(in, req, H_PUSH, decode_status(rc), msg);
         return;
       }
       body = raw.data ? raw.data : "";
       blen = raw.len;
     }
+    struct nn_buf fixed;
+    nn_buf_init(&fixed, NN_WIRE_JSON_MAX);
+    if (!nn_utf8_valid(body, blen)) {
+      rc = json_fix_utf8(body, blen, &fixed);
+      if (rc < 0) {
+        nn_buf_fini(&fixed);
+        nn_buf_fini(&raw);
+        snprintf(msg, sizeof(msg),
+                 "JSON body with invalid UTF-8 is larger than %zu bytes once repaired",
+                 (size_t)NN_WIRE_JSON_MAX);
+        answer(in, req, H_PUSH, decode_status(rc), msg);
+        return;
+      }
+      body = fixed.data ? fixed.data : "";
+      blen = fixed.len;
+    }
     rc = nn_wire_push_decode_json(body, blen, pool, &pr, msg, sizeof(msg));
+    nn_buf_fini(&fixed);
     nn_buf_fini(&raw);
   } else {
     rc = nn_wire_push_unpack(codec, req->body, req->body_len, in->cfg->max_decompressed_size, pool,
