@@ -92,6 +92,27 @@ static const struct nn_cfg_option logs_options[] = {
     {0},
 };
 
+#define QRY(f) (OFF(query.f) - OFF(query))
+static const struct nn_cfg_option query_options[] = {
+    {.name = "max_samples",
+     .type = NN_CFG_INT,
+     .offset = QRY(max_samples),
+     .def = "50000000",
+     .help = "samples one query may hold in memory at once (422 beyond, as Prometheus's "
+             "--query.max-samples)"},
+    {.name = "timeout",
+     .type = NN_CFG_DURATION,
+     .offset = QRY(timeout_ms),
+     .def = "2m",
+     .help = "longest a query may run (503 beyond); a request's timeout= may only shorten it"},
+    {.name = "lookback_delta",
+     .type = NN_CFG_DURATION,
+     .offset = QRY(lookback_delta_ms),
+     .def = "5m",
+     .help = "how far back an instant selector looks for a sample"},
+    {0},
+};
+
 const struct nn_cfg_option nn_agg_config_options[] = {
     {.name = "listen_address",
      .type = NN_CFG_STR,
@@ -118,6 +139,11 @@ const struct nn_cfg_option nn_agg_config_options[] = {
      .offset = OFF(logs),
      .help = "the log store",
      .sub = logs_options},
+    {.name = "query",
+     .type = NN_CFG_SECTION,
+     .offset = OFF(query),
+     .help = "PromQL limits for the HTTP API",
+     .sub = query_options},
     {.name = "ingest",
      .type = NN_CFG_SECTION,
      .offset = OFF(ingest),
@@ -440,6 +466,9 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
     goto fail;
   struct nn_web_opts wo = {
       .logs = app->logs,
+      .lookback_ms = cfg->query.lookback_delta_ms,
+      .query_timeout_ms = cfg->query.timeout_ms,
+      .query_max_samples = cfg->query.max_samples > 0 ? (uint64_t)cfg->query.max_samples : 0,
       .rules_json = nn_rules_json_rules,
       .alerts_json = alerts_json,
       .rules_ud = app->rules,

@@ -34,6 +34,11 @@ struct nn_agg_config {
     uint64_t max_line_size;
     int64_t max_streams;
   } logs;
+  struct {
+    int64_t max_samples;
+    int64_t timeout_ms;
+    int64_t lookback_delta_ms;
+  } query;
   struct nn_ingest_config ingest;
   struct nn_rules_config rules;
   struct nn_notifier_config alerting;
