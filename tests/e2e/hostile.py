@@ -5,6 +5,10 @@
 # generated rather than checked in because most are megabytes (or expand to gigabytes).
 # Runs with /usr/bin/python3 (python3-snappy); zstd and lz4 bombs come from their CLIs.
 """Usage: hostile.py OUT_DIR
+       hostile.py --rw FILE METRIC TS_MS VALUE [NSERIES]
+
+The second form writes one ordinary remote-write body: NSERIES (default 1) series
+METRIC{i="<k>"} with one sample each.
 
 Files written (remote-write bodies are snappy-compressed protobuf unless named otherwise):
   snappy_bomb      a valid snappy block that expands ~21x to ~80 MiB of zeros
@@ -59,7 +63,19 @@ def snappy_copies(total):
     return uvarint(1 + n * 64) + body, 1 + n * 64
 
 
+def rw_body(argv):
+    path, metric, ts, value = argv[:4]
+    n = int(argv[4]) if len(argv) > 4 else 1
+    body = b"".join(series([(b"__name__", metric.encode()), (b"i", str(k).encode())],
+                           int(ts), float(value)) for k in range(n))
+    with open(path, "wb") as f:
+        f.write(snappy.compress(body))
+    return 0
+
+
 def main():
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "--rw":
+        return rw_body(sys.argv[2:])
     if len(sys.argv) != 2:
         print(__doc__)
         return 2
