@@ -78,7 +78,9 @@ run_agent() {
 }
 
 # The common program flags take --config FILE.
-"$AGENT" --help 2>&1 | grep -q -- "--config FILE" || { bench_log "nines-agent has no --config flag"; exit 1; }
+# (The help is captured first: grep -q closing the pipe early would fail it under pipefail.)
+help=$("$AGENT" --help 2>&1 || true)
+grep -q -- "--config FILE" <<<"$help" || { bench_log "nines-agent has no --config flag"; exit 1; }
 
 sport=$(bench_free_port)
 bench_start SINK sink "$BENCH_GEN" sink "127.0.0.1:$sport"
