@@ -380,11 +380,14 @@ static uint64_t labels_hash(const struct nn_label *ls, size_t n)
   return XXH3_64bits(buf, k);
 }
 
+/* Samples older than the window behind the newest, or inside a range already cut (or
+ * being cut) into a block, are out of bounds. */
 static int64_t min_valid(const struct nn_tsdb *db)
 {
-  if (db->max_t == NN__TSDB_NO_T || db->max_t < INT64_MIN + db->opt.out_of_bounds_window_ms)
-    return NN__TSDB_NO_T;
-  return db->max_t - db->opt.out_of_bounds_window_ms;
+  int64_t w = NN__TSDB_NO_T;
+  if (db->max_t != NN__TSDB_NO_T && db->max_t >= INT64_MIN + db->opt.out_of_bounds_window_ms)
+    w = db->max_t - db->opt.out_of_bounds_window_ms;
+  return w > db->oob_floor ? w : db->oob_floor;
 }
 
 static int add(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t, double v)

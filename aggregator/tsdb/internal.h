@@ -167,7 +167,28 @@ void nn__tsdb_index_fini(struct nn__tsdb_index *idx);
 const struct nn__tsdb_lname *nn__tsdb_index_name(const struct nn__tsdb_index *idx, uint32_t name);
 const struct nn__tsdb_plist *nn__tsdb_index_get(const struct nn__tsdb_index *idx, uint32_t name,
                                                 uint32_t value);
+/* A growable array of series refs. */
+struct nn__tsdb_refs {
+  uint64_t *v;
+  size_t n, cap;
+};
+int nn__tsdb_refs_reserve(struct nn__tsdb_refs *r, size_t n);
+int nn__tsdb_refs_append(struct nn__tsdb_refs *r, const uint64_t *p, size_t n);
+void nn__tsdb_refs_sort_unique(struct nn__tsdb_refs *r);
+
+/* An index that matchers can be evaluated over: the head's or a block's. */
+struct nn__tsdb_postings_src {
+  void *ctx;
+  /* Appends (sorted, unique) the refs of series having m's label with a value for which
+   * the matcher's result equals want. */
+  int (*collect)(void *ctx, const struct nn_matcher *m, bool want, struct nn__tsdb_refs *out);
+  /* Appends the refs of all series, sorted. */
+  int (*all)(void *ctx, struct nn__tsdb_refs *out);
+};
 /* Refs of series matching every matcher, sorted (Prometheus semantics); *out is malloc'd. */
+int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
+                             size_t nms, uint64_t **out, size_t *n);
+/* nn__tsdb_postings_select over the head's index. */
 int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
                           uint64_t **out, size_t *n);
 /* Drops refs for which dead(ctx, ref) is true, and values and names left empty. */
@@ -237,6 +258,92 @@ int nn__tsdb_wal_checkpoint(struct nn__tsdb_wal *w, struct nn_buf *snap, uint32_
 /* Encodes the head (series and chunk records) into b. */
 int nn__tsdb_head_snapshot(struct nn_tsdb *db, struct nn_buf *b);
 
+/* ---- block.c: persisted blocks (docs/format/block.md, docs/format/index.md) ---- */
+#define NN__TSDB_BLOCK_CHUNK_SAMPLES 240 /* re-encoded chunks in blocks hold up to this */
+
+/* A validated index file: views into its bytes (a mapping, or a fuzzer's input). Only
+ * symbols and the postings table are checked structurally at init; series entries and
+ * postings lists are decoded with bounds checks when used. */
+struct nn__tsdb_bindex {
+  const uint8_t *sym_offs; /* nsym x u32le, into sym_data */
+  const uint8_t *sym_data;
+  size_t sym_data_len;
+  uint32_t nsym;
+  const uint8_t *series;
+  size_t series_len;
+  const uint8_t *postings; /* the list of all series first */
+  size_t postings_len;
+  const uint8_t *ptable; /* npairs x (u32le name, u32le value, u32le list offset) */
+  uint32_t npairs;
+  uint64_t chunks_len; /* size of the block's chunks file */
+};
+
+/* Checks header, TOC, section CRCs, symbols and the postings table: NN_ECORRUPT. */
+int nn__tsdb_bindex_init(struct nn__tsdb_bindex *ix, const uint8_t *p, size_t len);
+/* The symbol with this id, or NULL when out of range. */
+const char *nn__tsdb_bindex_sym(const struct nn__tsdb_bindex *ix, uint32_t id);
+/* Postings table entry i (< npairs). */
+void nn__tsdb_bindex_pair(const struct nn__tsdb_bindex *ix, uint32_t i, uint32_t *name,
+                          uint32_t *value, uint32_t *off);
+/* Entries [*lo, *hi) of the postings table whose label name is s; false if none. */
+bool nn__tsdb_bindex_name_range(const struct nn__tsdb_bindex *ix, const char *s, uint32_t *lo,
+                                uint32_t *hi);
+/* Refs (series entry offsets) matching every matcher, sorted; *out is malloc'd. */
+int nn__tsdb_bindex_select(const struct nn__tsdb_bindex *ix, const struct nn_matcher *ms,
+                           size_t nms, uint64_t **out, size_t *n);
+
+struct nn__tsdb_bchunk {
+  int64_t mint, maxt;
+  uint64_t ref; /* offset of the chunk's record in the chunks file */
+};
+struct nn__tsdb_bseries {
+  uint32_t nlabels;
+  uint32_t syms[2 * NN__TSDB_MAX_LABELS];
+  struct nn__tsdb_bchunk *chunks; /* grown as needed; free() when done */
+  uint32_t nchunks, cap;
+};
+/* Decodes the series entry at ref; NN_ECORRUPT when it does not parse. */
+int nn__tsdb_bindex_series(const struct nn__tsdb_bindex *ix, uint64_t ref,
+                           struct nn__tsdb_bseries *out);
+/* Finds the XOR chunk at ref in a chunks file of len bytes and checks its CRC. */
+int nn__tsdb_bchunk_read(const uint8_t *p, size_t len, uint64_t ref, const uint8_t **data,
+                         size_t *n);
+
+struct nn__tsdb_block {
+  char *path, *name;
+  int64_t mint, maxt; /* samples in [mint, maxt) */
+  uint64_t nseries, nsamples, nchunks, bytes;
+  uint8_t *imap, *cmap;
+  size_t ilen, clen;
+  struct nn__tsdb_bindex ix;
+  bool bad; /* a chunk failed its CRC: skipped from then on */
+};
+/* Maps and validates the block in directory path (named name). Logs what is wrong. */
+int nn__tsdb_block_open(const char *path, const char *name, struct nn__tsdb_block **out);
+void nn__tsdb_block_close(struct nn__tsdb_block *b);
+
+/* What a block is cut from: copies of the head's series overlapping [mint, maxt). */
+struct nn__tsdb_snap_series {
+  size_t lab_off;   /* into data: nlabels x "name\0value\0" */
+  size_t chunk_off; /* into data: nchunks x (u32 native length, XOR chunk bytes) */
+  uint32_t nlabels, nchunks;
+};
+struct nn__tsdb_snap {
+  int64_t mint, maxt;
+  struct nn_buf data;
+  struct nn__tsdb_snap_series *s;
+  size_t n, cap;
+};
+/* Copies what the head holds for [mint, maxt) (on the loop thread). */
+int nn__tsdb_snap_take(struct nn_tsdb *db, int64_t mint, int64_t maxt, struct nn__tsdb_snap *out);
+void nn__tsdb_snap_fini(struct nn__tsdb_snap *snap);
+/* Writes snap as the block <blocks_dir>/<name> (temp dir, fsync, rename) and opens it.
+ * NN_ENOTFOUND when the range holds no samples (nothing written). Any thread. */
+int nn__tsdb_block_write(const char *blocks_dir, const struct nn__tsdb_snap *snap,
+                         struct nn__tsdb_block **out);
+/* Removes a block directory (renamed to *.deleted first, so a crash leaves no half). */
+int nn__tsdb_block_remove_dir(const char *blocks_dir, const char *name);
+
 /* ---- the store ---- */
 struct nn__tsdb_stats_loop {
   uint64_t series_created, series_removed, samples_appended;
@@ -248,6 +355,12 @@ struct nn__tsdb_stats_loop {
 };
 
 struct nn__tsdb_notifier; /* the uv_async handle, freed in its close callback */
+struct nn__tsdb_cut_job;  /* a block being written on a worker */
+
+struct nn__tsdb_block_stats {
+  uint64_t cut, cut_failures, deleted, corrupt, chunk_corruptions;
+  double cut_seconds_total, cut_seconds_last;
+};
 
 /* The hash sits in the slot so that probing past other series touches no series. */
 struct nn__tsdb_hslot {
@@ -271,6 +384,14 @@ struct nn_tsdb {
   struct nn_tsdb_durable_req *wait_head, *wait_tail;
   uint64_t mem_seq; /* without a WAL: commits so far */
   struct nn__tsdb_stats_loop st;
+  /* Blocks, oldest first (by mint). */
+  struct nn__tsdb_block **blocks;
+  size_t nblocks, capblocks;
+  char *blocks_dir;
+  int64_t blocks_maxt; /* newest block's maxt: the head answers only from here on */
+  int64_t oob_floor;   /* appends older than this are out of bounds (a range being cut) */
+  struct nn__tsdb_cut_job *cut;
+  struct nn__tsdb_block_stats bst;
   /* Replay only: refs that name a series already known under another ref. */
   uint64_t *alias_keys;
   struct nn__tsdb_series **alias_vals;
@@ -290,6 +411,15 @@ void nn__tsdb_head_fini(struct nn_tsdb *db);
 /* The WAL replay visitor for this store. */
 void nn__tsdb_replay_visitor(struct nn_tsdb *db, struct nn__tsdb_wal_visitor *v);
 void nn__tsdb_replay_done(struct nn_tsdb *db);
+/* Adds a block to db->blocks in mint order. */
+int nn__tsdb_blocks_add(struct nn_tsdb *db, struct nn__tsdb_block *b);
+/* Loads <dir>/blocks at open (corrupt blocks skipped and counted). */
+int nn__tsdb_blocks_load(struct nn_tsdb *db);
+/* Waits for a cut in flight and frees the blocks (at close). */
+void nn__tsdb_blocks_fini(struct nn_tsdb *db);
+/* Marks a block found damaged while reading it (what says where) as bad: logged,
+ * counted, skipped from then on. */
+void nn__tsdb_block_bad(struct nn_tsdb *db, struct nn__tsdb_block *b, const char *what);
 /* Runs the durability callbacks that are due. */
 void nn__tsdb_dispatch(struct nn_tsdb *db);
 /* Wakes the loop to run nn__tsdb_dispatch; callable from any thread. */

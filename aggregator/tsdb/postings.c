@@ -3,7 +3,8 @@
  * evaluation of label matchers over it with Prometheus's semantics: a matcher that
  * matches "" also selects series without the label, so it is applied by subtracting the
  * series whose value does not match. Refs grow monotonically, so lists stay sorted by
- * appending; replay may insert out of order and pays a memmove. */
+ * appending; replay may insert out of order and pays a memmove. The matcher evaluation is
+ * shared with the blocks (block.c), through nn__tsdb_postings_src. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,25 +254,30 @@ int nn__tsdb_index_prune(struct nn__tsdb_index *idx, bool (*dead)(void *ctx, uin
 
 /* ---- matcher evaluation over sorted ref arrays ---- */
 
-struct refs {
-  uint64_t *v;
-  size_t n, cap;
-};
+int nn__tsdb_refs_reserve(struct nn__tsdb_refs *r, size_t n)
+{
+  if (r->cap - r->n >= n)
+    return 0;
+  if (n > SIZE_MAX / 2 / sizeof(*r->v) - r->n)
+    return NN_ETOOBIG;
+  size_t nc = r->cap ? r->cap : 64;
+  while (nc - r->n < n)
+    nc *= 2;
+  uint64_t *nv = realloc(r->v, nc * sizeof(*nv));
+  if (!nv)
+    return NN_ENOMEM;
+  r->v = nv;
+  r->cap = nc;
+  return 0;
+}
 
-static int refs_append(struct refs *r, const uint64_t *p, size_t n)
+int nn__tsdb_refs_append(struct nn__tsdb_refs *r, const uint64_t *p, size_t n)
 {
   if (n == 0)
     return 0;
-  if (r->cap - r->n < n) {
-    size_t nc = r->cap ? r->cap : 64;
-    while (nc - r->n < n)
-      nc *= 2;
-    uint64_t *nv = realloc(r->v, nc * sizeof(*nv));
-    if (!nv)
-      return NN_ENOMEM;
-    r->v = nv;
-    r->cap = nc;
-  }
+  int rc = nn__tsdb_refs_reserve(r, n);
+  if (rc < 0)
+    return rc;
   memcpy(r->v + r->n, p, n * sizeof(*p));
   r->n += n;
   return 0;
@@ -283,7 +289,7 @@ static int cmp_u64(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-static void refs_sort_unique(struct refs *r)
+void nn__tsdb_refs_sort_unique(struct nn__tsdb_refs *r)
 {
   qsort(r->v, r->n, sizeof(*r->v), cmp_u64);
   size_t k = 0;
@@ -294,7 +300,7 @@ static void refs_sort_unique(struct refs *r)
 }
 
 /* a = a ∩ b, in place. */
-static void refs_intersect(struct refs *a, const struct refs *b)
+static void refs_intersect(struct nn__tsdb_refs *a, const struct nn__tsdb_refs *b)
 {
   size_t i = 0, j = 0, k = 0;
   while (i < a->n && j < b->n) {
@@ -312,7 +318,7 @@ static void refs_intersect(struct refs *a, const struct refs *b)
 }
 
 /* a = a \ b, in place. */
-static void refs_subtract(struct refs *a, const struct refs *b)
+static void refs_subtract(struct nn__tsdb_refs *a, const struct nn__tsdb_refs *b)
 {
   size_t i = 0, j = 0, k = 0;
   while (i < a->n) {
@@ -328,8 +334,9 @@ static void refs_subtract(struct refs *a, const struct refs *b)
 
 /* Union of the postings of every value of m's label name for which the matcher's result
  * equals want. */
-static int collect(struct nn_tsdb *db, const struct nn_matcher *m, bool want, struct refs *out)
+static int head_collect(void *ctx, const struct nn_matcher *m, bool want, struct nn__tsdb_refs *out)
 {
+  struct nn_tsdb *db = ctx;
   uint32_t name = nn__tsdb_sym_find(&db->syms, m->name);
   const struct nn__tsdb_lname *ln = name ? nn__tsdb_index_name(&db->idx, name) : NULL;
   if (!ln)
@@ -338,27 +345,34 @@ static int collect(struct nn_tsdb *db, const struct nn_matcher *m, bool want, st
   if ((m->type == NN_MATCH_EQ && want) || (m->type == NN_MATCH_NE && !want)) {
     uint32_t value = nn__tsdb_sym_find(&db->syms, m->value);
     const struct nn__tsdb_plist *pl = nn__tsdb_index_get(&db->idx, name, value);
-    return pl ? refs_append(out, nn__tsdb_plist_refs(pl), pl->n) : 0;
+    return pl ? nn__tsdb_refs_append(out, nn__tsdb_plist_refs(pl), pl->n) : 0;
   }
   size_t lists = 0;
   for (uint32_t vi = 0; vi < ln->n; vi++) {
     const struct nn__tsdb_lvalue *lv = &ln->vals[vi];
     if (nn_matcher_matches(m, nn__tsdb_sym_str(&db->syms, lv->value)) != want)
       continue;
-    int rc = refs_append(out, nn__tsdb_plist_refs(&lv->pl), lv->pl.n);
+    int rc = nn__tsdb_refs_append(out, nn__tsdb_plist_refs(&lv->pl), lv->pl.n);
     if (rc < 0)
       return rc;
     lists++;
   }
   if (lists > 1)
-    refs_sort_unique(out);
+    nn__tsdb_refs_sort_unique(out);
   return 0;
 }
 
-int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
-                          uint64_t **out, size_t *n)
+static int head_all(void *ctx, struct nn__tsdb_refs *out)
 {
-  struct refs cur = {0}, tmp = {0};
+  struct nn_tsdb *db = ctx;
+  const struct nn__tsdb_plist *all = &db->idx.all;
+  return nn__tsdb_refs_append(out, nn__tsdb_plist_refs(all), all->n);
+}
+
+int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
+                             size_t nms, uint64_t **out, size_t *n)
+{
+  struct nn__tsdb_refs cur = {0}, tmp = {0};
   bool have = false;
   int rc = 0;
   /* Matchers that do not match "" select from their own postings: intersect those. */
@@ -366,10 +380,10 @@ int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_
     if (nn_matcher_matches_empty(&ms[i]))
       continue;
     tmp.n = 0;
-    if ((rc = collect(db, &ms[i], true, &tmp)) < 0)
+    if ((rc = src->collect(src->ctx, &ms[i], true, &tmp)) < 0)
       goto out;
     if (!have) {
-      struct refs sw = cur;
+      struct nn__tsdb_refs sw = cur;
       cur = tmp;
       tmp = sw;
       have = true;
@@ -379,17 +393,14 @@ int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_
     if (cur.n == 0)
       goto out;
   }
-  if (!have) {
-    const struct nn__tsdb_plist *all = &db->idx.all;
-    if ((rc = refs_append(&cur, nn__tsdb_plist_refs(all), all->n)) < 0)
-      goto out;
-  }
+  if (!have && (rc = src->all(src->ctx, &cur)) < 0)
+    goto out;
   /* The rest also select series lacking the label: remove those whose value fails. */
   for (size_t i = 0; i < nms && cur.n; i++) {
     if (!nn_matcher_matches_empty(&ms[i]))
       continue;
     tmp.n = 0;
-    if ((rc = collect(db, &ms[i], false, &tmp)) < 0)
+    if ((rc = src->collect(src->ctx, &ms[i], false, &tmp)) < 0)
       goto out;
     refs_subtract(&cur, &tmp);
   }
@@ -402,4 +413,11 @@ out:
   *out = cur.v;
   *n = cur.n;
   return 0;
+}
+
+int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
+                          uint64_t **out, size_t *n)
+{
+  struct nn__tsdb_postings_src src = {db, head_collect, head_all};
+  return nn__tsdb_postings_select(&src, ms, nms, out, n);
 }

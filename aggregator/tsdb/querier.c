@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The storage.h querier over the head: postings select the series, chunks overlapping
- * [mint, maxt] are decoded into arrays owned by the result, and label names and values
- * come from the index. Results copy what they return, so truncating the head later
- * cannot pull memory from under a caller. */
+/* The storage.h querier over the blocks and the head: postings select the series in
+ * each source, chunks overlapping [mint, maxt] are decoded into arrays owned by the
+ * result, and a series found in several sources (a series spans blocks and the head) is
+ * merged by labels, its samples by time. The head answers only from the newest block's
+ * end on, so the two never repeat a sample. Results copy what they return, so
+ * truncating the head or deleting a block later cannot pull memory from under a caller. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +14,8 @@
 struct set_priv {
   struct nn_pool pool;
   struct nn_series *series;
+  size_t n, cap;
+  size_t total, max_samples;
 };
 
 struct samples {
@@ -60,10 +64,21 @@ static int decode_chunk(const uint8_t *data, size_t len, int64_t mint, int64_t m
   return it.err;
 }
 
+/* The head's part of a query starts where the blocks end. */
+static int64_t head_mint(const struct nn_tsdb *db, int64_t mint)
+{
+  return db->blocks_maxt != NN__TSDB_NO_T && db->blocks_maxt > mint ? db->blocks_maxt : mint;
+}
+
 static bool overlaps(const struct nn__tsdb_series *s, int64_t mint, int64_t maxt)
 {
   return !nn__tsdb_series_empty(s) && s->head.n && nn__tsdb_series_mint(s) <= maxt &&
          s->head.t >= mint;
+}
+
+static bool block_overlaps(const struct nn__tsdb_block *b, int64_t mint, int64_t maxt)
+{
+  return !b->bad && b->mint <= maxt && b->maxt > mint;
 }
 
 static int series_samples(const struct nn__tsdb_series *s, int64_t mint, int64_t maxt,
@@ -87,78 +102,213 @@ static int cmp_series(const void *a, const void *b)
   return nn_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
 }
 
+/* Copies one series (labels as name/value string pairs) into the result. */
+static int push(struct set_priv *p, const char *const *strs, size_t nlabels,
+                const struct samples *sc)
+{
+  p->total += sc->n;
+  if (p->max_samples && p->total > p->max_samples)
+    return NN_ELIMIT;
+  if (p->n == p->cap) {
+    size_t nc = p->cap ? p->cap * 2 : 64;
+    struct nn_series *ns = realloc(p->series, nc * sizeof(*ns));
+    if (!ns)
+      return NN_ENOMEM;
+    p->series = ns;
+    p->cap = nc;
+  }
+  struct nn_label *ls = nn_pool_alloc(&p->pool, nlabels * sizeof(*ls));
+  int64_t *t = nn_pool_alloc(&p->pool, sc->n * sizeof(*t));
+  double *v = nn_pool_alloc(&p->pool, sc->n * sizeof(*v));
+  if (!ls || !t || !v)
+    return NN_ENOMEM;
+  for (size_t k = 0; k < nlabels; k++) {
+    ls[k].name = nn_pool_strndup(&p->pool, strs[2 * k], strlen(strs[2 * k]));
+    ls[k].value = nn_pool_strndup(&p->pool, strs[2 * k + 1], strlen(strs[2 * k + 1]));
+    if (!ls[k].name || !ls[k].value)
+      return NN_ENOMEM;
+  }
+  memcpy(t, sc->t, sc->n * sizeof(*t));
+  memcpy(v, sc->v, sc->n * sizeof(*v));
+  p->series[p->n++] = (struct nn_series){ls, nlabels, t, v, sc->n};
+  return 0;
+}
+
+static int select_head(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms, int64_t mint,
+                       int64_t maxt, struct set_priv *p, struct samples *sc)
+{
+  uint64_t *refs = NULL;
+  size_t nrefs = 0;
+  const char *strs[2 * NN__TSDB_MAX_LABELS];
+  int rc = nn__tsdb_index_select(db, ms, nms, &refs, &nrefs);
+  for (size_t i = 0; i < nrefs && rc == 0; i++) {
+    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
+    if (!s || !overlaps(s, mint, maxt))
+      continue;
+    if ((rc = series_samples(s, mint, maxt, sc)) < 0 || sc->n == 0)
+      continue;
+    for (uint32_t k = 0; k < 2u * s->nlabels; k++)
+      strs[k] = nn__tsdb_sym_str(&db->syms, s->syms[k]);
+    rc = push(p, strs, s->nlabels, sc);
+  }
+  free(refs);
+  return rc;
+}
+
+/* Damage found while reading a block takes the block out, not the query. */
+static int block_damage(struct nn_tsdb *db, struct nn__tsdb_block *b, int rc, const char *what)
+{
+  if (rc != NN_ECORRUPT)
+    return rc;
+  nn__tsdb_block_bad(db, b, what);
+  return 0;
+}
+
+static int select_block(struct nn_tsdb *db, struct nn__tsdb_block *b, const struct nn_matcher *ms,
+                        size_t nms, int64_t mint, int64_t maxt, struct set_priv *p,
+                        struct samples *sc, struct nn__tsdb_bseries *bs)
+{
+  uint64_t *refs = NULL;
+  size_t nrefs = 0;
+  const char *strs[2 * NN__TSDB_MAX_LABELS];
+  const char *what = "postings";
+  size_t n0 = p->n, total0 = p->total;
+  int rc = nn__tsdb_bindex_select(&b->ix, ms, nms, &refs, &nrefs);
+  for (size_t i = 0; i < nrefs && rc == 0; i++) {
+    what = "series entry";
+    if ((rc = nn__tsdb_bindex_series(&b->ix, refs[i], bs)) < 0)
+      break;
+    sc->n = 0;
+    what = "chunk checksum";
+    for (uint32_t c = 0; c < bs->nchunks && rc == 0; c++) {
+      const struct nn__tsdb_bchunk *m = &bs->chunks[c];
+      if (m->maxt < mint || m->mint > maxt)
+        continue;
+      const uint8_t *data;
+      size_t len;
+      if ((rc = nn__tsdb_bchunk_read(b->cmap, b->clen, m->ref, &data, &len)) == 0)
+        rc = decode_chunk(data, len, mint, maxt, sc);
+    }
+    if (rc < 0 || sc->n == 0)
+      continue;
+    for (uint32_t k = 0; k < 2 * bs->nlabels; k++)
+      strs[k] = nn__tsdb_bindex_sym(&b->ix, bs->syms[k]);
+    rc = push(p, strs, bs->nlabels, sc);
+  }
+  free(refs);
+  if (rc == NN_ECORRUPT) {
+    /* What this block gave so far goes too: a block answers whole or not at all. */
+    p->n = n0;
+    p->total = total0;
+  }
+  return block_damage(db, b, rc, what);
+}
+
+/* Merges two time-sorted sample arrays into pool memory; equal times keep a's sample. */
+static int merge_samples(struct set_priv *p, struct nn_series *a, const struct nn_series *b)
+{
+  int64_t *t = nn_pool_alloc(&p->pool, (a->n + b->n) * sizeof(*t));
+  double *v = nn_pool_alloc(&p->pool, (a->n + b->n) * sizeof(*v));
+  if (!t || !v)
+    return NN_ENOMEM;
+  size_t i = 0, j = 0, k = 0;
+  while (i < a->n || j < b->n) {
+    if (j == b->n || (i < a->n && a->t[i] <= b->t[j])) {
+      if (j < b->n && a->t[i] == b->t[j])
+        j++;
+      t[k] = a->t[i];
+      v[k++] = a->v[i++];
+    } else {
+      t[k] = b->t[j];
+      v[k++] = b->v[j++];
+    }
+  }
+  a->t = t;
+  a->v = v;
+  a->n = k;
+  return 0;
+}
+
+/* Sorts by labels and folds series with equal labels into one. */
+static int merge_series(struct set_priv *p)
+{
+  if (p->n > 1)
+    qsort(p->series, p->n, sizeof(*p->series), cmp_series);
+  size_t k = 0;
+  for (size_t i = 0; i < p->n; i++) {
+    if (k && cmp_series(&p->series[k - 1], &p->series[i]) == 0) {
+      int rc = merge_samples(p, &p->series[k - 1], &p->series[i]);
+      if (rc < 0)
+        return rc;
+      continue;
+    }
+    p->series[k++] = p->series[i];
+  }
+  p->n = k;
+  return 0;
+}
+
 static int q_select(void *ctx, const struct nn_matcher *ms, size_t nms,
                     const struct nn_select_hints *hints, struct nn_series_set *out)
 {
   struct nn_tsdb *db = ctx;
   int64_t mint = hints ? hints->mint : INT64_MIN, maxt = hints ? hints->maxt : INT64_MAX;
-  size_t max_samples = hints ? hints->max_samples : 0, total = 0, ns = 0;
-  uint64_t *refs = NULL;
-  size_t nrefs = 0;
   struct samples sc = {0};
+  struct nn__tsdb_bseries *bs = NULL;
+  int rc = 0;
   memset(out, 0, sizeof(*out));
-  int rc = nn__tsdb_index_select(db, ms, nms, &refs, &nrefs);
-  if (rc < 0)
-    return rc;
   struct set_priv *p = calloc(1, sizeof(*p));
-  if (!p) {
-    rc = NN_ENOMEM;
-    goto out;
-  }
+  if (!p)
+    return NN_ENOMEM;
   nn_pool_init(&p->pool, SIZE_MAX);
+  p->max_samples = hints ? hints->max_samples : 0;
   out->priv = p;
   out->release = on_release;
-  if (nrefs && !(p->series = malloc(nrefs * sizeof(*p->series)))) {
-    rc = NN_ENOMEM;
-    goto out;
-  }
-  for (size_t i = 0; i < nrefs; i++) {
-    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
-    if (!s || !overlaps(s, mint, maxt))
+  for (size_t i = 0; i < db->nblocks && rc == 0; i++) {
+    struct nn__tsdb_block *b = db->blocks[i];
+    if (!block_overlaps(b, mint, maxt))
       continue;
-    if ((rc = series_samples(s, mint, maxt, &sc)) < 0)
-      goto out;
-    if (sc.n == 0)
-      continue;
-    total += sc.n;
-    if (max_samples && total > max_samples) {
-      rc = NN_ELIMIT;
-      goto out;
-    }
-    struct nn_series *o = &p->series[ns];
-    struct nn_label *ls = nn_pool_alloc(&p->pool, s->nlabels * sizeof(*ls));
-    int64_t *t = nn_pool_alloc(&p->pool, sc.n * sizeof(*t));
-    double *v = nn_pool_alloc(&p->pool, sc.n * sizeof(*v));
-    if (!ls || !t || !v) {
+    if (!bs && !(bs = calloc(1, sizeof(*bs)))) {
       rc = NN_ENOMEM;
-      goto out;
+      break;
     }
-    for (uint32_t k = 0; k < s->nlabels; k++) {
-      const char *nm = nn__tsdb_sym_str(&db->syms, s->syms[2 * k]);
-      const char *vl = nn__tsdb_sym_str(&db->syms, s->syms[2 * k + 1]);
-      ls[k].name = nn_pool_strndup(&p->pool, nm, strlen(nm));
-      ls[k].value = nn_pool_strndup(&p->pool, vl, strlen(vl));
-      if (!ls[k].name || !ls[k].value) {
-        rc = NN_ENOMEM;
-        goto out;
-      }
-    }
-    memcpy(t, sc.t, sc.n * sizeof(*t));
-    memcpy(v, sc.v, sc.n * sizeof(*v));
-    *o = (struct nn_series){ls, s->nlabels, t, v, sc.n};
-    ns++;
+    rc = select_block(db, b, ms, nms, mint, maxt, p, &sc, bs);
   }
-  if (ns > 1)
-    qsort(p->series, ns, sizeof(*p->series), cmp_series);
+  if (rc == 0)
+    rc = select_head(db, ms, nms, head_mint(db, mint), maxt, p, &sc);
+  if (rc == 0)
+    rc = merge_series(p);
   out->series = p->series;
-  out->n = ns;
-out:
-  free(refs);
+  out->n = p->n;
   free(sc.t);
   free(sc.v);
-  if (rc < 0 && out->release)
+  if (bs)
+    free(bs->chunks);
+  free(bs);
+  if (rc < 0)
     out->release(out);
   return rc;
+}
+
+/* ---- label names and values ---- */
+
+struct strs {
+  const char **v;
+  size_t n, cap;
+};
+
+static int strs_push(struct strs *s, const char *str)
+{
+  if (s->n == s->cap) {
+    size_t nc = s->cap ? s->cap * 2 : 64;
+    const char **nv = realloc(s->v, nc * sizeof(*nv));
+    if (!nv)
+      return NN_ENOMEM;
+    s->v = nv;
+    s->cap = nc;
+  }
+  s->v[s->n++] = str;
+  return 0;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -166,37 +316,32 @@ static int cmp_str(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Turns the marked symbol ids into a sorted list of copies. */
-static int marked_to_list(const struct nn_tsdb *db, const uint8_t *marks, struct nn_strlist *out)
+/* Sorts, removes duplicates and copies the strings into out. */
+static int strs_to_list(struct strs *s, struct nn_strlist *out)
 {
-  size_t n = 0;
-  for (uint32_t id = 1; id < db->syms.n; id++)
-    n += marks[id];
   out->v = NULL;
   out->n = 0;
-  if (n == 0)
+  if (s->n == 0)
     return 0;
-  if (!(out->v = calloc(n, sizeof(*out->v))))
+  qsort(s->v, s->n, sizeof(*s->v), cmp_str);
+  if (!(out->v = calloc(s->n, sizeof(*out->v))))
     return NN_ENOMEM;
-  for (uint32_t id = 1; id < db->syms.n; id++) {
-    if (!marks[id])
+  for (size_t i = 0; i < s->n; i++) {
+    if (out->n && strcmp(out->v[out->n - 1], s->v[i]) == 0)
       continue;
-    if (!(out->v[out->n] = strdup(db->syms.str[id]))) {
+    if (!(out->v[out->n] = strdup(s->v[i]))) {
       nn_strlist_free(out);
       return NN_ENOMEM;
     }
     out->n++;
   }
-  qsort(out->v, out->n, sizeof(*out->v), cmp_str);
   return 0;
 }
 
 /* name == NULL: collect label names; otherwise the values of label name. */
-static int collect_labels(struct nn_tsdb *db, const char *name, const struct nn_matcher *ms,
-                          size_t nms, int64_t mint, int64_t maxt, struct nn_strlist *out)
+static int head_labels(struct nn_tsdb *db, const char *name, const struct nn_matcher *ms,
+                       size_t nms, int64_t mint, int64_t maxt, struct strs *out)
 {
-  out->v = NULL;
-  out->n = 0;
   uint32_t nsym = 0;
   if (name && !(nsym = nn__tsdb_sym_find(&db->syms, name)))
     return 0;
@@ -233,9 +378,74 @@ static int collect_labels(struct nn_tsdb *db, const char *name, const struct nn_
     }
     free(refs);
   }
-  rc = marked_to_list(db, marks, out);
+  for (uint32_t id = 1; id < db->syms.n && rc == 0; id++)
+    if (marks[id])
+      rc = strs_push(out, db->syms.str[id]);
 out:
   free(marks);
+  return rc;
+}
+
+static int block_labels(struct nn_tsdb *db, struct nn__tsdb_block *b, const char *name,
+                        const struct nn_matcher *ms, size_t nms, int64_t mint, int64_t maxt,
+                        struct strs *out)
+{
+  const struct nn__tsdb_bindex *ix = &b->ix;
+  uint32_t n, v, off, prev = UINT32_MAX;
+  int rc = 0;
+  if (nms == 0 && b->mint >= mint && b->maxt - 1 <= maxt) {
+    uint32_t lo = 0, hi = ix->npairs;
+    if (name && !nn__tsdb_bindex_name_range(ix, name, &lo, &hi))
+      return 0;
+    for (uint32_t i = lo; i < hi && rc == 0; i++) {
+      nn__tsdb_bindex_pair(ix, i, &n, &v, &off);
+      if (!name && n == prev)
+        continue;
+      prev = n;
+      rc = strs_push(out, nn__tsdb_bindex_sym(ix, name ? v : n));
+    }
+    return rc;
+  }
+  struct nn__tsdb_bseries *bs = calloc(1, sizeof(*bs));
+  uint64_t *refs = NULL;
+  size_t nrefs = 0;
+  if (!bs)
+    return NN_ENOMEM;
+  rc = nn__tsdb_bindex_select(ix, ms, nms, &refs, &nrefs);
+  for (size_t i = 0; i < nrefs && rc == 0; i++) {
+    if ((rc = nn__tsdb_bindex_series(ix, refs[i], bs)) < 0)
+      break;
+    /* As for the head: the series' span, not its exact samples, meets the range. */
+    bool in_range = bs->chunks[0].mint <= maxt && bs->chunks[bs->nchunks - 1].maxt >= mint;
+    for (uint32_t k = 0; in_range && k < bs->nlabels && rc == 0; k++) {
+      const char *ln = nn__tsdb_bindex_sym(ix, bs->syms[2 * k]);
+      if (!name)
+        rc = strs_push(out, ln);
+      else if (strcmp(ln, name) == 0)
+        rc = strs_push(out, nn__tsdb_bindex_sym(ix, bs->syms[2 * k + 1]));
+    }
+  }
+  free(refs);
+  free(bs->chunks);
+  free(bs);
+  return block_damage(db, b, rc, "postings or series entry");
+}
+
+static int collect_labels(struct nn_tsdb *db, const char *name, const struct nn_matcher *ms,
+                          size_t nms, int64_t mint, int64_t maxt, struct nn_strlist *out)
+{
+  struct strs s = {0};
+  int rc = 0;
+  for (size_t i = 0; i < db->nblocks && rc == 0; i++)
+    if (block_overlaps(db->blocks[i], mint, maxt))
+      rc = block_labels(db, db->blocks[i], name, ms, nms, mint, maxt, &s);
+  if (rc == 0)
+    rc = head_labels(db, name, ms, nms, head_mint(db, mint), maxt, &s);
+  if (rc == 0)
+    rc = strs_to_list(&s, out);
+  else
+    memset(out, 0, sizeof(*out));
+  free(s.v);
   return rc;
 }
 

@@ -24,6 +24,8 @@ void nn_tsdb_options_default(struct nn_tsdb_options *o)
   o->out_of_bounds_window_ms = 3600 * 1000;
   o->appender_max_samples = 4000000;
   o->chunk_samples = 120;
+  o->block_range_ms = 2 * 3600 * 1000;
+  o->retention_ms = 15LL * 24 * 3600 * 1000;
 }
 
 static void on_async(uv_async_t *h)
@@ -70,10 +72,16 @@ int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out)
     db->opt.appender_max_samples = def.appender_max_samples;
   if (!db->opt.chunk_samples)
     db->opt.chunk_samples = def.chunk_samples;
+  if (db->opt.block_range_ms <= 0)
+    db->opt.block_range_ms = def.block_range_ms;
+  if (db->opt.retention_ms <= 0)
+    db->opt.retention_ms = def.retention_ms;
   db->opt.dir = NULL;
   db->next_ref = 1;
   db->min_t = INT64_MAX;
   db->max_t = NN__TSDB_NO_T;
+  db->blocks_maxt = NN__TSDB_NO_T;
+  db->oob_floor = NN__TSDB_NO_T;
   if (o->loop) {
     db->notifier = calloc(1, sizeof(*db->notifier));
     if (!db->notifier) {
@@ -92,6 +100,8 @@ int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out)
       rc = NN_ENOMEM;
       goto out;
     }
+    if ((rc = nn__tsdb_blocks_load(db)) < 0)
+      goto out;
     struct nn__tsdb_wal_visitor v;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -100,6 +110,10 @@ int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out)
     nn__tsdb_replay_done(db);
     if (rc < 0)
       goto out;
+    /* The WAL may still hold what was cut into blocks (a crash before the checkpoint);
+     * those chunks go, and the blocks answer for that range. */
+    if (db->blocks_maxt != NN__TSDB_NO_T)
+      nn_tsdb_head_truncate(db, db->blocks_maxt);
     db->st.replay_seconds = since(&t0);
     nn_info("tsdb",
             "WAL replayed: dir=%s series=%zu samples=%llu dropped=%llu corruptions=%llu "
@@ -180,6 +194,7 @@ void nn_tsdb_close(struct nn_tsdb *db)
     db->notifier->h.data = NULL;
     uv_close((uv_handle_t *)&db->notifier->h, on_notifier_close);
   }
+  nn__tsdb_blocks_fini(db);
   nn__tsdb_head_fini(db);
   free(db->dir);
   free(db);
@@ -230,4 +245,18 @@ void nn_tsdb_stats(struct nn_tsdb *db, struct nn_tsdb_stats *out)
   out->wal_replay_seconds = db->st.replay_seconds;
   if (db->wal)
     nn__tsdb_wal_stats(db->wal, out);
+  out->blocks = db->nblocks;
+  out->blocks_min_time = INT64_MAX;
+  for (size_t i = 0; i < db->nblocks; i++) {
+    out->block_bytes += db->blocks[i]->bytes;
+    out->block_samples += db->blocks[i]->nsamples;
+    if (db->blocks[i]->mint < out->blocks_min_time)
+      out->blocks_min_time = db->blocks[i]->mint;
+  }
+  out->blocks_cut_total = db->bst.cut;
+  out->block_cut_failures_total = db->bst.cut_failures;
+  out->blocks_deleted_total = db->bst.deleted;
+  out->blocks_corrupt_total = db->bst.corrupt;
+  out->block_cut_seconds_total = db->bst.cut_seconds_total;
+  out->block_cut_seconds_last = db->bst.cut_seconds_last;
 }

@@ -37,14 +37,20 @@ struct nn_tsdb_options {
   int64_t out_of_bounds_window_ms;
   size_t appender_max_samples; /* cap per appender (NN_ETOOBIG beyond); default 4,000,000 */
   uint16_t chunk_samples;      /* samples per chunk before it is cut; default 120 */
+  /* Blocks (with dir set): once the head spans 1.5x this, its oldest aligned range of
+   * this length is written to <dir>/blocks and dropped from the head. Default 2 h. */
+  int64_t block_range_ms;
+  int64_t retention_ms;     /* blocks ending before now - this are deleted; default 15 d */
+  uint64_t retention_bytes; /* oldest blocks deleted while blocks exceed this; 0: no cap */
 };
 
 /* Fills o with the defaults above (dir and loop NULL). */
 void nn_tsdb_options_default(struct nn_tsdb_options *o);
 
-/* Opens the store: creates <dir>/wal if needed and replays it into the head. Damage in
- * the WAL is truncated, logged and counted, never fatal. Starts the WAL writer thread.
- * Blocks for the replay; call it before the loop runs. */
+/* Opens the store: loads the blocks in <dir>/blocks (a corrupt block is logged, counted
+ * and skipped), creates <dir>/wal if needed and replays it into the head, dropping what
+ * the blocks already hold. Damage in the WAL is truncated, logged and counted, never
+ * fatal. Starts the WAL writer thread. Blocks for the replay; call it before the loop runs. */
 int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out);
 /* Flushes and fsyncs the WAL, runs outstanding durability callbacks, frees everything.
  * With a loop, the loop must run once more to finish closing the wakeup handle. NULL ok. */
@@ -109,7 +115,16 @@ size_t nn_tsdb_head_truncate(struct nn_tsdb *db, int64_t mint);
  * writes, syncs and renames it. NN_EUNSUPPORTED without a WAL. */
 int nn_tsdb_checkpoint(struct nn_tsdb *db);
 
-/* A read view of the head, valid until nn_tsdb_close. Results own their memory. */
+/* Periodic upkeep, from the loop thread (every few seconds): cuts the head's oldest
+ * block range into a block when the head spans more than 1.5 block ranges (the block is
+ * written on the loop's thread pool, or within this call without a loop; the head is then
+ * truncated and a WAL checkpoint taken), and deletes blocks past retention_ms (relative
+ * to now_ms, wall-clock milliseconds) or beyond retention_bytes, oldest first. Returns 0,
+ * or the first error (logged; the next call retries). NN_EUNSUPPORTED without a dir. */
+int nn_tsdb_maintain(struct nn_tsdb *db, int64_t now_ms);
+
+/* A read view of the blocks and the head, valid until nn_tsdb_close. Series found in
+ * several blocks and the head are merged by labels. Results own their memory. */
 void nn_tsdb_querier(struct nn_tsdb *db, struct nn_querier *out);
 
 #define NN_TSDB_FSYNC_BUCKETS 8
@@ -147,6 +162,17 @@ struct nn_tsdb_stats {
   uint64_t wal_replay_samples_total; /* samples restored */
   uint64_t wal_replay_dropped_total; /* samples or series records that could not apply */
   double wal_replay_seconds;
+  /* Blocks. */
+  uint64_t blocks;           /* loaded */
+  uint64_t block_bytes;      /* their files' total size */
+  uint64_t block_samples;    /* samples in them */
+  int64_t blocks_min_time;   /* oldest sample time in blocks; INT64_MAX if none */
+  uint64_t blocks_cut_total; /* written from the head */
+  uint64_t block_cut_failures_total;
+  uint64_t blocks_deleted_total; /* by retention */
+  uint64_t blocks_corrupt_total; /* skipped at load, or later for a bad chunk CRC */
+  double block_cut_seconds_total;
+  double block_cut_seconds_last; /* snapshot to swap, of the newest cut */
 };
 
 void nn_tsdb_stats(struct nn_tsdb *db, struct nn_tsdb_stats *out);
