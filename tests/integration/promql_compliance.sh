@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 QUERIES=$NN_SOURCE_DIR/../shared/conformance/promql-test-queries.yml
-: "${NN_COMPLIANCE_SECONDS:=150}" "${NN_COMPLIANCE_MIN_PCT:=95}"
+: "${NN_COMPLIANCE_SECONDS:=90}" "${NN_COMPLIANCE_MIN_PCT:=95}"
 
 port=$(nn_free_port)
 pport=$(nn_free_port)
