@@ -18,6 +18,10 @@ def main():
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--count", type=int, required=True)
     ap.add_argument("--max-dups", type=int, default=0, help="duplicates allowed")
+    ap.add_argument("--strict-order", action="store_true",
+                    help="fail on per-stream order violations (only meaningful with one request in "
+                    "flight: the agent sends up to two batches at once, which a threaded receiver "
+                    "may store in either order)")
     ap.add_argument("--other", type=int, default=0, help="non-numbered entries expected (at least)")
     a = ap.parse_args()
     seen = bytearray(a.count)
@@ -59,7 +63,7 @@ def main():
            "order_violations": order, "wrong_stream": bad_stream, "out_of_range": out_of_range,
            "other_entries": other}
     print(json.dumps(res))
-    ok = lost == 0 and dups <= a.max_dups and order == 0 and bad_stream == 0 and out_of_range == 0
+    ok = lost == 0 and dups <= a.max_dups and (order == 0 or not a.strict_order) and bad_stream == 0 and out_of_range == 0
     ok = ok and other >= a.other
     return 0 if ok else 1
 

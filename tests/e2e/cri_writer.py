@@ -43,6 +43,8 @@ def main():
     ap.add_argument("--partial-every", type=int, default=7, help="every Nth entry as P fragments (0: none)")
     ap.add_argument("--stderr-every", type=int, default=5, help="every Nth entry on stderr (0: none)")
     ap.add_argument("--pad", type=int, default=60, help="filler bytes per entry")
+    ap.add_argument("--random-pad", action="store_true",
+                    help="hex filler from os.urandom, so spool/queue compression cannot hide volume")
     ap.add_argument("--rotate-every", type=float, default=0, help="seconds; 0: never")
     ap.add_argument("--copytruncate", action="store_true", help="alternate rename and copytruncate")
     ap.add_argument("--metrics", help="agent /metrics URL (required with --copytruncate)")
@@ -64,7 +66,8 @@ def main():
         buf = []
         for _ in range(min(a.chunk, end - n)):
             stream = "stderr" if a.stderr_every and n % a.stderr_every == 1 else "stdout"
-            msg = b"seq=%d s=%s %s" % (n, stream.encode(), pad)
+            filler = os.urandom(a.pad // 2).hex().encode() if a.random_pad else pad
+            msg = b"seq=%d s=%s %s" % (n, stream.encode(), filler)
             ts = ts_text(t0 + n * 1000).encode()
             if a.partial_every and n % a.partial_every == 3:
                 third = len(msg) // 3

@@ -36,7 +36,7 @@ nn_check "read back from the aggregator" python3 "$E2E/loki_query.py" --url "htt
   --query '{container="storm"}' --start-ns "$t0" --end-ns $((t0 + LINES * 1000 + 1)) \
   --limit 5000 --out "$NN_TMP/got"
 e2e_note "read back"
-res=$(python3 "$E2E/check_lines.py" "$NN_TMP/got" --count "$LINES") && ok=0 || ok=1
+res=$(python3 "$E2E/check_lines.py" "$NN_TMP/got" --count "$LINES" --strict-order) && ok=0 || ok=1
 echo "aggregator: $res"
 nn_check "every line exactly once, in order per stream" test "$ok" = 0
 m=$(curl -fsS "http://127.0.0.1:$aport/metrics")
