@@ -106,7 +106,7 @@ struct nn_agent_logs {
   struct nn_buf key, piece;
   struct held *held_head, *held_tail;
   size_t held_bytes;
-  bool ship_paused;
+  bool ship_paused, closing;
   struct nn_label static_labels[MAX_STATIC_LABELS];
   size_t nstatic;
   struct nn_metric *acked, *dropped_acked, *held_total;
@@ -190,6 +190,8 @@ static bool replay_held(struct nn_agent_logs *l)
 static void on_entry(void *ctx, const struct nn_tail_entry *e)
 {
   struct nn_agent_logs *l = ctx;
+  if (l->closing)
+    return; /* not batched, so not acknowledged: read again after the restart */
   struct nn_ship_token tok = {.id = e->file_id, .off = e->entry->commit_offset};
   if (l->lm)
     nn_logmetrics_observe(l->lm, e->labels, e->nlabels, e->entry->line, e->entry->len);
@@ -214,6 +216,8 @@ static void on_ack(void *ud, const struct nn_ship_token *tokens, size_t n,
                    enum nn_ship_outcome outcome, bool recovered)
 {
   struct nn_agent_logs *l = ud;
+  if (!l->tail)
+    return;
   for (size_t i = 0; i < n; i++) {
     /* A file closed after rotation no longer takes acks; its bytes were all delivered. */
     nn_tail_ack(l->tail, tokens[i].id, tokens[i].off);
@@ -231,6 +235,8 @@ static void on_pause(void *ud)
 static void on_resume(void *ud)
 {
   struct nn_agent_logs *l = ud;
+  if (l->closing)
+    return;
   l->ship_paused = false;
   if (replay_held(l))
     nn_tail_resume(l->tail);
@@ -349,10 +355,23 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
   sc.payload = &nn_ship_payload_loki;
   sc.data_dir = data_dir;
   sc.batch_size = cfg->batch_size;
+  /* A batch must hold the largest entry the tailer can emit (a max_line_size line plus its
+   * stream key and framing); otherwise such an entry is refused by the ship and, since later
+   * entries are acknowledged past it, lost. */
+  size_t need = cfg->max_line_size + (64u << 10) + 1024;
+  if (sc.batch_size < need) {
+    nn_warn("logs", "logs.batch_size %zu is below max_line_size plus overhead; using %zu",
+            sc.batch_size, need);
+    sc.batch_size = need;
+  }
   sc.batch_wait_ms = cfg->batch_wait_ms;
   sc.dests = dests;
   sc.ndests = ndests;
   sc.owner = (struct nn_ship_owner){on_ack, on_pause, on_resume, l};
+  /* The spool, once fsynced, is what guarantees a batch: the checkpoint may pass it. Without
+   * this, a batch spooled during an outage or at shutdown would also be read again from the
+   * file after a restart and delivered twice (docs/format/spool.md, Durability). */
+  sc.ack_spooled = true;
   nn_ship_http_transport(l->http, &sc.transport);
   sc.metrics = metrics;
   if (nn_ship_create(loop, &sc, &l->ship) < 0)
@@ -383,6 +402,10 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
       .data_dir = data_dir,
       .ignore_older_ms = (uint64_t)cfg->ignore_older_ms,
       .start_at_end = cfg->start_at_end,
+      /* Acknowledged offsets reach disk within this; after a crash what was delivered since
+       * the last write is sent again, so it bounds duplicates (1 s would allow several
+       * batches' worth under load). Only written when acks moved an offset. */
+      .checkpoint_interval_ms = 200,
   };
   tc.parse.max_line_size = cfg->max_line_size;
   if (cfg->multiline_start && cfg->multiline_start[0]) {
@@ -414,6 +437,9 @@ fail:
 static void on_ship_closed(void *ud)
 {
   struct nn_agent_logs *l = ud;
+  /* The tailer saves acknowledged offsets; whatever is unacknowledged is re-read next time. */
+  nn_tail_destroy(l->tail);
+  l->tail = NULL;
   nn_ship_http_destroy(l->http);
   nn_parse_ml_destroy(l->ml);
   nn_logmetrics_destroy(l->lm);
@@ -440,9 +466,12 @@ void nn_agent_logs_close(struct nn_agent_logs *l, void (*on_closed)(void *ud), v
     return;
   l->on_closed = on_closed;
   l->closed_ud = ud;
-  /* The tailer saves acknowledged offsets; whatever is unacknowledged is re-read next time. */
-  nn_tail_destroy(l->tail);
-  l->tail = NULL;
+  l->closing = true;
+  /* Reading stops first; the ship then finishes or spools (fsynced) every batch and
+   * acknowledges them, and only after that does the tailer write its last checkpoint, so
+   * nothing the spool holds is read again after a restart (docs/format/spool.md). */
+  if (l->tail)
+    nn_tail_pause(l->tail);
   if (l->ship)
     nn_ship_close(l->ship, on_ship_closed, l);
   else

@@ -21,7 +21,8 @@
 #define MAX_DESTS      16
 #define MAX_INFLIGHT   16
 #define ID_MAX         160
-#define BATCH_OVERHEAD 256 /* bookkeeping charged per queued batch */
+#define BATCH_OVERHEAD 256  /* bookkeeping charged per queued batch */
+#define DRAIN_MS       5000 /* longest a close waits for requests in flight */
 
 enum slot_state { SLOT_FREE, SLOT_SENDING, SLOT_WAIT, SLOT_DONE };
 
@@ -43,6 +44,7 @@ struct batch {
 struct ack_entry {
   uint64_t seq;
   uint32_t pending;
+  uint32_t done_mask; /* destinations that finished (delivered, dropped or durably spooled) */
   uint32_t nrecords;
   bool dropped;
   struct nn_ship_token *tokens;
@@ -85,8 +87,14 @@ struct dest_metrics {
   struct nn_metric *latency;
 };
 
+/* A live batch appended to the spool, acknowledged once an fsync covers append number gen. */
+struct durable_wait {
+  uint64_t seq, gen;
+};
+
 struct dest {
   struct nn_ship *s;
+  uint32_t index;
   char *name, *url;
   enum nn_codec codec;
   int64_t timeout_ms;
@@ -101,6 +109,8 @@ struct dest {
   uint64_t mem_bytes;
   struct nn__ship_spool *spool;
   uint64_t spool_last_live; /* newest seq written to the spool this run */
+  struct durable_wait *dw;  /* ring of spooled live batches awaiting fsync */
+  size_t dw_head, dw_count, dw_cap;
   bool spool_has_live;
   struct slot *slots; /* ring in issue order */
   uint32_t slot_head, nslots;
@@ -138,7 +148,7 @@ struct nn_ship {
   struct nn__ship_deadletter *dl;
 
   uv_timer_t age_timer, kick_timer, sync_timer;
-  bool paused, closing;
+  bool paused, closing, draining, ack_spooled;
   int open_handles;
   void (*on_closed)(void *ud);
   void *closed_ud;
@@ -200,14 +210,59 @@ static int ring_grow(struct nn_ship *s)
   return 0;
 }
 
-/* One destination finished with live batch seq. */
-static void ack_done(struct nn_ship *s, uint64_t seq, bool dropped)
+/* Destination d finished with live batch seq: delivered, dropped, or durably spooled. A
+ * spooled batch finishes again when it is delivered later; only the first counts. */
+static void ack_done(struct dest *d, uint64_t seq, bool dropped)
 {
-  struct ack_entry *e = ring_at(s, seq);
-  if (!e || e->pending == 0)
+  struct ack_entry *e = ring_at(d->s, seq);
+  if (!e || e->pending == 0 || (e->done_mask & (1u << d->index)))
     return;
+  e->done_mask |= 1u << d->index;
   e->pending--;
   e->dropped |= dropped;
+}
+
+/* Remembers that live batch seq is in d's spool; it is acknowledged to the producer once an
+ * fsync covers it (the spool then guarantees it, so the producer's checkpoint may pass it).
+ * Without memory for the note the batch is simply acknowledged on delivery. */
+static void durable_push(struct dest *d, uint64_t seq)
+{
+  if (!d->s->ack_spooled)
+    return;
+  if (d->dw_count == d->dw_cap) {
+    size_t nc = d->dw_cap ? d->dw_cap * 2 : 64;
+    struct durable_wait *n = malloc(nc * sizeof(*n));
+    if (!n)
+      return;
+    for (size_t i = 0; i < d->dw_count; i++)
+      n[i] = d->dw[(d->dw_head + i) % d->dw_cap];
+    free(d->dw);
+    d->dw = n;
+    d->dw_cap = nc;
+    d->dw_head = 0;
+  }
+  d->dw[(d->dw_head + d->dw_count) % d->dw_cap] =
+      (struct durable_wait){seq, nn__ship_spool_appends(d->spool)};
+  d->dw_count++;
+}
+
+/* Acknowledges the spooled batches an fsync has made durable. */
+static void durable_apply(struct dest *d)
+{
+  uint64_t durable = nn__ship_spool_durable(d->spool);
+  while (d->dw_count > 0 && d->dw[d->dw_head].gen <= durable) {
+    ack_done(d, d->dw[d->dw_head].seq, false);
+    d->dw_head = (d->dw_head + 1) % d->dw_cap;
+    d->dw_count--;
+  }
+}
+
+static void on_durable(void *ud)
+{
+  struct dest *d = ud;
+  durable_apply(d);
+  if (!d->s->closing)
+    notify(d->s);
 }
 
 static void queue_orphan_ack(struct nn_ship *s, const struct nn_ship_token *t, uint32_t n,
@@ -352,7 +407,7 @@ static void on_spool_drop(void *ud, const struct nn__ship_rec *r)
   if (r->orphan)
     queue_orphan_ack(d->s, r->tokens, r->ntokens, true);
   else
-    ack_done(d->s, r->seq, true);
+    ack_done(d, r->seq, true);
   NN_LOG_RL(NN_LOG_WARN, "ship",
             "destination %s: spool full, dropped the oldest batch %.*s (%" PRIu32
             " records; full_policy drop_oldest)",
@@ -384,6 +439,7 @@ static int spool_batch_at(struct dest *d, struct batch *b, struct nn__ship_pos *
   if (rc == 0) {
     d->spool_last_live = b->seq;
     d->spool_has_live = true;
+    durable_push(d, b->seq);
   } else if (rc != NN_ELIMIT) {
     NN_LOG_RL(NN_LOG_WARN, "ship", "destination %s: cannot spool batch %s: %s", d->name, b->id,
               nn_strerror(rc));
@@ -545,7 +601,7 @@ static bool next_slot(struct dest *d)
       for (uint64_t q = lost[0]; q <= lost[1] && lost[0] <= lost[1]; q++) {
         struct ack_entry *e = ring_at(s, q);
         count_drop(d, DROP_CORRUPT, e ? e->nrecords : 0);
-        ack_done(s, q, true);
+        ack_done(d, q, true);
         if (q == UINT64_MAX)
           break;
       }
@@ -590,7 +646,7 @@ static bool next_slot(struct dest *d)
 static void pump(struct dest *d)
 {
   struct nn_ship *s = d->s;
-  if (s->closing || d->timer_armed)
+  if (s->closing || s->draining || d->timer_armed)
     return;
   uint32_t limit = d->failures ? 1 : d->max_inflight;
   uint32_t active = 0;
@@ -626,12 +682,15 @@ static void retire(struct dest *d)
     if (sl->orphan)
       queue_orphan_ack(s, sl->otoks, sl->notoks, sl->dropped);
     else
-      ack_done(s, sl->seq, sl->dropped);
+      ack_done(d, sl->seq, sl->dropped);
     slot_release(sl);
     d->slot_head = (d->slot_head + 1) % d->max_inflight;
     d->nslots--;
   }
 }
+
+static bool any_sending(const struct nn_ship *s);
+static void finish_close(struct nn_ship *s);
 
 static void on_backoff(uv_timer_t *t)
 {
@@ -641,6 +700,8 @@ static void on_backoff(uv_timer_t *t)
   pump(d);
   dest_gauges(d);
   notify(d->s);
+  if (d->s->draining && !any_sending(d->s))
+    finish_close(d->s);
 }
 
 static const char *batch_id_of(const struct slot *sl)
@@ -674,6 +735,8 @@ static void on_complete(struct nn_ship_call *call, const struct nn_ship_response
   pump(d);
   dest_gauges(d);
   notify(d->s);
+  if (d->s->draining && !any_sending(d->s))
+    finish_close(d->s);
 }
 
 /* Classifies one answer: 2xx done, 429/5xx/connection errors wait for a retry, anything
@@ -804,7 +867,7 @@ static int close_batch(struct nn_ship *s)
     if (mq_push(d, b) < 0) {
       /* Out of memory: treat as a dropped batch for this destination so acks still flow. */
       count_drop(d, DROP_FULL, b->nrecords);
-      ack_done(s, b->seq, true);
+      ack_done(d, b->seq, true);
       continue;
     }
     balance(d);
@@ -833,9 +896,8 @@ static void on_sync(uv_timer_t *t)
     nn__ship_spool_sync(s->dests[i].spool, s->loop);
 }
 
-/* Runs owner callbacks: acks in order, then pause/resume. Callbacks may call back into the
- * ship (nn_ship_add), so state is re-read after each one. */
-static void notify(struct nn_ship *s)
+/* Hands finished batches' tokens to the owner, in order. */
+static void deliver_acks(struct nn_ship *s)
 {
   while (!s->closing && s->orphans) {
     struct orphan_ack *a = s->orphans;
@@ -857,7 +919,14 @@ static void notify(struct nn_ship *s)
                       e.dropped ? NN_SHIP_DROPPED : NN_SHIP_DELIVERED, false);
     free(e.tokens);
   }
-  if (s->closing)
+}
+
+/* Runs owner callbacks: acks in order, then pause/resume. Callbacks may call back into the
+ * ship (nn_ship_add), so state is re-read after each one. */
+static void notify(struct nn_ship *s)
+{
+  deliver_acks(s);
+  if (s->closing || s->draining)
     return;
   /* A batch whose close failed on a full ack ring closes once acks made room. */
   if (s->builder.nrecords > 0 && !uv_is_active((uv_handle_t *)&s->age_timer) &&
@@ -1006,6 +1075,7 @@ static void free_ship(struct nn_ship *s)
     while (d->mq_count)
       batch_unref(mq_pop(d));
     free(d->mq);
+    free(d->dw);
     nn__ship_spool_close(d->spool);
     for (size_t h = 0; d->hdr_store && d->hdr_store[h]; h++)
       free(d->hdr_store[h]);
@@ -1050,6 +1120,7 @@ static int setup_dest(struct nn_ship *s, const struct nn_ship_config *c, size_t 
   const struct nn_ship_dest_config *dc = &c->dests[i];
   struct dest *d = &s->dests[i];
   d->s = s;
+  d->index = (uint32_t)i;
   d->codec = dc->codec;
   d->timeout_ms = dc->timeout_ms;
   d->max_inflight = dc->max_inflight;
@@ -1097,6 +1168,7 @@ static int setup_dest(struct nn_ship *s, const struct nn_ship_config *c, size_t 
       nn_error("ship", "destination %s: cannot open spool %s: %s", dc->name, dir, nn_strerror(rc));
       return rc;
     }
+    nn__ship_spool_on_durable(d->spool, on_durable, d);
   }
   if (c->metrics && (rc = register_metrics(s, c->metrics, d)) < 0)
     return rc;
@@ -1122,6 +1194,7 @@ int nn_ship_create(uv_loop_t *loop, const struct nn_ship_config *c, struct nn_sh
   s->retry_after_max_ms = c->retry_after_max_ms;
   s->fsync_ms = c->fsync_interval_ms;
   s->max_retries = c->max_retries;
+  s->ack_spooled = c->ack_spooled;
   s->owner = c->owner;
   s->tp = c->transport;
   s->ring_max = c->max_unacked_batches;
@@ -1211,7 +1284,7 @@ static bool over_hard_limit(const struct nn_ship *s)
 int nn_ship_add(struct nn_ship *s, const void *key, size_t key_len, const void *piece,
                 size_t piece_len, const struct nn_ship_token *token)
 {
-  if (s->closing)
+  if (s->closing || s->draining)
     return NN_ECANCELED;
   size_t cost = nn__ship_builder_cost(&s->builder, key_len, piece_len);
   if (cost > s->batch_size)
@@ -1243,7 +1316,7 @@ int nn_ship_add(struct nn_ship *s, const void *key, size_t key_len, const void *
 
 int nn_ship_flush(struct nn_ship *s)
 {
-  if (s->closing)
+  if (s->closing || s->draining)
     return NN_ECANCELED;
   int rc = close_batch(s);
   kick(s);
@@ -1309,14 +1382,26 @@ static uint32_t persist_on_close(struct dest *d)
   return skipped;
 }
 
-void nn_ship_close(struct nn_ship *s, void (*on_closed)(void *ud), void *ud)
+static bool any_sending(const struct nn_ship *s)
+{
+  for (size_t i = 0; i < s->ndests; i++) {
+    const struct dest *d = &s->dests[i];
+    for (uint32_t k = 0; k < d->nslots; k++)
+      if (d->slots[(d->slot_head + k) % d->max_inflight].state == SLOT_SENDING)
+        return true;
+  }
+  return false;
+}
+
+/* Second half of close: spools what is left, fsyncs, acknowledges what the spool now holds
+ * (so the producer's final checkpoint covers it and a restart does not read it again), then
+ * releases the handles. */
+static void finish_close(struct nn_ship *s)
 {
   if (s->closing)
     return;
-  close_batch(s);
-  s->closing = true;
-  s->on_closed = on_closed;
-  s->closed_ud = ud;
+  s->draining = false;
+  uv_timer_stop(&s->age_timer);
   for (size_t i = 0; i < s->ndests; i++) {
     struct dest *d = &s->dests[i];
     uint32_t skipped = persist_on_close(d);
@@ -1325,10 +1410,42 @@ void nn_ship_close(struct nn_ship *s, void (*on_closed)(void *ud), void *ud)
               "destination %s: %" PRIu32 " unsent batches not kept at shutdown; their "
               "records were not acknowledged and are read again after restart",
               d->name, skipped);
+    if (d->spool) {
+      nn__ship_spool_sync_now(d->spool);
+      durable_apply(d);
+    }
+  }
+  if (s->ack_spooled)
+    deliver_acks(s);
+  s->closing = true;
+  for (size_t i = 0; i < s->ndests; i++) {
+    struct dest *d = &s->dests[i];
     uv_timer_stop(&d->timer);
     uv_close((uv_handle_t *)&d->timer, on_handle_closed);
   }
   uv_close((uv_handle_t *)&s->age_timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->kick_timer, on_handle_closed);
   uv_close((uv_handle_t *)&s->sync_timer, on_handle_closed);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+  finish_close(t->data);
+}
+
+void nn_ship_close(struct nn_ship *s, void (*on_closed)(void *ud), void *ud)
+{
+  if (s->closing || s->draining)
+    return;
+  close_batch(s);
+  s->on_closed = on_closed;
+  s->closed_ud = ud;
+  s->draining = true;
+  /* Requests in flight usually answer within milliseconds; waiting for them (bounded) keeps
+   * a batch the receiver already took from being spooled and sent again after a restart. */
+  if (s->ack_spooled && any_sending(s)) {
+    uv_timer_start(&s->age_timer, on_drain_timeout, DRAIN_MS, 0);
+    return;
+  }
+  finish_close(s);
 }

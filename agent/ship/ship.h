@@ -32,10 +32,12 @@ enum nn_ship_outcome {
   NN_SHIP_DROPPED = 1,   /* at least one destination dropped it (4xx, drop_oldest, corrupt) */
 };
 
-/* Owner callbacks. on_ack gets the tokens of one batch in the order they were added, with
- * adjacent tokens of the same id coalesced into the last one (offsets only grow), so a tailer
- * checkpoints token.off for token.id. recovered is true for batches read back from a spool
- * written by an earlier run. on_pause/on_resume: stop/start producing (back-pressure). */
+/* Owner callbacks. A batch is done for a destination when it answered 2xx, when a policy
+ * dropped it, or (with ack_spooled) when it is durably (fsynced) in that destination's spool,
+ * which from then on guarantees its delivery. on_ack gets the tokens of one batch in the order they
+ * were added, with adjacent tokens of the same id coalesced into the last one (offsets only grow),
+ * so a tailer checkpoints token.off for token.id. recovered is true for batches read back from a
+ * spool written by an earlier run. on_pause/on_resume: stop/start producing (back-pressure). */
 struct nn_ship_owner {
   void (*on_ack)(void *ud, const struct nn_ship_token *tokens, size_t n,
                  enum nn_ship_outcome outcome, bool recovered);
@@ -141,6 +143,8 @@ struct nn_ship_config {
   uint32_t deadletter_max_files; /* 100 */
   uint64_t deadletter_max_bytes; /* 64 MiB */
   uint64_t seed;                 /* jitter seed; 0 picks one from the clock */
+  bool ack_spooled; /* also ack a batch once it is fsynced in every pending destination's
+                       spool, and let close wait for requests in flight (see nn_ship_close) */
   const struct nn_ship_dest_config *dests;
   size_t ndests;
   struct nn_ship_owner owner;
@@ -168,10 +172,15 @@ int nn_ship_flush(struct nn_ship *s);
 /* True while producers are asked to pause. */
 bool nn_ship_paused(const struct nn_ship *s);
 
-/* Stops the ship: cancels in-flight requests, writes the open, queued and in-flight batches
- * to the spool (when there is one and it has room), fsyncs and closes everything. on_closed
- * runs from the loop once libuv released every handle; the ship is freed after it returns.
- * No owner callback runs after close starts. */
+/* Stops the ship: closes the open batch, then cancels requests in flight, writes the queued
+ * and unfinished batches to the spool (when there is one and it has room) and fsyncs it.
+ * With ack_spooled it first waits (at most 5 s) for requests in flight to answer, and after
+ * the fsync acknowledges every batch the spool now holds through on_ack (possibly from
+ * inside this call), so the producer's last checkpoint covers them and a restart sends them
+ * from the spool instead of producing them again; without it no owner callback runs after
+ * close starts. No nn_ship_add is accepted after close starts and no on_pause/on_resume
+ * runs. on_closed runs from the loop once libuv released every handle; the ship is freed
+ * after it returns. */
 void nn_ship_close(struct nn_ship *s, void (*on_closed)(void *ud), void *ud);
 
 /* Per destination state and counters (also exported on /metrics). */
