@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* nines-agent: parses flags, loads the config and runs the app on one loop. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -23,10 +24,11 @@ static int check(const void *cfg, char *err, size_t errlen)
 int main(int argc, char **argv)
 {
   struct nn_agent_config cfg = {0};
-  const char *listen = NULL, *data_dir = NULL;
   const struct nn_program_flag flags[] = {
-      {"listen-address", "HOST:PORT", "address for /metrics (default 127.0.0.1:9596)", &listen},
-      {"data-dir", "DIR", "directory for offsets and the spool", &data_dir},
+      {"listen-address", "HOST:PORT", "address for /metrics (default 127.0.0.1:9596)",
+       offsetof(struct nn_agent_config, listen_address)},
+      {"data-dir", "DIR", "directory for offsets and the spool",
+       offsetof(struct nn_agent_config, data_dir)},
   };
   const struct nn_program_opts opts = {
       .name = "nines-agent",
@@ -41,14 +43,6 @@ int main(int argc, char **argv)
   if (!nn_program_init(&opts, argc, argv, &code)) {
     nn_cfg_free(nn_agent_config_options, &cfg);
     return code;
-  }
-  if (listen) {
-    free(cfg.listen_address);
-    cfg.listen_address = strdup(listen);
-  }
-  if (data_dir) {
-    free(cfg.data_dir);
-    cfg.data_dir = strdup(data_dir);
   }
   uv_loop_t loop;
   uv_loop_init(&loop);

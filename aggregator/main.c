@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* nines-aggregator: parses flags, loads the config and runs the app on one loop. */
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -92,10 +93,11 @@ int main(int argc, char **argv)
   if (argc >= 3 && strcmp(argv[1], "slo") == 0 && strcmp(argv[2], "export") == 0)
     return slo_export(argc, argv);
   struct nn_agg_config cfg = {0};
-  const char *listen = NULL, *data_dir = NULL;
   const struct nn_program_flag flags[] = {
-      {"listen-address", "HOST:PORT", "address to serve on (default 127.0.0.1:9595)", &listen},
-      {"data-dir", "DIR", "directory for the WAL, blocks and state (default ./data)", &data_dir},
+      {"listen-address", "HOST:PORT", "address to serve on (default 127.0.0.1:9595)",
+       offsetof(struct nn_agg_config, listen_address)},
+      {"data-dir", "DIR", "directory for the WAL, blocks and state (default ./data)",
+       offsetof(struct nn_agg_config, data_dir)},
   };
   const struct nn_program_opts opts = {
       .name = "nines-aggregator",
@@ -110,15 +112,6 @@ int main(int argc, char **argv)
   if (!nn_program_init(&opts, argc, argv, &code)) {
     nn_cfg_free(nn_agg_config_options, &cfg);
     return code;
-  }
-  /* Flags win over the file. */
-  if (listen) {
-    free(cfg.listen_address);
-    cfg.listen_address = strdup(listen);
-  }
-  if (data_dir) {
-    free(cfg.data_dir);
-    cfg.data_dir = strdup(data_dir);
   }
   uv_loop_t loop;
   uv_loop_init(&loop);

@@ -62,6 +62,12 @@ int nn_program_init(const struct nn_program_opts *o, int argc, char **argv, int 
 {
   bool check = false;
   const char *level = "info", *format = "logfmt", *v;
+  const char *overrides[16] = {0};
+  if (o->nflags > 16) {
+    fprintf(stderr, "%s: too many program flags\n", o->name);
+    *exit_code = 2;
+    return 0;
+  }
   *exit_code = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -97,7 +103,7 @@ int nn_program_init(const struct nn_program_opts *o, int argc, char **argv, int 
     bool known = false;
     for (size_t f = 0; f < o->nflags && !known; f++) {
       if ((v = flag_value(argc, argv, &i, o->flags[f].name))) {
-        *o->flags[f].value = v;
+        overrides[f] = v;
         known = true;
       }
     }
@@ -136,6 +142,18 @@ int nn_program_init(const struct nn_program_opts *o, int argc, char **argv, int 
       fprintf(stderr, "%s: configuration is invalid\n", o->name);
     *exit_code = 1;
     return 0;
+  }
+  for (size_t f = 0; f < o->nflags; f++) {
+    if (!overrides[f])
+      continue;
+    char **field = (char **)((char *)o->cfg + o->flags[f].cfg_offset);
+    char *copy = strdup(overrides[f]);
+    if (!copy) {
+      *exit_code = 1;
+      return 0;
+    }
+    free(*field);
+    *field = copy;
   }
   if (check && o->check) {
     char cerr[1024] = "";

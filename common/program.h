@@ -13,12 +13,13 @@ struct nn_cfg_option;
 struct nn_http_server;
 struct nn_metrics;
 
-/* A program-specific flag taking one value, e.g. --listen-address HOST:PORT. */
+/* A program-specific flag that overrides a string setting of the config file, e.g.
+ * --listen-address HOST:PORT for listen_address. Flags win over the file. */
 struct nn_program_flag {
   const char *name; /* without the leading dashes */
   const char *metavar;
   const char *help;
-  const char **value; /* set to the argument (points into argv) when given */
+  size_t cfg_offset; /* offset of the char * field in the config struct */
 };
 
 struct nn_program_opts {
