@@ -49,6 +49,11 @@ static const struct nn_cfg_option storage_options[] = {
      .offset = STO(retention_ms),
      .def = "15d",
      .help = "how long samples are kept"},
+    {.name = "retention_size",
+     .type = NN_CFG_SIZE,
+     .offset = STO(retention_size),
+     .def = "0",
+     .help = "blocks kept at most, oldest deleted first (0: no size limit)"},
     {.name = "wal_flush_interval",
      .type = NN_CFG_DURATION,
      .offset = STO(wal_flush_interval_ms),
@@ -246,8 +251,8 @@ static void on_tick(uv_timer_t *t)
   int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
   (void)now_ms;
   nn_logstore_tick(app->logs, wall_ms * 1000000);
-  if (app->cfg->storage.retention_ms > 0)
-    nn_tsdb_head_truncate(app->db, wall_ms - app->cfg->storage.retention_ms);
+  /* Cuts 2 h blocks from the head, checkpoints the WAL and applies retention. */
+  nn_tsdb_maintain(app->db, wall_ms);
 }
 
 static int open_stores(struct nn_agg_app *app)
@@ -260,6 +265,8 @@ static int open_stores(struct nn_agg_app *app)
   to.wal_flush_interval_ms = (uint32_t)cfg->storage.wal_flush_interval_ms;
   to.wal_flush_bytes = cfg->storage.wal_flush_bytes;
   to.wal_fsync = cfg->storage.wal_fsync;
+  to.retention_ms = cfg->storage.retention_ms;
+  to.retention_bytes = cfg->storage.retention_size;
   int rc = nn_tsdb_open(&to, &app->db);
   if (rc < 0) {
     nn_error("app", "cannot open the time-series store in %s: %s", cfg->data_dir, nn_strerror(rc));

@@ -24,6 +24,7 @@ struct nn_agg_config {
   } web;
   struct {
     int64_t retention_ms;
+    uint64_t retention_size;
     int64_t wal_flush_interval_ms;
     uint64_t wal_flush_bytes;
     bool wal_fsync;
