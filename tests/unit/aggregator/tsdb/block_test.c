@@ -217,6 +217,20 @@ static void cut_blocks_answer_exactly_as_the_head_did(void **state)
   ask(db, qc, &after);
   answers_equal(&before, &after);
 
+  /* The sample limit counts across blocks and head. */
+  size_t total = 0;
+  for (size_t i = 0; i < after.sets[0].n; i++)
+    total += after.sets[0].series[i].n;
+  struct nn_querier q;
+  nn_tsdb_querier(db, &q);
+  struct nn_series_set lim;
+  struct nn_select_hints h = {INT64_MIN, INT64_MAX, total - 1};
+  assert_int_equal(q.select(q.ctx, NULL, 0, &h, &lim), NN_ELIMIT);
+  h.max_samples = total;
+  assert_int_equal(q.select(q.ctx, NULL, 0, &h, &lim), 0);
+  assert_int_equal(lim.n, after.sets[0].n);
+  lim.release(&lim);
+
   /* The cut range is closed: a late sample for it is out of bounds. */
   struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
   struct nn_label ls[] = {{"__name__", "late"}};
