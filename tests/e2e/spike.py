@@ -18,7 +18,9 @@ Events go to stdout as "<event> <job> <unix-seconds>", flushed:
                        (with at least 50 live requests) was acknowledged
   spike_end JOB <t>    first sample after the spike acknowledged
   done <t>
-Exits 1 on any non-2xx answer or connection error.
+Exits 1 on any non-2xx answer or connection error, except that with --keep-going a URL that
+stops accepting connections (an aggregator killed on purpose) is dropped with a message on
+stderr and the others keep receiving; then it exits 1 only when no URL is left.
 """
 
 import argparse
@@ -92,7 +94,8 @@ class Job:
 
 
 class Writer:
-    def __init__(self, urls):
+    def __init__(self, urls, keep_going):
+        self.keep_going = keep_going
         self.targets = []
         for u in urls:
             p = urllib.parse.urlsplit(u)
@@ -105,12 +108,19 @@ class Writer:
             "Content-Encoding": "snappy",
             "X-Prometheus-Remote-Write-Version": "0.1.0",
         }
-        for host, port, path in self.targets:
+        for t in list(self.targets):
+            host, port, path = t
             c = http.client.HTTPConnection(host, port, timeout=10)
             try:
                 c.request("POST", path, data, headers)
                 r = c.getresponse()
                 msg = r.read()
+            except OSError as e:
+                if not self.keep_going or len(self.targets) == 1:
+                    raise
+                print("spike.py: %s:%d dropped: %s" % (host, port, e), file=sys.stderr, flush=True)
+                self.targets.remove(t)
+                continue
             finally:
                 c.close()
             if not 200 <= r.status < 300:
@@ -130,9 +140,10 @@ def main():
     ap.add_argument("--spike-for", type=float, default=30)
     ap.add_argument("--seconds", type=float, default=60, help="length of the live phase")
     ap.add_argument("--cross-ratio", type=float, default=0.0144)
+    ap.add_argument("--keep-going", action="store_true", help="drop a URL that goes away")
     a = ap.parse_args()
     jobs = [Job(s) for s in a.job]
-    w = Writer(a.urls)
+    w = Writer(a.urls, a.keep_going)
 
     now_ms = int(time.time()) * 1000
     if a.history > 0:
