@@ -14,7 +14,7 @@ SERVICES=10
 INSTANCES=${BENCH_PROMQL_INSTANCES:-250}
 INTERVAL_MS=${BENCH_PROMQL_INTERVAL_MS:-30000}
 HOURS=6
-RUNS=$((BENCH_RUNS < 5 ? 5 : BENCH_RUNS))
+RUNS=${BENCH_PROMQL_RUNS:-$((BENCH_RUNS < 5 ? 5 : BENCH_RUNS))}
 if [ "$BENCH_QUICK" = 1 ]; then
   INSTANCES=${BENCH_PROMQL_INSTANCES:-25}
 fi
@@ -51,6 +51,11 @@ start_system() {
   nines)
     bench_start PID[$kind] "$kind" "$AGG" --listen-address "127.0.0.1:$port" --data-dir "$dir"
     ;;
+  nines-base)
+    # An earlier nines build (BENCH_PROMQL_BASE_AGG), for before/after figures on one data set.
+    bench_start PID[$kind] "$kind" "$BENCH_PROMQL_BASE_AGG" --listen-address "127.0.0.1:$port" \
+      --data-dir "$dir"
+    ;;
   prometheus)
     printf 'global: {scrape_interval: 1h}\n' >"$BENCH_TMP/prom-empty.yml"
     bench_start PID[$kind] "$kind" /usr/bin/prometheus --config.file="$BENCH_TMP/prom-empty.yml" \
@@ -79,7 +84,9 @@ for kind in $SYSTEMS; do
   start_system "$kind"
   t0=$(date +%s.%N)
   bench_log "loading $SERIES series x ${HOURS}h at $((INTERVAL_MS / 1000))s into $kind"
-  "$GEN" 127.0.0.1 "${PORT[$kind]}" /api/v1/write "$SERVICES" "$INSTANCES" "$START_MS" "$END_MS" \
+  # Scrapes are 13 s off the query's step grid, as real ones are: a sample exactly on a
+  # window's left edge is inside the window in Prometheus 2.x and outside in 3.x and nines.
+  "$GEN" 127.0.0.1 "${PORT[$kind]}" /api/v1/write "$SERVICES" "$INSTANCES" "$((START_MS + 13000))" "$END_MS" \
     "$INTERVAL_MS" 20 >"$BENCH_TMP/gen-$kind.json"
   t1=$(date +%s.%N)
   LOADS[$kind]=$(bench_calc "$t1 - $t0")
@@ -134,7 +141,8 @@ for q in "${QUERIES[@]}"; do
   for ((run = 1; run <= RUNS; run++)); do
     for kind in $SYSTEMS; do
       out=$BENCH_TMP/$name-$kind.json
-      read -r code secs < <(query "$kind" "$expr" "$out")
+      code=000 secs=0
+      read -r code secs < <(query "$kind" "$expr" "$out") || true
       if [ "$code" != 200 ]; then
         bench_log "$name on $kind: HTTP $code: $(head -c 300 "$out")"
         exit 1
@@ -143,10 +151,11 @@ for q in "${QUERIES[@]}"; do
       [ "$run" = 1 ] && bench_log "$name $kind: $(summary "$out")"
     done
   done
-  if [ -f "$BENCH_TMP/$name-nines.json" ] && [ -f "$BENCH_TMP/$name-prometheus.json" ]; then
-    bench_log "$name: $(compare "$BENCH_TMP/$name-nines.json" "$BENCH_TMP/$name-prometheus.json")"
-  fi
-  bench_log "$name: nines ${LAT[$name.nines]:-} ms; prometheus ${LAT[$name.prometheus]:-} ms"
+  for kind in $SYSTEMS; do
+    [ "$kind" != prometheus ] && [ -f "$BENCH_TMP/$name-prometheus.json" ] &&
+      bench_log "$name $kind vs prometheus: $(compare "$BENCH_TMP/$name-$kind.json" "$BENCH_TMP/$name-prometheus.json")"
+    bench_log "$name $kind: ${LAT[$name.$kind]:-} ms"
+  done
 done
 for kind in $SYSTEMS; do
   HWM[$kind]=$(bench_calc "$(bench_hwm "${PID[$kind]}") / 1048576")
@@ -160,5 +169,14 @@ for q in "${QUERIES[@]}"; do
 done
 bench_emit promql "peak RSS while querying" MiB lower "" "${HWM[nines]:-}" prometheus \
   "${HWM[prometheus]:-}" "VmHWM reset after loading; $note"
+if [ -n "${LAT[rate_by_service.nines-base]:-}" ]; then
+  for q in "${QUERIES[@]}"; do
+    name=${q%%|*}
+    bench_emit promql "$name latency (before/after)" ms lower "" "${LAT[$name.nines]:-}" \
+      nines-base "${LAT[$name.nines-base]:-}" "$note"
+  done
+  bench_emit promql "peak RSS while querying (before/after)" MiB lower "" "${HWM[nines]:-}" \
+    nines-base "${HWM[nines-base]:-}" "$note"
+fi
 bench_emit promql "load time" s lower "" "${LOADS[nines]:-}" prometheus "${LOADS[prometheus]:-}" \
   "remote write of the whole history, one connection"

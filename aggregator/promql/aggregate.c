@@ -379,6 +379,143 @@ out:
   return rc;
 }
 
+/* ---- fused aggregation over a range function ---- */
+
+/* sum by (...) (rate(x[5m])) and the like: the range function streams series by series and
+ * each series' steps are folded into its group's per-step accumulators at once, so no step
+ * array per input series is ever built (100k series x 721 steps would be 577 MB). The fold
+ * order per group and step is the input series order, as in the unfused path, so the
+ * floating-point results are identical. */
+struct fuse {
+  struct nn__promql_ctx *c;
+  const node_t *n;
+  const struct nn__promql_grid *g;
+  struct nn__promql_val *out;
+  struct nn__promql_hmap m;
+  struct acc **accs; /* per group, g->n accumulators; seen != 0 once a value arrived */
+  size_t ngroups, cap;
+};
+
+static bool fusable_op(int op)
+{
+  return op == AGG_SUM || op == AGG_AVG || op == AGG_COUNT || op == AGG_MIN || op == AGG_MAX ||
+         op == AGG_GROUP || op == AGG_STDDEV || op == AGG_STDVAR;
+}
+
+#define ACC_SLOTS (sizeof(struct acc) / sizeof(double))
+
+static int on_fuse_series(void *ud, const struct nn_label *ls, size_t nls, bool drop_name,
+                          const double *vals)
+{
+  struct fuse *f = ud;
+  struct nn__promql_ctx *c = f->c;
+  const node_t *n = f->n;
+  struct nn_label stackbuf[64];
+  size_t k = 0;
+  const struct nn_label *gl = stackbuf;
+  if (nls <= 64) {
+    for (size_t i = 0; i < nls; i++) {
+      bool in = false;
+      for (size_t j = 0; j < n->grouping.n && !in; j++)
+        in = strcmp(ls[i].name, n->grouping.v[j]) == 0;
+      if (n->without ? (in || strcmp(ls[i].name, "__name__") == 0) : !in)
+        continue;
+      stackbuf[k++] = ls[i];
+    }
+  } else if (!(gl = group_labels(c, n, ls, nls, (const char *const *)n->grouping.v, n->grouping.n,
+                                 &k))) {
+    return c->rc;
+  }
+  bool found;
+  uint32_t *slot = nn__promql_hmap_put(&f->m, nn_labels_hash(gl, k), &found);
+  if (!slot)
+    return nomem(c);
+  if (!found) {
+    if (f->ngroups == f->cap) {
+      size_t nc = f->cap ? f->cap * 2 : 16;
+      struct acc **na = realloc(f->accs, nc * sizeof(*na));
+      if (!na)
+        return nomem(c);
+      f->accs = na;
+      f->cap = nc;
+    }
+    if (gl == stackbuf) {
+      struct nn_label *cp = nn_pool_alloc(&c->pool, (k ? k : 1) * sizeof(*cp));
+      if (!cp)
+        return nomem(c);
+      memcpy(cp, stackbuf, k * sizeof(*cp));
+      gl = cp;
+    }
+    int rc;
+    if ((rc = nn__promql_account(c, f->g->n * ACC_SLOTS)) < 0)
+      return rc;
+    struct acc *a = calloc(f->g->n ? f->g->n : 1, sizeof(*a));
+    if (!a) {
+      nn__promql_unaccount(c, f->g->n * ACC_SLOTS);
+      return nomem(c);
+    }
+    double *ov = nn__promql_alloc_steps(c, f->g->n);
+    if (!ov) {
+      nn__promql_unaccount(c, f->g->n * ACC_SLOTS);
+      free(a);
+      return c->rc;
+    }
+    if ((rc = nn__promql_vec_push(c, &f->out->vec, gl, k, ov, false)) < 0) {
+      nn__promql_unaccount(c, f->g->n * ACC_SLOTS);
+      free(a);
+      nn__promql_free_steps(c, ov, f->g->n);
+      return rc;
+    }
+    f->accs[f->ngroups] = a;
+    *slot = (uint32_t)f->ngroups++;
+  }
+  if (drop_name)
+    f->out->vec.s[*slot].drop_name = true;
+  struct acc *a = f->accs[*slot];
+  int op = n->op;
+  for (size_t i = 0; i < f->g->n; i++) {
+    double v = vals[i];
+    if (nn__promql_absent(v))
+      continue;
+    if (!a[i].seen) {
+      a[i].seen = 1;
+      acc_first(op, &a[i], v);
+    } else if (op == AGG_SUM) {
+      nn__promql_kahan_inc(v, &a[i].v, &a[i].c);
+    } else {
+      acc_add(op, &a[i], v);
+    }
+  }
+  return 0;
+}
+
+static int eval_agg_fused(struct nn__promql_ctx *c, const node_t *n, const node_t *call,
+                          const struct nn__promql_grid *g, struct nn__promql_val *out)
+{
+  struct fuse f = {.c = c, .n = n, .g = g, .out = out};
+  int rc;
+  out->vt = VT_VECTOR;
+  if (nn__promql_hmap_init(&f.m, 64) < 0)
+    return nomem(c);
+  if ((rc = nn__promql_eval_range_stream(c, call, g, on_fuse_series, &f)) < 0)
+    goto out;
+  for (size_t k = 0; k < f.ngroups; k++) {
+    double *ov = out->vec.s[k].v;
+    const struct acc *a = f.accs[k];
+    for (size_t i = 0; i < g->n; i++)
+      if (a[i].seen)
+        ov[i] = acc_result(n->op, &a[i]);
+  }
+out:
+  for (size_t k = 0; k < f.ngroups; k++) {
+    free(f.accs[k]);
+    nn__promql_unaccount(c, g->n * ACC_SLOTS);
+  }
+  free(f.accs);
+  nn__promql_hmap_fini(&f.m);
+  return rc;
+}
+
 int nn__promql_eval_agg(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
                         struct nn__promql_val *out)
 {
@@ -395,6 +532,13 @@ int nn__promql_eval_agg(struct nn__promql_ctx *c, const node_t *n, const struct 
   memset(out, 0, sizeof(*out));
   if (n->param && (rc = nn__promql_eval(c, n->param, g, &param)) < 0)
     return rc;
+  const node_t *ch = n->child;
+  while (ch->kind == N_PAREN)
+    ch = ch->child;
+  if (fusable_op(op) && nn__promql_call_streams(ch)) {
+    rc = eval_agg_fused(c, n, ch, g, out);
+    goto out;
+  }
   if ((rc = nn__promql_eval(c, n->child, g, &in)) < 0)
     goto out;
   if (op == AGG_COUNT_VALUES) {

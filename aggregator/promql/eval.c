@@ -72,6 +72,16 @@ static void unaccount(struct nn__promql_ctx *c, size_t n)
   c->cur_samples = c->cur_samples >= n ? c->cur_samples - n : 0;
 }
 
+int nn__promql_account(struct nn__promql_ctx *c, size_t n)
+{
+  return account(c, n);
+}
+
+void nn__promql_unaccount(struct nn__promql_ctx *c, size_t n)
+{
+  unaccount(c, n);
+}
+
 double *nn__promql_alloc_steps(struct nn__promql_ctx *c, size_t n)
 {
   if (account(c, n) < 0)

@@ -274,6 +274,7 @@ struct window {
   size_t n;
   int64_t rstart, rend, ts;
   double range_s;
+  bool monotone; /* the whole series never decreases: no counter reset in any window */
 };
 
 static bool extrapolated_rate(const struct window *w, bool counter, bool rate, double *out)
@@ -281,7 +282,7 @@ static bool extrapolated_rate(const struct window *w, bool counter, bool rate, d
   if (w->n < 2)
     return false;
   double result = w->v[w->n - 1] - w->v[0];
-  if (counter)
+  if (counter && !w->monotone)
     for (size_t i = 1; i < w->n; i++)
       if (w->v[i] < w->v[i - 1])
         result += w->v[i - 1];
@@ -580,6 +581,51 @@ static const struct nn_label *absent_labels(struct nn__promql_ctx *c, const node
   return o;
 }
 
+/* Evaluates range function id over one series' windows into vals (absent-filled, g->n
+ * slots); *any tells whether some step has a value. */
+static int range_series(struct nn__promql_ctx *c, int id, const struct nn__promql_rvec *rv,
+                        const struct nn__promql_rser *rs, const struct nn__promql_grid *g,
+                        const struct rparams *rp, double *vals, bool *any)
+{
+  double range_s = (double)rv->range_ms / 1000.0;
+  size_t lo = 0, hi = 0;
+  int rc;
+  *any = false;
+  /* A counter without resets needs no per-window reset scan, which for a 1h window at a
+   * 30s scrape is 120 comparisons per step; one pass over the series settles it. */
+  bool monotone = false;
+  if (id == F_RATE || id == F_INCREASE) {
+    monotone = true;
+    for (size_t k = 1; k < rs->n && monotone; k++)
+      monotone = !(rs->v[k] < rs->v[k - 1]);
+  }
+  for (size_t i = 0; i < g->n; i++) {
+    int64_t ts = nn__promql_ts(g, i);
+    int64_t ref = nn__promql_ref_time(c, rv->at, rv->at_ms, rv->offset_ms, ts);
+    int64_t start = ref - rv->range_ms;
+    while (lo < rs->n && rs->t[lo] <= start)
+      lo++;
+    if (hi < lo)
+      hi = lo;
+    while (hi < rs->n && rs->t[hi] <= ref)
+      hi++;
+    if (hi == lo)
+      continue;
+    struct window w = {rs->t + lo, rs->v + lo, hi - lo, start, ref, ts, range_s, monotone};
+    bool ok;
+    double v = 0;
+    if ((rc = range_one(c, id, &w, i, rp, &v, &ok)) < 0)
+      return rc;
+    if (ok && rp->p0 == NULL && (id == F_PREDICT_LINEAR || id == F_QUANTILE_OVER_TIME))
+      ok = false;
+    if (ok) {
+      vals[i] = v;
+      *any = true;
+    }
+  }
+  return 0;
+}
+
 static int eval_range_call(struct nn__promql_ctx *c, const node_t *n,
                            const struct nn__promql_grid *g, struct nn__promql_val *out)
 {
@@ -607,7 +653,6 @@ static int eval_range_call(struct nn__promql_ctx *c, const node_t *n,
     goto out;
   out->vt = VT_VECTOR;
   memset(&out->vec, 0, sizeof(out->vec));
-  double range_s = (double)rv.range_ms / 1000.0;
   if (id == F_ABSENT_OVER_TIME) {
     double *vals = nn__promql_alloc_steps(c, g->n);
     if (!vals) {
@@ -662,36 +707,11 @@ static int eval_range_call(struct nn__promql_ctx *c, const node_t *n,
       rc = c->rc;
       goto out;
     }
-    size_t lo = 0, hi = 0;
-    bool any = false;
-    for (size_t i = 0; i < g->n; i++) {
-      int64_t ts = nn__promql_ts(g, i);
-      int64_t ref = nn__promql_ref_time(c, rv.at, rv.at_ms, rv.offset_ms, ts);
-      int64_t start = ref - rv.range_ms;
-      while (lo < rs->n && rs->t[lo] <= start)
-        lo++;
-      if (hi < lo)
-        hi = lo;
-      while (hi < rs->n && rs->t[hi] <= ref)
-        hi++;
-      if (hi == lo)
-        continue;
-      struct window w = {rs->t + lo, rs->v + lo, hi - lo, start, ref, ts, range_s};
-      bool ok;
-      double v = 0;
-      if ((rc = range_one(c, id, &w, i, &rp, &v, &ok)) < 0) {
-        nn__promql_free_steps(c, vals, g->n);
-        goto out;
-      }
-      if (ok && rp.p0 == NULL && (id == F_PREDICT_LINEAR || id == F_QUANTILE_OVER_TIME))
-        ok = false;
-      if (ok) {
-        vals[i] = v;
-        any = true;
-      }
-    }
-    if (!any) {
+    bool any;
+    if ((rc = range_series(c, id, &rv, rs, g, &rp, vals, &any)) < 0 || !any) {
       nn__promql_free_steps(c, vals, g->n);
+      if (rc < 0)
+        goto out;
       continue;
     }
     bool drop = keeps_name(id) ? rs->drop_name : true;
@@ -707,6 +727,69 @@ out:
   nn__promql_rvec_free(c, &rv);
   if (rc < 0 && out->vt == VT_VECTOR)
     nn__promql_vec_free(c, &out->vec, g->n);
+  return rc;
+}
+
+bool nn__promql_call_streams(const node_t *n)
+{
+  return n->kind == N_CALL && n->func->kind == FK_RANGE && n->func->id != F_ABSENT_OVER_TIME;
+}
+
+int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const node_t *n,
+                                 const struct nn__promql_grid *g, nn__promql_series_fn fn, void *ud)
+{
+  int id = n->func->id;
+  size_t marg = id == F_QUANTILE_OVER_TIME ? 1 : 0;
+  struct nn__promql_val params[2];
+  struct rparams rp = {NULL, NULL};
+  struct nn__promql_rvec rv;
+  double *vals = NULL;
+  int rc = 0;
+  size_t np = 0;
+  memset(params, 0, sizeof(params));
+  memset(&rv, 0, sizeof(rv));
+  for (size_t a = 0; a < n->nargs; a++) {
+    if (a == marg)
+      continue;
+    if ((rc = nn__promql_eval(c, n->args[a], g, &params[np])) < 0)
+      goto out;
+    if (np == 0)
+      rp.p0 = params[0].sc;
+    else
+      rp.p1 = params[1].sc;
+    np++;
+  }
+  if ((rc = nn__promql_eval_range_vector(c, n->args[marg], g, &rv)) < 0)
+    goto out;
+  /* One step array for all series: the caller folds it before the next series. */
+  if (!(vals = nn__promql_alloc_steps(c, g->n))) {
+    rc = c->rc;
+    goto out;
+  }
+  double absent = nn__promql_absent_value();
+  for (size_t s = 0; s < rv.n; s++) {
+    const struct nn__promql_rser *rs = &rv.s[s];
+    if ((s & 1023) == 1023 && (rc = nn__promql_check_deadline(c)) < 0)
+      goto out;
+    if (rs->n == 0)
+      continue;
+    bool any;
+    if ((rc = range_series(c, id, &rv, rs, g, &rp, vals, &any)) < 0)
+      goto out;
+    if (!any)
+      continue;
+    bool drop = keeps_name(id) ? rs->drop_name : true;
+    if ((rc = fn(ud, rs->ls, rs->nls, drop, vals)) < 0)
+      goto out;
+    for (size_t i = 0; i < g->n; i++)
+      vals[i] = absent;
+  }
+out:
+  nn__promql_free_steps(c, vals, g->n);
+  for (size_t k = 0; k < np; k++)
+    if (params[k].sc)
+      nn__promql_free_steps(c, params[k].sc, g->n);
+  nn__promql_rvec_free(c, &rv);
   return rc;
 }
 

@@ -325,6 +325,21 @@ int nn__promql_eval_call(struct nn__promql_ctx *c, const struct nn__promql_node 
 int nn__promql_eval_agg(struct nn__promql_ctx *c, const struct nn__promql_node *n,
                         const struct nn__promql_grid *g, struct nn__promql_val *out);
 
+/* Called once per series of a streamed range-function call with its step values
+ * (absent-filled; valid only during the call). A negative return stops the stream. */
+typedef int (*nn__promql_series_fn)(void *ud, const struct nn_label *ls, size_t nls, bool drop_name,
+                                    const double *vals);
+/* True when call n is a range function that nn__promql_eval_range_stream can evaluate. */
+bool nn__promql_call_streams(const struct nn__promql_node *n);
+/* Evaluates range-function call n series by series without keeping a step array per
+ * series (for aggregations over it): fn sees each series that has a point. */
+int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const struct nn__promql_node *n,
+                                 const struct nn__promql_grid *g, nn__promql_series_fn fn,
+                                 void *ud);
+/* Counts n samples against max_samples (NN_ELIMIT with the error set) / gives them back. */
+int nn__promql_account(struct nn__promql_ctx *c, size_t n);
+void nn__promql_unaccount(struct nn__promql_ctx *c, size_t n);
+
 /* Kahan summation step (Prometheus kahansum.Inc). */
 static inline void nn__promql_kahan_inc(double inc, double *sum, double *c)
 {
