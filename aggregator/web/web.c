@@ -69,6 +69,28 @@ static void reply_bad_param(struct nn_web *w, struct nn_http_req *req, const cha
   reply_error(w, req, NN_PROMQL_ERR_BAD_DATA, msg);
 }
 
+/* Prometheus's message for an unparsable time or duration parameter: `cannot parse "v" to a
+ * valid timestamp`, wrapped as "Invalid time value for 'name': ..." where Prometheus reads the
+ * parameter through parseTimeParam (optional times), so Grafana shows the same text. */
+static void reply_bad_time(struct nn_web *w, struct nn_http_req *req, const char *name,
+                           const char *v, const char *what, bool wrapped)
+{
+  char q[260], why[400];
+  size_t o = 0;
+  for (const char *s = v ? v : ""; *s && o + 3 < sizeof(q); s++) {
+    if (*s == '"' || *s == '\\')
+      q[o++] = '\\';
+    q[o++] = *s;
+  }
+  q[o] = '\0';
+  if (wrapped)
+    snprintf(why, sizeof(why), "Invalid time value for '%s': cannot parse \"%s\" to a valid %s",
+             name, q, what);
+  else
+    snprintf(why, sizeof(why), "cannot parse \"%s\" to a valid %s", q, what);
+  reply_bad_param(w, req, name, why);
+}
+
 /* Starts {"status":"success","data": in b. */
 static void begin_success(struct nn_buf *b)
 {
@@ -267,19 +289,34 @@ static int write_point(struct nn_buf *b, int64_t t, double v)
   return rc;
 }
 
+/* Scalar and string results keep Go's plain float64 JSON for their time (float64(t)/1000:
+ * 1795326610.5, not .500); only vector and matrix points use the 3-digit form. */
+static int write_plain_time(struct nn_buf *b, int64_t t)
+{
+  char num[400];
+  nn_promql_format_float_f((double)t / 1000.0, num, sizeof(num));
+  return nn_buf_appends(b, num);
+}
+
 static int write_result(struct nn_buf *b, const struct nn_promql_result *r)
 {
   int rc;
   switch (r->type) {
   case NN_PROMQL_SCALAR:
-    rc = nn_buf_appends(b, "{\"resultType\":\"scalar\",\"result\":");
+    rc = nn_buf_appends(b, "{\"resultType\":\"scalar\",\"result\":[");
     if (rc == 0)
-      rc = write_point(b, r->t, r->scalar);
+      rc = write_plain_time(b, r->t);
+    if (rc == 0) {
+      /* Scalars marshal through Go's Scalar.MarshalJSON: value in 'f' layout, never 'e'. */
+      char num[400];
+      nn_promql_format_float_f(r->scalar, num, sizeof(num));
+      rc = nn_buf_printf(b, ",\"%s\"]", num);
+    }
     break;
   case NN_PROMQL_STRING:
     rc = nn_buf_appends(b, "{\"resultType\":\"string\",\"result\":[");
     if (rc == 0)
-      rc = nn_web_write_time(b, r->t);
+      rc = write_plain_time(b, r->t);
     if (rc == 0)
       rc = nn_buf_appendc(b, ',');
     if (rc == 0)
@@ -289,11 +326,11 @@ static int write_result(struct nn_buf *b, const struct nn_promql_result *r)
     break;
   case NN_PROMQL_VECTOR:
     rc = nn_buf_appends(b, "{\"resultType\":\"vector\",\"result\":[");
-    for (size_t i = 0; rc == 0 && i < r->nseries; i++) {
+    for (size_t i = 0, k = 0; rc == 0 && i < r->nseries; i++) {
       const struct nn_promql_series *s = &r->series[i];
       if (s->n == 0)
         continue;
-      rc = nn_buf_appends(b, i ? ",{\"metric\":" : "{\"metric\":");
+      rc = nn_buf_appends(b, k++ ? ",{\"metric\":" : "{\"metric\":");
       if (rc == 0)
         rc = write_labels(b, s->labels, s->nlabels);
       if (rc == 0)
@@ -375,7 +412,7 @@ static void on_query(struct nn_http_req *req, void *ud)
   int64_t t = now_ms(), timeout;
   const char *ts = param(&p, "time");
   if (ts && nn_web_parse_time(ts, &t) < 0) {
-    reply_bad_param(w, req, "time", "cannot parse as a RFC3339 time or Unix timestamp");
+    reply_bad_time(w, req, "time", ts, "timestamp", true);
     return;
   }
   struct nn_promql_expr *e;
@@ -415,11 +452,11 @@ static void on_query_range(struct nn_http_req *req, void *ud)
     return;
   int64_t start, end, step, timeout;
   if (nn_web_parse_time(param(&p, "start"), &start) < 0) {
-    reply_bad_param(w, req, "start", "cannot parse as a RFC3339 time or Unix timestamp");
+    reply_bad_time(w, req, "start", param(&p, "start"), "timestamp", false);
     return;
   }
   if (nn_web_parse_time(param(&p, "end"), &end) < 0) {
-    reply_bad_param(w, req, "end", "cannot parse as a RFC3339 time or Unix timestamp");
+    reply_bad_time(w, req, "end", param(&p, "end"), "timestamp", false);
     return;
   }
   if (end < start) {
@@ -427,7 +464,7 @@ static void on_query_range(struct nn_http_req *req, void *ud)
     return;
   }
   if (nn_web_parse_duration(param(&p, "step"), &step) < 0) {
-    reply_bad_param(w, req, "step", "cannot parse as a duration or float seconds");
+    reply_bad_time(w, req, "step", param(&p, "step"), "duration", false);
     return;
   }
   if (step <= 0) {
@@ -448,12 +485,12 @@ static void on_query_range(struct nn_http_req *req, void *ud)
   enum nn_promql_value_type vt = nn_promql_expr_type(e);
   if (vt != NN_PROMQL_SCALAR && vt != NN_PROMQL_VECTOR) {
     nn_promql_expr_free(e);
-    reply_bad_param(w, req, "query",
-                    vt == NN_PROMQL_MATRIX
-                        ? "invalid expression type \"range vector\" for range query, must be "
-                          "Scalar or instant Vector"
-                        : "invalid expression type \"string\" for range query, must be Scalar "
-                          "or instant Vector");
+    reply_error(w, req, NN_PROMQL_ERR_BAD_DATA,
+                vt == NN_PROMQL_MATRIX
+                    ? "invalid expression type \"range vector\" for range query, must be "
+                      "Scalar or instant Vector"
+                    : "invalid expression type \"string\" for range query, must be Scalar "
+                      "or instant Vector");
     return;
   }
   struct nn_promql_opts o;
@@ -492,11 +529,11 @@ static int time_range(struct nn_web *w, struct nn_http_req *req, const struct pa
   *end = MAX_TIME_MS;
   const char *s = param(p, "start"), *e = param(p, "end");
   if (s && nn_web_parse_time(s, start) < 0) {
-    reply_bad_param(w, req, "start", "cannot parse as a RFC3339 time or Unix timestamp");
+    reply_bad_time(w, req, "start", s, "timestamp", true);
     return -1;
   }
   if (e && nn_web_parse_time(e, end) < 0) {
-    reply_bad_param(w, req, "end", "cannot parse as a RFC3339 time or Unix timestamp");
+    reply_bad_time(w, req, "end", e, "timestamp", true);
     return -1;
   }
   return 0;
