@@ -28,7 +28,8 @@ static const double code_share[NCODES] = {0.95, 0.03, 0.01, 0.007, 0.003};
 static const char *const methods[NMETHODS] = {"GET", "POST"};
 static const char *const les[NLE] = {"0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
                                      "0.5",   "1",    "2.5",   "5",    "10",  "+Inf"};
-static const double le_cdf[NLE] = {0.05, 0.12, 0.3, 0.5, 0.7, 0.86, 0.93, 0.97, 0.99, 0.996, 0.999, 1};
+static const double le_cdf[NLE] = {0.05, 0.12, 0.3,  0.5,   0.7,   0.86,
+                                   0.93, 0.97, 0.99, 0.996, 0.999, 1};
 
 struct wbuf {
   uint8_t *p;
@@ -264,7 +265,8 @@ int main(int argc, char **argv)
   int64_t start = strtoll(argv[6], NULL, 10), end = strtoll(argv[7], NULL, 10);
   int64_t iv = strtoll(argv[8], NULL, 10);
   long chunk = strtol(argv[9], NULL, 10);
-  if (port <= 0 || port > 65535 || nsvc < 1 || ninst < 1 || end < start || iv < 1 || chunk < 1 || chunk > 10000) {
+  if (port <= 0 || port > 65535 || nsvc < 1 || ninst < 1 || end < start || iv < 1 || chunk < 1 ||
+      chunk > 10000) {
     fprintf(stderr, "promqlgen: bad arguments\n");
     return 2;
   }
@@ -309,7 +311,8 @@ int main(int argc, char **argv)
               double inc = floor(base * (m ? 0.3 : 1) * code_share[c] * (double)iv / 1000.0 *
                                  (0.5 + noise(k * 8 + (uint64_t)c, step)));
               /* an error burst in the second hour for svc1 */
-              if (c >= 3 && si == 1 && step * (uint64_t)iv >= 3600000 && step * (uint64_t)iv < 4800000)
+              if (c >= 3 && si == 1 && step * (uint64_t)iv >= 3600000 &&
+                  step * (uint64_t)iv < 4800000)
                 inc *= 20;
               req[k * NCODES + c] += inc;
               counts[(size_t)c * (size_t)chunk + i] = req[k * NCODES + c];
@@ -333,31 +336,44 @@ int main(int argc, char **argv)
         vp = vals;
         for (size_t m = 0; m < NMETHODS; m++) {
           for (int c = 0; c < NCODES; c++) {
-            struct lbl ls[] = {{"__name__", "http_requests_total"}, {"code", codes[c]},
-                               {"instance", inst},  {"job", "api"},
-                               {"method", methods[m]},          {"service", svc}};
+            struct lbl ls[] = {{"__name__", "http_requests_total"},
+                               {"code", codes[c]},
+                               {"instance", inst},
+                               {"job", "api"},
+                               {"method", methods[m]},
+                               {"service", svc}};
             put_series(&pb, ls, 6, ts, vp + (size_t)c * (size_t)chunk, ns);
           }
           for (int l = 0; l < NLE; l++) {
             struct lbl ls[] = {{"__name__", "http_request_duration_seconds_bucket"},
-                               {"instance", inst}, {"job", "api"}, {"le", les[l]},
-                               {"method", methods[m]}, {"service", svc}};
+                               {"instance", inst},
+                               {"job", "api"},
+                               {"le", les[l]},
+                               {"method", methods[m]},
+                               {"service", svc}};
             put_series(&pb, ls, 6, ts, vp + (size_t)(NCODES + l) * (size_t)chunk, ns);
           }
           struct lbl lsum_[] = {{"__name__", "http_request_duration_seconds_sum"},
-                                {"instance", inst}, {"job", "api"}, {"method", methods[m]},
+                                {"instance", inst},
+                                {"job", "api"},
+                                {"method", methods[m]},
                                 {"service", svc}};
           put_series(&pb, lsum_, 5, ts, vp + (size_t)(NCODES + NLE) * (size_t)chunk, ns);
           struct lbl lcnt[] = {{"__name__", "http_request_duration_seconds_count"},
-                               {"instance", inst}, {"job", "api"}, {"method", methods[m]},
+                               {"instance", inst},
+                               {"job", "api"},
+                               {"method", methods[m]},
                                {"service", svc}};
           put_series(&pb, lcnt, 5, ts, vp + (size_t)(NCODES + NLE + 1) * (size_t)chunk, ns);
           vp += (NCODES + NLE + 2) * chunk;
         }
-        struct lbl lc[] = {{"__name__", "process_cpu_seconds_total"}, {"instance", inst},
-                           {"job", "api"}, {"service", svc}};
+        struct lbl lc[] = {{"__name__", "process_cpu_seconds_total"},
+                           {"instance", inst},
+                           {"job", "api"},
+                           {"service", svc}};
         put_series(&pb, lc, 4, ts, vp, ns);
-        struct lbl lu[] = {{"__name__", "up"}, {"instance", inst}, {"job", "api"}, {"service", svc}};
+        struct lbl lu[] = {
+            {"__name__", "up"}, {"instance", inst}, {"job", "api"}, {"service", svc}};
         put_series(&pb, lu, 4, ts, vp + chunk, ns);
         sent += PER_INST * ns;
       }

@@ -297,7 +297,7 @@ static void limits_and_execution_errors_are_typed(void **state)
   memstore_clear(&ms);
 }
 
-/* Evaluates query as a range query over [0, 600 s] at 7 s steps into *r. */
+/* Evaluates query as a range query over [0, 3 h] at 7 s steps (several slices) into *r. */
 static void eval_range_ok(struct memstore *ms, const char *query, struct nn_promql_result *r)
 {
   struct nn_promql_expr *e;
@@ -305,7 +305,7 @@ static void eval_range_ok(struct memstore *ms, const char *query, struct nn_prom
   struct nn_querier q = memstore_querier(ms);
   if (nn_promql_parse(query, strlen(query), &e, &err) != 0)
     fail_msg("%s: %s", query, err.msg);
-  if (nn_promql_eval_range(&q, e, 0, 600000, 7000, NULL, r, &err) != 0)
+  if (nn_promql_eval_range(&q, e, 0, 10800000, 7000, NULL, r, &err) != 0)
     fail_msg("%s: %s", query, err.msg);
   nn_promql_expr_free(e);
 }
@@ -324,7 +324,7 @@ static void fused_aggregation_matches_general_path(void **state)
     struct memseries *s = memstore_series(&ms, ls, 3);
     double v = 0;
     /* irregular scrapes, a reset in some series, a gap in others */
-    for (int t = 1000 * k; t <= 600000; t += 10000 + 1000 * (k % 4)) {
+    for (int t = 1000 * k; t <= 10800000; t += 10000 + 1000 * (k % 4)) {
       if (k % 5 == 1 && t > 200000 && t < 300000)
         continue;
       v = (k % 4 == 2 && t > 400000 && t < 411000 + 1000 * k) ? 1 : v + 0.1 * (k + 1) + t % 7;
