@@ -5,7 +5,8 @@
 # snappy to a local VictoriaMetrics (like for like with vmagent) and zstd to a nines
 # aggregator (wire bytes), and vmagent 1.79 runs in the same round, snappy to the same
 # VictoriaMetrics. Figures: sender CPU-seconds per 1M samples sent, peak RSS, and request
-# body bytes per sample. Prints result JSON lines (contract in bench/run).
+# body bytes per sample. BENCH_SCRAPE_SECONDS overrides the run length. Prints result JSON
+# lines (contract in bench/run).
 source "$(dirname "$0")/lib.sh"
 
 AGG=$BENCH_BUILD/aggregator/nines-aggregator
