@@ -915,6 +915,14 @@ int nn__ship_spool_ack(struct nn__ship_spool *sp, struct nn__ship_pos end)
     return 0;
   sp->cursor = end;
   normalize(sp);
+  /* Everything written was read and acknowledged: retire the active segment too, so an
+   * idle spool holds no bytes on disk (and its gauge reads 0). The next append opens a new
+   * segment; the cursor then points at its start, which is crash-safe. */
+  if (sp->nsegs == 1 && seg_is_active(sp, 0) && nn__ship_spool_drained(sp) &&
+      pos_cmp(sp->cursor, sp->readp) == 0) {
+    rotate(sp);
+    normalize(sp);
+  }
   return write_cursor(sp);
 }
 

@@ -4,15 +4,18 @@
 # lines, nines-agent is killed with SIGKILL NN_CRASH_KILLS times at random moments and
 # restarted each time. It ships to two destinations at once: nines-aggregator (which drops
 # re-sent batch ids, X-Nines-Batch-Id) and a counting sink that keeps everything it gets.
-# Nothing may be lost at either; the duplicates the sink saw are reported and must stay
-# within one batch per kill. Full size: NN_CRASH_LINES=500000 NN_CRASH_RATE=10000.
+# Nothing may be lost at either; the duplicates each saw are reported. A kill can re-send what
+# was in flight and not yet checkpointed: up to max_inflight (2) batches per destination, so
+# the bound asserted is 2 batches per kill (about 1 is typical). Full size:
+# NN_CRASH_LINES=500000 NN_CRASH_RATE=10000.
 source "$(dirname "$0")/lib.inc"
 source "$NN_SOURCE_DIR/tests/e2e/agent.inc"
 LINES=${NN_CRASH_LINES:-150000}
 RATE=${NN_CRASH_RATE:-5000}
 KILLS=${NN_CRASH_KILLS:-20}
-BATCH_RECORDS=${NN_CRASH_BATCH_RECORDS:-1000}
-export E2E_BATCH_SIZE=$((BATCH_RECORDS * 130))
+# Batches close by age (batch_wait 200 ms in agent.inc; batch_size cannot go below
+# max_line_size plus overhead), so a batch holds about RATE/5 lines.
+BATCH_RECORDS=$((RATE / 5))
 
 aport=$(nn_free_port)
 gport=$(nn_free_port)
@@ -51,7 +54,8 @@ cat "$NN_TMP/writer.out"
 # Wait until the sink has every line (the last agent run drains what is left).
 wait_complete() {
   local i
-  for ((i = 0; i < 1200; i++)); do
+  for ((i = 0; i < 240; i++)); do
+    curl -fsS "http://127.0.0.1:$sport/stats" >/dev/null # flushes the sink's record file
     python3 "$E2E/check_lines.py" "$NN_TMP/sink.rec" --count "$LINES" --max-dups 100000000 >/dev/null && return 0
     sleep 0.5
   done
@@ -62,16 +66,17 @@ nn_check "the sink got every line" wait_complete
 sleep 1
 e2e_stop "$AGENT_PID"
 curl -fsS "http://127.0.0.1:$sport/stats" >/dev/null
-res=$(python3 "$E2E/check_lines.py" "$NN_TMP/sink.rec" --count "$LINES" --max-dups $((KILLS * BATCH_RECORDS))) && ok=0 || ok=1
+MAXDUPS=$((KILLS * 2 * BATCH_RECORDS))
+res=$(python3 "$E2E/check_lines.py" "$NN_TMP/sink.rec" --count "$LINES" --max-dups "$MAXDUPS") && ok=0 || ok=1
 echo "sink (no receiver dedup): $res"
-nn_check "sink: nothing lost, duplicates <= kills x batch ($((KILLS * BATCH_RECORDS)))" test "$ok" = 0
+nn_check "sink: nothing lost, duplicates <= kills x 2 batches ($MAXDUPS)" test "$ok" = 0
 
 nn_check "read back from the aggregator" python3 "$E2E/loki_query.py" --url "http://127.0.0.1:$gport" \
   --query '{container="crash"}' --start-ns "$t0" --end-ns $((t0 + LINES * 1000 + 1)) \
   --limit 5000 --out "$NN_TMP/got"
-res=$(python3 "$E2E/check_lines.py" "$NN_TMP/got" --count "$LINES" --max-dups $((KILLS * BATCH_RECORDS))) && ok=0 || ok=1
+res=$(python3 "$E2E/check_lines.py" "$NN_TMP/got" --count "$LINES" --max-dups "$MAXDUPS") && ok=0 || ok=1
 echo "aggregator (batch-id dedup): $res"
-nn_check "aggregator: nothing lost, duplicates <= kills x batch" test "$ok" = 0
+nn_check "aggregator: nothing lost, duplicates <= kills x 2 batches" test "$ok" = 0
 replays=$(curl -fsS "http://127.0.0.1:$gport/metrics" | awk '/^nines_logstore_idempotent_replays_total/ {print $NF}')
 echo "aggregator idempotent replays: ${replays:-?}"
 nn_finish

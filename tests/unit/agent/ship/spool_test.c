@@ -171,6 +171,34 @@ static void spool_reads_back_in_order_and_survives_reopen(void **state)
   nn__ship_spool_close(sp);
 }
 
+static void drained_spool_holds_no_bytes_and_restarts_cleanly(void **state)
+{
+  struct nn__ship_spool *sp;
+  assert_int_equal(nn__ship_spool_open(tmpdir, 1 << 20, 1 << 16, &sp), 0);
+  assert_int_equal(append_n(sp, 0, 3, 1000), 0);
+  assert_int_equal(nn__ship_spool_segments(sp), 1);
+  struct nn__ship_pos last;
+  assert_int_equal(read_all(sp, 0, 1000, false, &last), 3);
+  assert_true(nn__ship_spool_drained(sp));
+  /* Everything acknowledged: the active segment goes too, and the gauge reads 0. */
+  assert_int_equal(nn__ship_spool_ack(sp, last), 0);
+  assert_int_equal(nn__ship_spool_segments(sp), 0);
+  assert_int_equal(nn__ship_spool_bytes(sp), 0);
+  /* A later append opens a new segment that a restart still delivers. */
+  assert_int_equal(append_n(sp, 10, 2, 800), 0);
+  assert_true(nn__ship_spool_bytes(sp) > 0);
+  nn__ship_spool_close(sp);
+  assert_int_equal(nn__ship_spool_open(tmpdir, 1 << 20, 1 << 16, &sp), 0);
+  assert_int_equal(read_all(sp, 10, 800, true, &last), 2);
+  assert_int_equal(nn__ship_spool_ack(sp, last), 0);
+  assert_int_equal(nn__ship_spool_bytes(sp), 0);
+  nn__ship_spool_close(sp);
+  /* And after that restart, nothing is left to read. */
+  assert_int_equal(nn__ship_spool_open(tmpdir, 1 << 20, 1 << 16, &sp), 0);
+  assert_int_equal(read_all(sp, 0, 800, true, NULL), 0);
+  nn__ship_spool_close(sp);
+}
+
 static void spool_refuses_past_its_cap(void **state)
 {
   struct nn__ship_spool *sp;
@@ -512,6 +540,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(crc32c_matches_the_check_value),
       cmocka_unit_test_setup_teardown(spool_reads_back_in_order_and_survives_reopen, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(drained_spool_holds_no_bytes_and_restarts_cleanly, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(spool_refuses_past_its_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(torn_tail_is_truncated_at_every_byte, setup, teardown),
