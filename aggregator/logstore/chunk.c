@@ -211,7 +211,10 @@ static int stream_push_chunk(struct nn__ls_stream *st, const struct nn__ls_chunk
     st->chunks = n;
     st->cchunks = nc;
   }
-  st->chunks[st->nchunks++] = *c;
+  st->chunks[st->nchunks] = *c;
+  int64_t prev = st->nchunks ? st->chunks[st->nchunks - 1].pmax_t : INT64_MIN;
+  st->chunks[st->nchunks].pmax_t = c->max_t > prev ? c->max_t : prev;
+  st->nchunks++;
   if (c->min_t < st->min_t)
     st->min_t = c->min_t;
   if (c->max_t > st->max_t)
@@ -232,6 +235,7 @@ static void stream_bounds(struct nn__ls_stream *st)
       st->min_t = st->chunks[i].min_t;
     if (st->chunks[i].max_t > st->max_t)
       st->max_t = st->chunks[i].max_t;
+    st->chunks[i].pmax_t = st->max_t;
   }
   if (st->head.n) {
     if (st->head.e[0].ts < st->min_t)
@@ -249,6 +253,7 @@ void nn__logstore_chunk_drop(struct nn_logstore *s, struct nn__ls_stream *st, si
   s->st.chunks--;
   s->st.chunk_bytes -= c.len;
   s->st.chunk_raw_bytes -= c.raw_len;
+  nn__logstore_dedup_forget(s, c.data);
   free(c.data);
   period_release(s, c.period);
   stream_bounds(st);
@@ -373,7 +378,7 @@ static int load_record(struct nn_logstore *s, const struct nn__ls_chunk_rec *r, 
     return rc == NN_ENOMEM ? rc : NN_ECORRUPT;
   struct nn__ls_chunk c = {r->min_t,   r->max_t,   r->max_seq,
                            r->entries, r->raw_len, malloc(r->len ? r->len : 1),
-                           r->len,     period};
+                           r->len,     period,     r->max_t};
   struct nn__ls_period *p = period_get(s, period, true);
   if (!c.data || !p) {
     free(c.data);
@@ -449,6 +454,12 @@ static int load_file(struct nn_logstore *s, const char *path, int64_t period)
   return rc;
 }
 
+static int chunk_seq_cmp(const void *a, const void *b)
+{
+  const struct nn__ls_chunk *x = a, *y = b;
+  return x->max_seq < y->max_seq ? -1 : x->max_seq > y->max_seq;
+}
+
 int nn__logstore_chunks_load(struct nn_logstore *s, char *err, size_t errlen)
 {
   DIR *d = opendir(s->chunk_dir);
@@ -475,6 +486,15 @@ int nn__logstore_chunks_load(struct nn_logstore *s, char *err, size_t errlen)
   }
   closedir(d);
   nn_buf_fini(&path);
+  /* Files load in directory order: put each stream's chunks back in cut order (max_seq is
+   * unique per stream), which keeps the duplicate check's newest-first scan short. */
+  for (size_t i = 0; rc == 0 && i < s->nids; i++) {
+    struct nn__ls_stream *st = s->by_id[i];
+    if (st && st->nchunks > 1) {
+      qsort(st->chunks, st->nchunks, sizeof(*st->chunks), chunk_seq_cmp);
+      stream_bounds(st);
+    }
+  }
   return rc;
 }
 

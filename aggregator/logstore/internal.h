@@ -152,6 +152,7 @@ struct nn__ls_chunk {
   uint8_t *data; /* zstd frame, owned */
   size_t len;
   int64_t period; /* chunk file it lives in (period start, ns) */
+  int64_t pmax_t; /* largest max_t of this chunk and all before it in the stream's array */
 };
 
 /* A chunk record as read from a file or buffer; pointers into the input. */
@@ -186,6 +187,22 @@ struct nn__ls_body_iter {
 int nn__logstore_body_next(struct nn__ls_body_iter *it, struct nn__ls_ent *e);
 /* Appends one entry to a raw chunk body. */
 int nn__logstore_body_put(struct nn_buf *b, int64_t *prev, const struct nn__ls_ent *e);
+
+/* ---- dedup.c: duplicate checks against cut chunks (decoded on demand, LRU cache) ---- */
+struct nn__ls_dchunk;
+struct nn__ls_dcache {
+  struct nn__ls_dchunk *e;
+  size_t n, cap;
+  uint64_t clock;
+};
+struct nn__ls_stream;
+/* 1 when a chunk of st holds an entry with e's timestamp and line bytes, else 0. A chunk
+ * that cannot be decoded is logged and skipped (the entry is kept). */
+int nn__logstore_dedup_find(struct nn_logstore *s, const struct nn__ls_stream *st,
+                            const struct nn__ls_ent *e);
+/* Drops the cached decoding of the chunk whose data is about to be freed. */
+void nn__logstore_dedup_forget(struct nn_logstore *s, const uint8_t *data);
+void nn__logstore_dedup_fini(struct nn_logstore *s);
 
 /* ---- streams and tenants ---- */
 struct nn__ls_tenant;
@@ -299,7 +316,8 @@ struct nn_logstore {
   struct nn_buf rec;  /* WAL record being built */
   struct nn_buf raw;  /* chunk body scratch */
   struct nn_buf meta; /* metadata encoding scratch */
-  void *metric_refs;  /* see metrics.c */
+  struct nn__ls_dcache dcache;
+  void *metric_refs; /* see metrics.c */
 };
 
 /* stream.c */

@@ -33,6 +33,7 @@ void nn_logstore_config_defaults(struct nn_logstore_config *c)
   c->sync_bytes = 1u << 20;
   c->idempotency_keys = 4096;
   c->query_max_bytes = 64u << 20;
+  c->dedup_cache_bytes = 16u << 20;
   c->zstd_level = 3;
 }
 
@@ -559,6 +560,16 @@ int nn__logstore_apply(struct nn_logstore *s, struct nn__ls_stream *st, const st
       return 0;
     }
   }
+  /* Older than the newest chunk: a re-sent entry may have been cut already (an agent that
+   * restarts re-batches what it re-reads). In-order pushes skip this on one comparison.
+   * Replay runs the same check and gets the same answer: the chunks a replayed batch is
+   * checked against are exactly those cut before it was first applied. */
+  if (st->nchunks && e->ts <= st->chunks[st->nchunks - 1].pmax_t &&
+      nn__logstore_dedup_find(s, st, e) == 1) {
+    res->duplicates++;
+    s->st.duplicates_dropped++;
+    return 0;
+  }
   /* Entries with equal timestamps keep arrival order. */
   while (pos < h->n && h->e[pos].ts == e->ts)
     pos++;
@@ -983,6 +994,7 @@ void nn_logstore_close(struct nn_logstore *s)
   if (!s)
     return;
   nn__logstore_wal_close(s);
+  nn__logstore_dedup_fini(s);
   for (size_t i = 0; i < s->nids; i++)
     stream_free(s->by_id[i]);
   free(s->by_id);
