@@ -13,6 +13,7 @@
 #include "aggregator/logstore/logstore.h"
 #include "aggregator/tsdb/tsdb.h"
 #include "aggregator/page/page.h"
+#include "aggregator/remote/remote.h"
 #include "aggregator/web/web.h"
 #include "common/buf.h"
 #include "common/error.h"
@@ -174,6 +175,14 @@ const struct nn_cfg_option nn_agg_config_options[] = {
      .offset = OFF(golden),
      .help = "traffic, errors, latency and saturation per service and endpoint (nines:* series)",
      .sub = nn_golden_config_options},
+    {.name = "remote_write",
+     .type = NN_CFG_LIST,
+     .offset = OFF(remote_write),
+     .sub = nn_remote_dest_options,
+     .elem_size = sizeof(struct nn_remote_dest_config),
+     .help = "send what is ingested (all or, per destination, a relabeled part) to Mimir, "
+             "Thanos Receive or VictoriaMetrics; each has its own queue, spool, retries and "
+             "saved WAL position"},
     {0},
 };
 
@@ -190,6 +199,8 @@ struct nn_agg_app {
   struct nn_rules *rules;
   struct nn_slo_engine *slo;
   struct nn_page *page;
+  struct nn_remote *remote;
+  int stopping;     /* shutdown steps still running before the stores close */
   uv_timer_t *tick; /* heap: freed in its close callback, which may run after the app */
 };
 
@@ -267,6 +278,8 @@ static int open_stores(struct nn_agg_app *app)
   to.wal_fsync = cfg->storage.wal_fsync;
   to.retention_ms = cfg->storage.retention_ms;
   to.retention_bytes = cfg->storage.retention_size;
+  /* WAL segments a remote-write destination has not sent yet stay. */
+  nn_remote_wal_floor(cfg->data_dir, &cfg->remote_write, &to.wal_retain, &to.wal_retain_from);
   int rc = nn_tsdb_open(&to, &app->db);
   if (rc < 0) {
     nn_error("app", "cannot open the time-series store in %s: %s", cfg->data_dir, nn_strerror(rc));
@@ -432,7 +445,10 @@ static int open_alerting(struct nn_agg_app *app)
 
 int nn_agg_app_check(const struct nn_agg_config *cfg, char *err, size_t errlen)
 {
-  int rc = nn_rules_check_files(&cfg->rules.rule_files, err, errlen);
+  int rc = nn_remote_config_check(&cfg->remote_write, err, errlen);
+  if (rc < 0)
+    return rc;
+  rc = nn_rules_check_files(&cfg->rules.rule_files, err, errlen);
   if (rc < 0)
     return rc;
   struct nn_slo_set *set = NULL;
@@ -466,6 +482,22 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
     goto fail;
   if ((rc = open_stores(app)) < 0)
     goto fail;
+  if (cfg->remote_write.n > 0) {
+    char err[1024];
+    if (nn_remote_config_check(&cfg->remote_write, err, sizeof(err)) < 0) {
+      nn_error("app", "%s", err);
+      goto fail;
+    }
+    struct nn_remote_opts ro = {
+        .loop = loop,
+        .data_dir = cfg->data_dir,
+        .db = app->db,
+        .dests = &cfg->remote_write,
+        .metrics = app->metrics,
+    };
+    if (!(app->remote = nn_remote_create(&ro)))
+      goto fail;
+  }
   app->ingest = nn_ingest_create(&cfg->ingest, app->db, app->logs, app->metrics, app->http);
   if (!app->ingest)
     goto fail;
@@ -510,16 +542,24 @@ static void close_tick(struct nn_agg_app *app)
   }
 }
 
-static void on_notifier_drained(void *ud)
+static void on_stop_step(void *ud)
 {
   struct nn_agg_app *app = ud;
-  nn_notifier_destroy(app->notifier);
-  app->notifier = NULL;
+  if (--app->stopping > 0)
+    return;
   nn_tsdb_close(app->db);
   app->db = NULL;
   nn_logstore_close(app->logs);
   app->logs = NULL;
   nn_program_release_signals();
+}
+
+static void on_notifier_drained(void *ud)
+{
+  struct nn_agg_app *app = ud;
+  nn_notifier_destroy(app->notifier);
+  app->notifier = NULL;
+  on_stop_step(app);
 }
 
 static void on_http_stopped(void *ud)
@@ -538,10 +578,17 @@ static void on_http_stopped(void *ud)
   app->slo = NULL;
   nn_rules_destroy(app->rules);
   app->rules = NULL;
+  /* The notifier delivers what is queued; remote write saves its acknowledged WAL
+   * positions. Both finish before the stores close. */
+  app->stopping = 3;
+  struct nn_remote *remote = app->remote;
+  app->remote = NULL;
+  nn_remote_close(remote, on_stop_step, app);
   if (app->notifier)
     nn_notifier_stop(app->notifier, on_notifier_drained, app);
   else
     on_notifier_drained(app);
+  on_stop_step(app);
 }
 
 void nn_agg_app_stop(struct nn_agg_app *app)
@@ -577,6 +624,7 @@ void nn_agg_app_destroy(struct nn_agg_app *app)
   nn_slo_destroy(app->slo);
   nn_rules_destroy(app->rules);
   nn_notifier_destroy(app->notifier);
+  nn_remote_close(app->remote, NULL, NULL);
   nn_http_server_destroy(app->http);
   nn_tsdb_close(app->db);
   nn_logstore_close(app->logs);

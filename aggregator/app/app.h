@@ -45,6 +45,7 @@ struct nn_agg_config {
   struct nn_notifier_config alerting;
   struct nn_slo_config slo;
   struct nn_golden_config golden;
+  struct nn_cfg_list remote_write; /* of struct nn_remote_dest_config */
 };
 
 extern const struct nn_cfg_option nn_agg_config_options[];

@@ -236,6 +236,8 @@ struct nn__tsdb_wal;
 int nn__tsdb_wal_open(struct nn_tsdb *db, const char *dir, const struct nn__tsdb_wal_visitor *v,
                       struct nn__tsdb_wal **out);
 void nn__tsdb_wal_close(struct nn__tsdb_wal *w);
+/* Sets the retention floor (nn_tsdb_wal_retain). */
+void nn__tsdb_wal_retain(struct nn__tsdb_wal *w, bool on, uint32_t from);
 /* Queues encoded records for the writer. NN_EAGAIN past the pending cap, NN_EIO when
  * the writer has stopped. */
 int nn__tsdb_wal_log(struct nn__tsdb_wal *w, const void *p, size_t n);

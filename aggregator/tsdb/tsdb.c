@@ -131,6 +131,12 @@ out:
   return 0;
 }
 
+void nn_tsdb_wal_retain(struct nn_tsdb *db, bool on, uint32_t from)
+{
+  if (db->wal)
+    nn__tsdb_wal_retain(db->wal, on, from);
+}
+
 void nn__tsdb_dispatch(struct nn_tsdb *db)
 {
   uint64_t durable = db->mem_seq, lo = 0, hi = 0;

@@ -42,6 +42,10 @@ struct nn_tsdb_options {
   int64_t block_range_ms;
   int64_t retention_ms;     /* blocks ending before now - this are deleted; default 15 d */
   uint64_t retention_bytes; /* oldest blocks deleted while blocks exceed this; 0: no cap */
+  /* WAL readers (remote write): with wal_retain, segments numbered >= wal_retain_from
+   * are kept at open and by checkpoints until nn_tsdb_wal_retain moves the floor. */
+  bool wal_retain;
+  uint32_t wal_retain_from;
 };
 
 /* Fills o with the defaults above (dir and loop NULL). */
@@ -122,6 +126,80 @@ int nn_tsdb_checkpoint(struct nn_tsdb *db);
  * to now_ms, wall-clock milliseconds) or beyond retention_bytes, oldest first. Returns 0,
  * or the first error (logged; the next call retries). NN_EUNSUPPORTED without a dir. */
 int nn_tsdb_maintain(struct nn_tsdb *db, int64_t now_ms);
+
+/* Moves the WAL retention floor: with on, segments numbered >= from are never deleted
+ * (checkpoints still replace older ones); off lets checkpoints delete what they cover. */
+void nn_tsdb_wal_retain(struct nn_tsdb *db, bool on, uint32_t from);
+
+/* ---- Reading the WAL from outside the store (remote write's tailer) ----
+ * A reader walks the records of <data_dir>/wal in order while the store writes them,
+ * from a position (segment, byte offset). It never writes or truncates. A position is
+ * the start of a record (or a segment's end). docs/format/wal.md has the records. */
+enum {
+  NN_TSDB_WAL_SERIES = 1,
+  NN_TSDB_WAL_SAMPLES = 2,
+  NN_TSDB_WAL_CHUNKS = 3,
+};
+
+struct nn_tsdb_wal_record {
+  uint8_t type;
+  const uint8_t *data; /* payload, valid until the next call on the reader */
+  size_t len;
+  uint32_t segment;
+  uint64_t offset; /* of the record's header in the segment */
+  uint64_t end;    /* offset just past it: the position to resume after it */
+};
+
+struct nn_tsdb_wal_reader_stats {
+  uint64_t records;
+  uint64_t segments_skipped; /* deleted before the reader got to them */
+  uint64_t damaged;          /* sealed segments whose tail could not be read */
+  uint64_t damaged_bytes;
+};
+
+struct nn_tsdb_wal_reader;
+/* Opens a reader of <data_dir>/wal positioned at (segment, offset). NN_ENOMEM only. */
+int nn_tsdb_wal_reader_open(const char *data_dir, uint32_t segment, uint64_t offset,
+                            struct nn_tsdb_wal_reader **out);
+void nn_tsdb_wal_reader_close(struct nn_tsdb_wal_reader *r);
+/* The next whole, checksummed record: 1 with rec filled, 0 when nothing more is written
+ * yet (call again later), or a negative code for an I/O error. A sealed segment (a later
+ * one exists) is left at its end; damage in its tail is skipped, logged and counted. A
+ * missing segment (deleted under the reader) is skipped to the next one there. */
+int nn_tsdb_wal_reader_next(struct nn_tsdb_wal_reader *r, struct nn_tsdb_wal_record *rec);
+/* Where the next record will be read. */
+void nn_tsdb_wal_reader_position(const struct nn_tsdb_wal_reader *r, uint32_t *segment,
+                                 uint64_t *offset);
+void nn_tsdb_wal_reader_stats(const struct nn_tsdb_wal_reader *r,
+                              struct nn_tsdb_wal_reader_stats *out);
+
+/* What <data_dir>/wal holds now: the first and last segment numbers (*nsegments 0 when
+ * there is none), the last one's size and the newest checkpoint (-1 if none). */
+int nn_tsdb_wal_bounds(const char *data_dir, uint32_t *first, uint32_t *last, size_t *nsegments,
+                       uint64_t *last_size, int64_t *checkpoint);
+/* Bytes of segments numbered >= from (how far a reader at from is behind). */
+uint64_t nn_tsdb_wal_bytes_from(const char *data_dir, uint32_t from);
+
+/* Decodes a series record: fn(ctx, ref, labels, n) per series (labels valid during the
+ * call only). NN_ECORRUPT when it does not parse; a negative fn result stops and is
+ * returned. */
+typedef int (*nn_tsdb_wal_series_fn)(void *ctx, uint64_t ref, const struct nn_label *ls, size_t n);
+int nn_tsdb_wal_series_decode(const uint8_t *p, size_t len, nn_tsdb_wal_series_fn fn, void *ctx);
+/* Reads the series records of checkpoint.<checkpoint> in <data_dir>/wal through fn
+ * (blocking; up to the first damage). */
+int nn_tsdb_wal_checkpoint_series(const char *data_dir, uint32_t checkpoint,
+                                  nn_tsdb_wal_series_fn fn, void *ctx);
+
+/* Iterates the samples of a samples record, in their logged order. */
+struct nn_tsdb_wal_samples {
+  const uint8_t *p, *end;
+  uint64_t base_ref;
+  int64_t base_t;
+};
+/* NN_ECORRUPT when the record's header does not parse. */
+int nn_tsdb_wal_samples_init(struct nn_tsdb_wal_samples *it, const uint8_t *p, size_t len);
+/* 1 with one sample, 0 at the end, NN_ECORRUPT on damage. */
+int nn_tsdb_wal_samples_next(struct nn_tsdb_wal_samples *it, uint64_t *ref, int64_t *t, double *v);
 
 /* A read view of the blocks and the head, valid until nn_tsdb_close. Series found in
  * several blocks and the head are merged by labels. Results own their memory. */

@@ -44,6 +44,8 @@ struct nn__tsdb_wal {
   struct nn_buf ckpt;
   uint32_t ckpt_seg;
   uint64_t checkpoints, ckpt_failures, ckpt_bytes, segs_removed;
+  bool retain; /* segments >= retain_from are never deleted (WAL readers) */
+  uint32_t retain_from;
   /* Writer thread only. */
   struct nn_buf writing;
   int fd;
@@ -419,8 +421,9 @@ static int replay(struct nn__tsdb_wal *w, const struct nn__tsdb_wal_visitor *v)
     uint64_t size = 0;
     snprintf(path, sizeof(path), "%s/" NN__TSDB_WAL_SEG_FMT, w->dir, segs[i]);
     if (ckpt >= 0 && segs[i] < (uint32_t)ckpt) {
-      /* Covered by the checkpoint; a crash stopped the removal. */
-      unlink(path);
+      /* Covered by the checkpoint; a crash stopped the removal (or a reader retains it). */
+      if (!w->retain || segs[i] < w->retain_from)
+        unlink(path);
       continue;
     }
     if (!first && segs[i] != segs[i - 1] + 1)
@@ -516,6 +519,10 @@ out:
 
 static void remove_covered(struct nn__tsdb_wal *w, uint32_t upto)
 {
+  pthread_mutex_lock(&w->mu);
+  /* Segments a reader still needs stay; the checkpoint itself is written regardless. */
+  uint32_t keep = w->retain && w->retain_from < upto ? w->retain_from : upto;
+  pthread_mutex_unlock(&w->mu);
   DIR *d = opendir(w->dir);
   if (!d)
     return;
@@ -525,7 +532,7 @@ static void remove_covered(struct nn__tsdb_wal *w, uint32_t upto)
   while ((e = readdir(d))) {
     const char *nm = e->d_name;
     bool ck = strncmp(nm, CKPT_PREFIX, strlen(CKPT_PREFIX)) == 0;
-    if (!parse_u32(ck ? nm + strlen(CKPT_PREFIX) : nm, &num) || num >= upto)
+    if (!parse_u32(ck ? nm + strlen(CKPT_PREFIX) : nm, &num) || num >= upto || (!ck && num >= keep))
       continue;
     if (unlinkat(dirfd(d), nm, 0) == 0 && !ck)
       removed++;
@@ -800,6 +807,8 @@ int nn__tsdb_wal_open(struct nn_tsdb *db, const char *dir, const struct nn__tsdb
   w->flush_bytes = db->opt.wal_flush_bytes;
   w->interval_ns = (int64_t)db->opt.wal_flush_interval_ms * 1000000;
   w->fsync = db->opt.wal_fsync;
+  w->retain = db->opt.wal_retain;
+  w->retain_from = db->opt.wal_retain_from;
   nn_buf_init(&w->pending, db->opt.wal_max_pending_bytes);
   nn_buf_init(&w->writing, db->opt.wal_max_pending_bytes);
   pthread_mutex_init(&w->mu, NULL);
@@ -842,6 +851,14 @@ out:
   }
   *out = w;
   return 0;
+}
+
+void nn__tsdb_wal_retain(struct nn__tsdb_wal *w, bool on, uint32_t from)
+{
+  pthread_mutex_lock(&w->mu);
+  w->retain = on;
+  w->retain_from = from;
+  pthread_mutex_unlock(&w->mu);
 }
 
 void nn__tsdb_wal_close(struct nn__tsdb_wal *w)

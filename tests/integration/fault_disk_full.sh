@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Disk full (issue 9, fault suite): an 8 MiB tmpfs is mounted as the aggregator's
+# --data-dir and another as the agent's data_dir, and each is filled to the last byte
+# while the program works.
+# * Aggregator: under remote-write and Loki push load, ingest answers 5xx or 429 (never a
+#   2xx for data it could not write, never a crash); /-/healthy and queries keep working;
+#   /metrics counts the failed WAL writes and the log says "No space left on device".
+#   When space returns, writes are acknowledged and stored again, and everything
+#   acknowledged before, during and after is served, also after a restart.
+# * Agent: the receiver is down while the disk is full, so batches cannot be spooled; the
+#   agent keeps running and tailing within its memory queue, says so in its log, and when
+#   space and the receiver return every line arrives (zero lost; duplicates reported).
+# Needs root for mount(8): skipped (exit 77, ctest SKIP_RETURN_CODE) otherwise. Everything
+# mounted here is unmounted on exit.
+if [ "$(id -u)" != 0 ]; then
+  echo "skipped: needs root (mounts an 8 MiB tmpfs with mount -t tmpfs)"
+  exit 77
+fi
+source "$(dirname "$0")/lib.inc"
+source "$NN_SOURCE_DIR/tests/e2e/agent.inc"
+PY=/usr/bin/python3 # Debian's, which has python3-snappy
+LOAD=$E2E/rwload.py
+CHECK=$E2E/ledger_check.py
+MOUNTS=()
+
+fault_cleanup() {
+  local pid m
+  for pid in "${NN_PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  done
+  for pid in "${NN_PIDS[@]:-}"; do
+    [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+  done
+  for m in "${MOUNTS[@]:-}"; do
+    [ -n "$m" ] && { umount "$m" 2>/dev/null || umount -l "$m" || echo "cannot unmount $m"; }
+  done
+  nn_cleanup
+}
+trap fault_cleanup EXIT
+
+# small_disk DIR: mounts an 8 MiB tmpfs on DIR.
+small_disk() {
+  mkdir -p "$1"
+  mount -t tmpfs -o size=8m,mode=0755 tmpfs "$1"
+  MOUNTS+=("$1")
+}
+# fill DIR: writes DIR/filler until the file system is full.
+fill() { dd if=/dev/zero of="$1/filler" bs=64k status=none 2>/dev/null || true; }
+avail_kb() { df -k --output=avail "$1" | tail -1 | tr -d ' '; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# ---- aggregator ------------------------------------------------------------------------
+small_disk "$NN_TMP/agg"
+gport=$(nn_free_port)
+G=http://127.0.0.1:$gport
+cat >"$NN_TMP/agg.yml" <<YML
+listen_address: 127.0.0.1:$gport
+data_dir: $NN_TMP/agg
+storage:
+  wal_flush_interval: 10ms
+YML
+nn_start agg "$AGG" --config "$NN_TMP/agg.yml"
+nn_wait_http "$G/-/ready" 60
+
+load() { # RUN SECONDS: remote-write and Loki load side by side; summaries in $NN_TMP/*.RUN
+  "$PY" "$LOAD" rw "$G/api/v1/write" "$NN_TMP/rw.ledger" --threads 2 --series 10 \
+    --seconds "$2" --run "$1" >"$NN_TMP/rw.$1" 2>&1 &
+  local p=$!
+  "$PY" "$LOAD" loki "$G/loki/api/v1/push" "$NN_TMP/loki.ledger" --threads 2 --series 5 \
+    --seconds "$2" --run "$1" >"$NN_TMP/loki.$1" 2>&1
+  wait "$p" || true
+  echo "# load $1: rw $(cat "$NN_TMP/rw.$1"); loki $(cat "$NN_TMP/loki.$1")"
+}
+# refused_ok FILE: the loader met at least one refusal and every refusal was 5xx or 429.
+refused_ok() {
+  "$PY" -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+codes = [int(c) for c in d["refused"]]
+sys.exit(0 if codes and all(c >= 500 or c == 429 for c in codes) and d["conn_errors"] == 0 else 1)' "$1"
+}
+acked_all() { grep -q '"acked": [1-9].*"refused": {}, "conn_errors": 0' "$1"; }
+
+load before 2
+nn_check "aggregator: writes acknowledged before the disk fills (rw)" acked_all "$NN_TMP/rw.before"
+nn_check "aggregator: writes acknowledged before the disk fills (Loki)" acked_all "$NN_TMP/loki.before"
+fill "$NN_TMP/agg"
+e2e_note "aggregator disk full: $(avail_kb "$NN_TMP/agg") kB free"
+load full 5
+nn_check "aggregator: remote write refused with 5xx/429 while full" refused_ok "$NN_TMP/rw.full"
+nn_check "aggregator: Loki push refused with 5xx/429 while full" refused_ok "$NN_TMP/loki.full"
+"$PY" "$E2E/hostile.py" --rw "$NN_TMP/one" m_full $(($(date +%s) * 1000)) 1 1
+code=$(curl -s -o "$NN_TMP/resp" -w '%{http_code}' "$G/api/v1/write" --data-binary @"$NN_TMP/one" \
+  -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy')
+echo "# a write while full: $code $(head -c 300 "$NN_TMP/resp")"
+nn_check "aggregator: a write while full gets 5xx/429 ($code)" [ "$code" -ge 500 -o "$code" = 429 ]
+nn_check "aggregator: the answer says why" grep -qi 'space\|disk\|wal' "$NN_TMP/resp"
+nn_check "aggregator: still running" alive "$PID_agg"
+nn_check "aggregator: /-/healthy answers while full" curl -fsS -o /dev/null --max-time 5 "$G/-/healthy"
+nn_check "aggregator: queries work while full" \
+  bash -c "curl -fsS --max-time 10 '$G/api/v1/query?query=count(rwload_value)' | grep -q success"
+fails=$(e2e_metric "$gport" '^nines_tsdb_wal_write_failures_total')
+nn_check "aggregator: /metrics counts failed WAL writes ($fails)" [ "$fails" -gt 0 ]
+nn_check "aggregator: the log says the disk is full" grep -q 'No space left on device' "$NN_TMP/agg.log"
+rm -f "$NN_TMP/agg/filler"
+e2e_note "aggregator disk has room again: $(avail_kb "$NN_TMP/agg") kB free"
+sleep 1
+load after 3
+nn_check "aggregator: writes acknowledged again once there is room (rw)" acked_all "$NN_TMP/rw.after"
+nn_check "aggregator: writes acknowledged again once there is room (Loki)" acked_all "$NN_TMP/loki.after"
+nn_check "aggregator: every acknowledged sample is stored" "$PY" "$CHECK" rw "$G" "$NN_TMP/rw.ledger"
+nn_check "aggregator: every acknowledged log entry is stored" "$PY" "$CHECK" loki "$G" "$NN_TMP/loki.ledger"
+e2e_stop "$PID_agg"
+nn_start agg2 "$AGG" --config "$NN_TMP/agg.yml"
+nn_check "aggregator: restarts on the same data dir" nn_wait_http "$G/-/ready" 60
+nn_check "aggregator: after a restart every acknowledged sample is there" \
+  "$PY" "$CHECK" rw "$G" "$NN_TMP/rw.ledger"
+nn_check "aggregator: after a restart every acknowledged log entry is there" \
+  "$PY" "$CHECK" loki "$G" "$NN_TMP/loki.ledger"
+e2e_stop "$PID_agg2"
+
+# ---- agent -----------------------------------------------------------------------------
+small_disk "$NN_TMP/agent-data"
+LINES=${NN_DISKFULL_LINES:-60000}
+RATE=${NN_DISKFULL_RATE:-3000}
+aport=$(nn_free_port)
+sport=$(nn_free_port)
+e2e_sink_start "$sport" "$NN_TMP/sink.rec"
+export E2E_BATCH_SIZE=64KiB
+e2e_agent_config "$NN_TMP/agent.yml" "$aport" "http://127.0.0.1:$sport/loki/api/v1/push" "" \
+  "      timeout: 2s"
+e2e_agent_start "$NN_TMP/agent.yml" "$aport"
+log=$(e2e_log_path diskfull)
+t0=$(($(date +%s%N) - 120000000000))
+python3 "$E2E/cri_writer.py" --path "$log" --lines "$LINES" --rate "$RATE" --t0-ns "$t0" \
+  >"$NN_TMP/writer.out" 2>&1 &
+wpid=$!
+NN_PIDS+=("$wpid")
+sleep 2
+fill "$NN_TMP/agent-data"
+e2e_stop "$SINK_PID"
+e2e_note "agent disk full ($(avail_kb "$NN_TMP/agent-data") kB free) and the receiver down"
+sleep 8
+nn_check "agent: still running with a full disk" alive "$AGENT_PID"
+nn_check "agent: /-/healthy answers" curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$aport/-/healthy"
+nn_check "agent: the log says the disk is full" grep -q 'No space left on device' "$NN_TMP/agent.log"
+failed=$(e2e_metric "$aport" '^nines_agent_ship_batches_failed_total')
+nn_check "agent: /metrics counts the failed sends ($failed)" [ "$failed" -gt 0 ]
+rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$AGENT_PID/status")
+e2e_note "agent RSS with a full disk: $rss kB"
+nn_check "agent: RSS bounded with a full disk ($rss kB < 200 MiB)" [ "$rss" -lt $((200 * 1024)) ]
+rm -f "$NN_TMP/agent-data/filler"
+e2e_sink_start "$sport" "$NN_TMP/sink.rec"
+e2e_note "agent disk has room again and the receiver is back"
+wait "$wpid" && wrc=0 || wrc=$?
+nn_check "writer finished" test "$wrc" = 0
+wait_complete() {
+  local i
+  for ((i = 0; i < 240; i++)); do
+    curl -fsS "http://127.0.0.1:$sport/stats" >/dev/null
+    python3 "$E2E/check_lines.py" "$NN_TMP/sink.rec" --count "$LINES" --max-dups 100000000 >/dev/null && return 0
+    sleep 0.5
+  done
+  return 1
+}
+nn_check "agent: the receiver got every line" wait_complete
+e2e_note "complete"
+curl -fsS "http://127.0.0.1:$sport/stats" >/dev/null
+res=$(python3 "$E2E/check_lines.py" "$NN_TMP/sink.rec" --count "$LINES" --max-dups "$LINES") && ok=0 || ok=1
+echo "receiver: $res"
+nn_check "agent: nothing lost (duplicates reported above)" test "$ok" = 0
+nn_check "agent: nothing dropped" test "$(e2e_metric "$aport" '^nines_agent_ship_records_dropped_total')" = 0
+e2e_stop "$AGENT_PID"
+nn_finish
