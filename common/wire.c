@@ -220,6 +220,338 @@ int nn_wire_push_decode(const void *buf, size_t n, struct nn_pool *pool,
                 errlen);
 }
 
+/* ---- remote write, decoded in place ---- */
+
+/* The WriteRequest schema (prompb remote.proto and types.proto) as the walker needs it.
+ * Field and message names match protobuf-c's descriptors, so errors read the same as
+ * check_wire's. */
+enum { M_WRITE, M_SERIES, M_LABEL, M_SAMPLE, M_EXEMPLAR, M_META };
+enum { C_NONE, C_SERIES, C_LABELS, C_SAMPLES, C_META, C_COUNT };
+
+struct rw_field {
+  uint8_t num, wt;
+  int8_t sub;    /* nested message, or -1 */
+  uint8_t count; /* C_*: what an occurrence counts towards */
+  const char *name;
+};
+
+struct rw_msg {
+  const char *name;
+  const struct rw_field *f;
+  uint8_t nf;
+};
+
+static const struct rw_field f_write[] = {{1, 2, M_SERIES, C_SERIES, "timeseries"},
+                                          {3, 2, M_META, C_META, "metadata"}};
+static const struct rw_field f_series[] = {{1, 2, M_LABEL, C_LABELS, "labels"},
+                                           {2, 2, M_SAMPLE, C_SAMPLES, "samples"},
+                                           {3, 2, M_EXEMPLAR, C_NONE, "exemplars"}};
+static const struct rw_field f_label[] = {{1, 2, -1, C_NONE, "name"}, {2, 2, -1, C_NONE, "value"}};
+static const struct rw_field f_sample[] = {{1, 1, -1, C_NONE, "value"},
+                                           {2, 0, -1, C_NONE, "timestamp"}};
+static const struct rw_field f_exemplar[] = {{1, 2, M_LABEL, C_NONE, "labels"},
+                                             {2, 1, -1, C_NONE, "value"},
+                                             {3, 0, -1, C_NONE, "timestamp"}};
+static const struct rw_field f_meta[] = {{1, 0, -1, C_NONE, "type"},
+                                         {2, 2, -1, C_NONE, "metric_family_name"},
+                                         {4, 2, -1, C_NONE, "help"},
+                                         {5, 2, -1, C_NONE, "unit"}};
+static const struct rw_msg rw_msgs[] = {
+    [M_WRITE] = {"prometheus.WriteRequest", f_write, 2},
+    [M_SERIES] = {"prometheus.TimeSeries", f_series, 3},
+    [M_LABEL] = {"prometheus.Label", f_label, 2},
+    [M_SAMPLE] = {"prometheus.Sample", f_sample, 2},
+    [M_EXEMPLAR] = {"prometheus.Exemplar", f_exemplar, 3},
+    [M_META] = {"prometheus.MetricMetadata", f_meta, 4},
+};
+
+static void rw_field_err(char *err, size_t errlen, const struct rw_msg *d, const struct rw_field *f,
+                         uint64_t tag, size_t at, const char *detail)
+{
+  set_err(err, errlen, "%s.%s (field %" PRIu64 ") at byte %zu: %s", d->name,
+          f ? f->name : "<unknown>", tag, at, detail);
+}
+
+/* First pass: the checks of check_wire, plus protobuf-c's own limits (keys and length
+ * prefixes of at most 5 bytes), so that both decoders accept exactly the same bodies;
+ * and counts of series, labels and samples for the second pass. */
+static bool rw_check(int m, const uint8_t *p, size_t n, size_t base, size_t *count, char *err,
+                     size_t errlen)
+{
+  const struct rw_msg *d = &rw_msgs[m];
+  char detail[96];
+  size_t i = 0;
+  while (i < n) {
+    size_t at = base + i;
+    uint64_t key, v;
+    size_t k = read_varint(p + i, n - i, &key);
+    if (!k) {
+      set_err(err, errlen, "%s: truncated field key at byte %zu", d->name, at);
+      return true;
+    }
+    uint64_t tag = key >> 3;
+    int wt = (int)(key & 7);
+    if (tag == 0 || tag > 0x1fffffff) {
+      set_err(err, errlen, "%s: invalid field number %" PRIu64 " at byte %zu", d->name, tag, at);
+      return true;
+    }
+    if (k > 5) {
+      set_err(err, errlen, "%s: field key longer than 5 bytes at byte %zu", d->name, at);
+      return true;
+    }
+    i += k;
+    const struct rw_field *f = NULL;
+    for (unsigned j = 0; j < d->nf; j++)
+      if (d->f[j].num == tag)
+        f = &d->f[j];
+    if (f && wt != f->wt) {
+      snprintf(detail, sizeof(detail), "wire type %d, expected %d", wt, f->wt);
+      rw_field_err(err, errlen, d, f, tag, at, detail);
+      return true;
+    }
+    switch (wt) {
+    case 0:
+      if (!(k = read_varint(p + i, n - i, &v))) {
+        rw_field_err(err, errlen, d, f, tag, at, "truncated varint");
+        return true;
+      }
+      i += k;
+      break;
+    case 1:
+    case 5:
+      if (n - i < (wt == 1 ? 8u : 4u)) {
+        snprintf(detail, sizeof(detail), "truncated %d-byte value", wt == 1 ? 8 : 4);
+        rw_field_err(err, errlen, d, f, tag, at, detail);
+        return true;
+      }
+      i += wt == 1 ? 8 : 4;
+      break;
+    case 2:
+      if (!(k = read_varint(p + i, n - i, &v))) {
+        rw_field_err(err, errlen, d, f, tag, at, "truncated length");
+        return true;
+      }
+      i += k;
+      if (v > n - i) {
+        snprintf(detail, sizeof(detail), "length %" PRIu64 " exceeds the %zu bytes left", v, n - i);
+        rw_field_err(err, errlen, d, f, tag, at, detail);
+        return true;
+      }
+      if (k > 5) {
+        rw_field_err(err, errlen, d, f, tag, at, "length prefix longer than 5 bytes");
+        return true;
+      }
+      if (f && f->sub >= 0 && rw_check(f->sub, p + i, (size_t)v, base + i, count, err, errlen))
+        return true;
+      if (f)
+        count[f->count]++;
+      i += (size_t)v;
+      break;
+    default:
+      snprintf(detail, sizeof(detail), "unsupported wire type %d", wt);
+      rw_field_err(err, errlen, d, f, tag, at, detail);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Second pass helpers: the bytes passed rw_check, so nothing here can run past the end. */
+static inline uint64_t rw_varint(const uint8_t **p)
+{
+  const uint8_t *q = *p;
+  uint64_t r = q[0] & 0x7f;
+  if (q[0] < 0x80) {
+    *p = q + 1;
+    return r;
+  }
+  for (unsigned i = 1; i < 10; i++) {
+    r |= (uint64_t)(q[i] & 0x7f) << (7 * i);
+    if (q[i] < 0x80) {
+      *p = q + i + 1;
+      return r;
+    }
+  }
+  *p = q + 10;
+  return r;
+}
+
+/* Steps over a field's value; a length-delimited one is returned in [*sub, *p). */
+static inline void rw_skip(const uint8_t **p, unsigned wt, const uint8_t **sub)
+{
+  switch (wt) {
+  case 0: rw_varint(p); break;
+  case 1: *p += 8; break;
+  case 5: *p += 4; break;
+  default: {
+    uint64_t len = rw_varint(p);
+    *sub = *p;
+    *p += len;
+  }
+  }
+}
+
+struct rw_fill {
+  struct nn_wire_rw_series *series;
+  struct nn_label *labels;
+  uint32_t *lens;
+  struct nn_wire_rw_sample *samples;
+  struct nn_wire_rw_metadata *meta;
+  uint32_t *meta_lens; /* 3 per metadata entry */
+  size_t nseries, nlabels, nsamples, nmeta;
+};
+
+static void rw_fill_label(struct rw_fill *fs, const uint8_t *p, const uint8_t *end)
+{
+  struct nn_label *l = &fs->labels[fs->nlabels];
+  uint32_t *len = &fs->lens[2 * fs->nlabels];
+  *l = (struct nn_label){"", ""};
+  len[0] = len[1] = 0;
+  while (p < end) {
+    uint64_t key = rw_varint(&p);
+    const uint8_t *s = NULL;
+    rw_skip(&p, key & 7, &s);
+    if (key == (1 << 3 | 2) || key == (2 << 3 | 2)) {
+      int which = key == (2 << 3 | 2);
+      uint32_t n = (uint32_t)(p - s);
+      len[which] = n;
+      if (which)
+        l->value = n ? (const char *)s : "";
+      else
+        l->name = n ? (const char *)s : "";
+    }
+  }
+  fs->nlabels++;
+}
+
+static void rw_fill_sample(struct rw_fill *fs, const uint8_t *p, const uint8_t *end)
+{
+  struct nn_wire_rw_sample *sm = &fs->samples[fs->nsamples++];
+  sm->t = 0;
+  sm->v = 0;
+  while (p < end) {
+    uint64_t key = rw_varint(&p);
+    if (key == (1 << 3 | 1)) {
+      uint64_t bits = 0;
+      for (int k = 7; k >= 0; k--)
+        bits = bits << 8 | p[k];
+      memcpy(&sm->v, &bits, sizeof(bits));
+      p += 8;
+    } else if (key == (2 << 3 | 0)) {
+      sm->t = (int64_t)rw_varint(&p);
+    } else {
+      const uint8_t *s;
+      rw_skip(&p, key & 7, &s);
+    }
+  }
+}
+
+static void rw_fill_meta(struct rw_fill *fs, const uint8_t *p, const uint8_t *end)
+{
+  struct nn_wire_rw_metadata *md = &fs->meta[fs->nmeta];
+  uint32_t *len = &fs->meta_lens[3 * fs->nmeta++];
+  *md = (struct nn_wire_rw_metadata){0, "", "", ""};
+  len[0] = len[1] = len[2] = 0;
+  while (p < end) {
+    uint64_t key = rw_varint(&p);
+    if (key == (1 << 3 | 0)) {
+      md->type = (int32_t)rw_varint(&p);
+      continue;
+    }
+    const uint8_t *s = NULL;
+    rw_skip(&p, key & 7, &s);
+    const char **str = key == (2 << 3 | 2)   ? &md->metric_family_name
+                       : key == (4 << 3 | 2) ? &md->help
+                       : key == (5 << 3 | 2) ? &md->unit
+                                             : NULL;
+    if (str) {
+      uint32_t n = (uint32_t)(p - s);
+      len[str == &md->metric_family_name ? 0 : str == &md->help ? 1 : 2] = n;
+      *str = n ? (const char *)s : "";
+    }
+  }
+}
+
+static void rw_fill_series(struct rw_fill *fs, const uint8_t *p, const uint8_t *end)
+{
+  struct nn_wire_rw_series *ts = &fs->series[fs->nseries++];
+  ts->labels = fs->labels + fs->nlabels;
+  ts->lens = fs->lens + 2 * fs->nlabels;
+  ts->samples = fs->samples + fs->nsamples;
+  size_t l0 = fs->nlabels, s0 = fs->nsamples;
+  while (p < end) {
+    uint64_t key = rw_varint(&p);
+    const uint8_t *s = NULL;
+    rw_skip(&p, key & 7, &s);
+    if (key == (1 << 3 | 2))
+      rw_fill_label(fs, s, p);
+    else if (key == (2 << 3 | 2))
+      rw_fill_sample(fs, s, p);
+  }
+  ts->n_labels = (uint32_t)(fs->nlabels - l0);
+  ts->n_samples = (uint32_t)(fs->nsamples - s0);
+}
+
+int nn_wire_rw_parse(void *buf, size_t n, struct nn_pool *pool, struct nn_wire_rw_request *out,
+                     char *err, size_t errlen)
+{
+  const uint8_t *p = buf, *end = p + n;
+  size_t count[C_COUNT] = {0};
+  memset(out, 0, sizeof(*out));
+  if (rw_check(M_WRITE, p, n, 0, count, err, errlen))
+    return NN_ECORRUPT;
+  /* Every counted item took at least two bytes of input, so none of this overflows. */
+  size_t ns = count[C_SERIES], nl = count[C_LABELS], nsm = count[C_SAMPLES], nm = count[C_META];
+  size_t need = ns * sizeof(struct nn_wire_rw_series) + nl * (sizeof(struct nn_label) + 8) +
+                nsm * sizeof(struct nn_wire_rw_sample) +
+                nm * (sizeof(struct nn_wire_rw_metadata) + 12) + 96;
+  struct rw_fill fs = {0};
+  if (need > pool->max || pool->used > pool->max - need) {
+    set_err(err, errlen, "%s: decoding the %zu-byte body needs more than the %zu-byte limit",
+            rw_msgs[M_WRITE].name, n, pool->max);
+    return NN_ETOOBIG;
+  }
+  fs.series = nn_pool_alloc(pool, ns * sizeof(*fs.series) + 1);
+  fs.labels = nn_pool_alloc(pool, nl * sizeof(*fs.labels) + 1);
+  fs.lens = nn_pool_alloc(pool, nl * 2 * sizeof(*fs.lens) + 1);
+  fs.samples = nn_pool_alloc(pool, nsm * sizeof(*fs.samples) + 1);
+  fs.meta = nn_pool_alloc(pool, nm * sizeof(*fs.meta) + 1);
+  fs.meta_lens = nn_pool_alloc(pool, nm * 3 * sizeof(*fs.meta_lens) + 1);
+  if (!fs.series || !fs.labels || !fs.lens || !fs.samples || !fs.meta || !fs.meta_lens) {
+    set_err(err, errlen, "%s: out of memory", rw_msgs[M_WRITE].name);
+    return NN_ENOMEM;
+  }
+  while (p < end) {
+    uint64_t key = rw_varint(&p);
+    const uint8_t *s = NULL;
+    rw_skip(&p, key & 7, &s);
+    if (key == (1 << 3 | 2))
+      rw_fill_series(&fs, s, p);
+    else if (key == (3 << 3 | 2))
+      rw_fill_meta(&fs, s, p);
+  }
+  /* Strings are terminated only now: the byte after one is the next field's key (or past
+   * the message), which the fill pass had to read first. */
+  char *base = buf;
+  for (size_t i = 0; i < fs.nlabels; i++) {
+    if (fs.lens[2 * i])
+      base[fs.labels[i].name - base + fs.lens[2 * i]] = '\0';
+    if (fs.lens[2 * i + 1])
+      base[fs.labels[i].value - base + fs.lens[2 * i + 1]] = '\0';
+  }
+  for (size_t i = 0; i < fs.nmeta; i++) {
+    const char *strs[3] = {fs.meta[i].metric_family_name, fs.meta[i].help, fs.meta[i].unit};
+    for (int k = 0; k < 3; k++)
+      if (fs.meta_lens[3 * i + k])
+        base[strs[k] - base + fs.meta_lens[3 * i + k]] = '\0';
+  }
+  out->series = fs.series;
+  out->n_series = fs.nseries;
+  out->metadata = fs.meta;
+  out->n_metadata = fs.nmeta;
+  return 0;
+}
+
 static int encode(const ProtobufCMessage *msg, struct nn_buf *out)
 {
   size_t n = protobuf_c_message_get_packed_size(msg);

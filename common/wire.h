@@ -8,8 +8,10 @@
 #define NN_COMMON_WIRE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/compress.h"
+#include "common/labels.h"
 #include "push.pb-c.h"
 #include "remote.pb-c.h"
 
@@ -28,6 +30,38 @@ struct nn_pool;
  * except NN_ENOMEM. */
 int nn_wire_rw_decode(const void *buf, size_t n, struct nn_pool *pool,
                       Prometheus__WriteRequest **out, char *err, size_t errlen);
+/* A remote-write request decoded in place by nn_wire_rw_parse: what ingest needs (series
+ * labels and samples) with no per-field allocation. Label strings point into the body and
+ * are NUL-terminated there. Exemplars and histograms are checked and skipped. */
+struct nn_wire_rw_sample {
+  int64_t t; /* milliseconds since the epoch */
+  double v;
+};
+struct nn_wire_rw_series {
+  struct nn_label *labels; /* in wire order */
+  uint32_t *lens;          /* 2 per label: name length, value length */
+  struct nn_wire_rw_sample *samples;
+  uint32_t n_labels, n_samples;
+};
+struct nn_wire_rw_metadata {
+  int32_t type;                                 /* PROMETHEUS__METRIC_METADATA__METRIC_TYPE__* */
+  const char *metric_family_name, *help, *unit; /* "" when absent */
+};
+struct nn_wire_rw_request {
+  struct nn_wire_rw_series *series;
+  size_t n_series;
+  struct nn_wire_rw_metadata *metadata;
+  size_t n_metadata;
+};
+
+/* Decodes a (decompressed) WriteRequest in place, with the same strictness and error
+ * messages as nn_wire_rw_decode, but walking the bytes twice (check and count, then fill)
+ * instead of allocating a struct per label and sample. buf[n] must be writable (an nn_buf
+ * has it): strings are NUL-terminated in place, so buf must outlive the result. Arrays
+ * come from pool: NN_ETOOBIG past its cap, NN_ECORRUPT for malformed protobuf. */
+int nn_wire_rw_parse(void *buf, size_t n, struct nn_pool *pool, struct nn_wire_rw_request *out,
+                     char *err, size_t errlen);
+
 int nn_wire_push_decode(const void *buf, size_t n, struct nn_pool *pool,
                         Logproto__PushRequest **out, char *err, size_t errlen);
 
