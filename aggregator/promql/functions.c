@@ -275,6 +275,7 @@ struct window {
   int64_t rstart, rend, ts;
   double range_s;
   bool monotone; /* the whole series never decreases: no counter reset in any window */
+  bool v2;       /* Prometheus 2.x semantics (nn_promql_opts.prometheus_v2) */
 };
 
 static bool extrapolated_rate(const struct window *w, bool counter, bool rate, double *out)
@@ -291,15 +292,18 @@ static bool extrapolated_rate(const struct window *w, bool counter, bool rate, d
   double sampled = (double)(w->t[w->n - 1] - w->t[0]) / 1000;
   double avg = sampled / (double)(w->n - 1);
   double thr = avg * 1.1;
+  /* The counter's zero point caps the distance to the range start: 2.x before the
+   * threshold test (so a zero point within the threshold is extrapolated to even when the
+   * first sample is far from the start), 3.x after it. They differ only where a series
+   * starts inside the range. */
+  bool zero_cap = counter && result > 0 && w->v[0] >= 0;
+  double to_zero = zero_cap ? sampled * (w->v[0] / result) : 0;
+  if (w->v2 && zero_cap && to_zero < to_start)
+    to_start = to_zero;
   if (to_start >= thr)
     to_start = avg / 2;
-  if (counter) {
-    double to_zero = to_start;
-    if (result > 0 && w->v[0] >= 0)
-      to_zero = sampled * (w->v[0] / result);
-    if (to_zero < to_start)
-      to_start = to_zero;
-  }
+  if (!w->v2 && zero_cap && to_zero < to_start)
+    to_start = to_zero;
   if (to_end >= thr)
     to_end = avg / 2;
   double factor = (sampled + to_start + to_end) / sampled;
@@ -611,7 +615,8 @@ static int range_series(struct nn__promql_ctx *c, int id, const struct nn__promq
       hi++;
     if (hi == lo)
       continue;
-    struct window w = {rs->t + lo, rs->v + lo, hi - lo, start, ref, ts, range_s, monotone};
+    struct window w = {rs->t + lo, rs->v + lo,           hi - lo, start, ref, ts, range_s,
+                       monotone,   c->opts.prometheus_v2};
     bool ok;
     double v = 0;
     if ((rc = range_one(c, id, &w, i, rp, &v, &ok)) < 0)
@@ -1028,7 +1033,8 @@ static size_t coalesce(struct bucket *b, size_t n)
   return i;
 }
 
-static double bucket_quantile(double q, struct bucket *b, size_t n)
+/* v2: Prometheus 2.x, which forces monotonicity without first evening out float noise. */
+static double bucket_quantile(double q, struct bucket *b, size_t n, bool v2)
 {
   if (isnan(q))
     return NAN;
@@ -1042,7 +1048,7 @@ static double bucket_quantile(double q, struct bucket *b, size_t n)
   n = coalesce(b, n);
   /* correct float precision errors, then force monotonicity */
   double prev = b[0].count;
-  for (size_t i = 1; i < n; i++) {
+  for (size_t i = 1; i < n && !v2; i++) {
     double cur = b[i].count, delta = fabs(cur - prev);
     if (delta == 0)
       continue;
@@ -1244,8 +1250,9 @@ static int histogram_fn(struct nn__promql_ctx *c, const node_t *n, const struct 
       }
       if (!nb)
         continue;
-      double r = id == F_HISTOGRAM_QUANTILE ? bucket_quantile(p0.sc[i], bk, nb)
-                                            : bucket_fraction(p0.sc[i], p1.sc[i], bk, nb);
+      double r = id == F_HISTOGRAM_QUANTILE
+                     ? bucket_quantile(p0.sc[i], bk, nb, c->opts.prometheus_v2)
+                     : bucket_fraction(p0.sc[i], p1.sc[i], bk, nb);
       out->vec.s[k].v[i] = r;
     }
   }

@@ -42,6 +42,10 @@ struct nn_promql_opts {
   size_t max_samples;       /* samples held at once; 0 means 50,000,000 */
   int64_t timeout_ms;       /* 0 means no deadline */
   int64_t subquery_step_ms; /* default step of [range:]; 0 means 1 minute */
+  /* Prometheus 2.x semantics where 3.0 changed them: rate/increase extrapolate to the
+   * counter's zero point before the threshold test, and histogram_quantile forces
+   * monotonic buckets without the 1e-12 relative tolerance. Default (false): 3.x. */
+  bool prometheus_v2;
 };
 
 /* One series of a result. For a vector it has exactly one point (the evaluation time). */

@@ -12,7 +12,14 @@ QUERIES=$NN_SOURCE_DIR/../shared/conformance/promql-test-queries.yml
 port=$(nn_free_port)
 pport=$(nn_free_port)
 d1=$(nn_free_port) d2=$(nn_free_port) d3=$(nn_free_port)
-nn_start agg "$AGG" --listen-address "127.0.0.1:$port" --data-dir "$NN_TMP/agg"
+# The peer is 2.42: answer with Prometheus 2.x semantics where 3.0 changed them.
+cat >"$NN_TMP/agg.yml" <<YML
+listen_address: 127.0.0.1:$port
+data_dir: $NN_TMP/agg
+query:
+  prometheus_v2: true
+YML
+nn_start agg "$AGG" --config "$NN_TMP/agg.yml"
 nn_start demo /usr/bin/python3 "$NN_SOURCE_DIR/tests/compliance/demo_service.py" "$d1" "$d2" "$d3"
 nn_wait_http "http://127.0.0.1:$port/-/ready"
 nn_wait_http "http://127.0.0.1:$d1/metrics"

@@ -188,7 +188,8 @@ static struct memstore counter_store(void)
   return ms;
 }
 
-static double eval_one(struct memstore *ms, const char *query, int64_t t)
+static double eval_one_opts(struct memstore *ms, const char *query, int64_t t,
+                            const struct nn_promql_opts *opts)
 {
   struct nn_promql_expr *e;
   struct nn_promql_error err;
@@ -196,7 +197,7 @@ static double eval_one(struct memstore *ms, const char *query, int64_t t)
   struct nn_querier q = memstore_querier(ms);
   if (nn_promql_parse(query, strlen(query), &e, &err) != 0)
     fail_msg("%s: %s", query, err.msg);
-  if (nn_promql_eval_instant(&q, e, t, NULL, &r, &err) != 0)
+  if (nn_promql_eval_instant(&q, e, t, opts, &r, &err) != 0)
     fail_msg("%s: %s", query, err.msg);
   assert_int_equal(r.type, NN_PROMQL_VECTOR);
   assert_int_equal(r.nseries, 1);
@@ -204,6 +205,32 @@ static double eval_one(struct memstore *ms, const char *query, int64_t t)
   nn_promql_result_fini(&r);
   nn_promql_expr_free(e);
   return v;
+}
+
+static double eval_one(struct memstore *ms, const char *query, int64_t t)
+{
+  return eval_one_opts(ms, query, t, NULL);
+}
+
+static void rate_at_series_start_follows_the_chosen_prometheus_version(void **state)
+{
+  (void)state;
+  struct memstore ms = {0};
+  struct nn_label ls[] = {{"__name__", "new_total"}};
+  struct memseries *s = memstore_series(&ms, ls, 1);
+  /* 4@100s 8@110s 12@120s: increase 8 over 20 s, average gap 10 s, threshold 11 s. At
+   * t=120s the window (60,120] starts 40 s before the first sample; the zero point is
+   * 20*(4/8) = 10 s before it. */
+  memstore_append(s, 100000, 4);
+  memstore_append(s, 110000, 8);
+  memstore_append(s, 120000, 12);
+  /* 3.x: threshold first (40 s -> 5 s), then min(5, 10): factor (20+5)/20. */
+  assert_true(fabs(eval_one(&ms, "increase(new_total[1m])", 120000) - 10) < 1e-9);
+  /* 2.x: min(40, 10) = 10 s is within the threshold: factor (20+10)/20. */
+  struct nn_promql_opts o = {.prometheus_v2 = true};
+  assert_true(fabs(eval_one_opts(&ms, "increase(new_total[1m])", 120000, &o) - 12) < 1e-9);
+  assert_true(fabs(eval_one_opts(&ms, "rate(new_total[1m])", 120000, &o) - 0.2) < 1e-9);
+  memstore_clear(&ms);
 }
 
 static void rate_extrapolation_matches_hand_computation(void **state)
@@ -366,6 +393,7 @@ int main(void)
       cmocka_unit_test(precedence_and_associativity_follow_prometheus),
       cmocka_unit_test(float_formatting_matches_go),
       cmocka_unit_test(rate_extrapolation_matches_hand_computation),
+      cmocka_unit_test(rate_at_series_start_follows_the_chosen_prometheus_version),
       cmocka_unit_test(range_query_is_step_aligned_and_label_sorted),
       cmocka_unit_test(limits_and_execution_errors_are_typed),
       cmocka_unit_test(fused_aggregation_matches_general_path),
