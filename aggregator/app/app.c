@@ -116,6 +116,12 @@ static const struct nn_cfg_option query_options[] = {
      .offset = QRY(lookback_delta_ms),
      .def = "5m",
      .help = "how far back an instant selector looks for a sample"},
+    {.name = "prometheus_v2",
+     .type = NN_CFG_BOOL,
+     .offset = QRY(prometheus_v2),
+     .def = "false",
+     .help = "answer API queries with Prometheus 2.x semantics where 3.0 changed them (rate "
+             "extrapolation at a series' start, histogram_quantile float tolerance)"},
     {0},
 };
 
@@ -508,6 +514,7 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
       .lookback_ms = cfg->query.lookback_delta_ms,
       .query_timeout_ms = cfg->query.timeout_ms,
       .query_max_samples = cfg->query.max_samples > 0 ? (uint64_t)cfg->query.max_samples : 0,
+      .prometheus_v2 = cfg->query.prometheus_v2,
       .rules_json = nn_rules_json_rules,
       .alerts_json = alerts_json,
       .rules_ud = app->rules,

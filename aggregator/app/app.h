@@ -39,6 +39,7 @@ struct nn_agg_config {
     int64_t max_samples;
     int64_t timeout_ms;
     int64_t lookback_delta_ms;
+    bool prometheus_v2;
   } query;
   struct nn_ingest_config ingest;
   struct nn_rules_config rules;

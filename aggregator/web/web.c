@@ -376,6 +376,7 @@ static void query_opts(struct nn_web *w, const struct params *p, struct nn_promq
   o->lookback_ms = w->o.lookback_ms;
   o->max_samples = w->o.query_max_samples;
   o->timeout_ms = w->o.query_timeout_ms ? w->o.query_timeout_ms : 120000;
+  o->prometheus_v2 = w->o.prometheus_v2;
   int64_t t;
   const char *v = param(p, "timeout");
   if (v && nn_web_parse_duration(v, &t) == 0 && t > 0 && t < o->timeout_ms)

@@ -5,6 +5,7 @@
 #ifndef NN_AGGREGATOR_WEB_WEB_H
 #define NN_AGGREGATOR_WEB_WEB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aggregator/storage/storage.h"
@@ -23,6 +24,7 @@ struct nn_web_opts {
   int64_t lookback_ms;        /* 0 = 5m */
   int64_t query_timeout_ms;   /* 0 = 2m */
   uint64_t query_max_samples; /* 0 = 50,000,000 */
+  bool prometheus_v2;         /* PromQL with Prometheus 2.x semantics (nn_promql_opts) */
   nn_web_json_fn rules_json, alerts_json;
   void *rules_ud, *alerts_ud;
 };
