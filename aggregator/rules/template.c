@@ -1117,7 +1117,9 @@ static int go_printf(const struct val *args, size_t nargs, struct nn_buf *b)
       }
       snprintf(cf, sizeof(cf), "%%%.*s%c", (int)fl, spec + 1, verb);
       rc = nn_buf_printf(b, cf, a->num);
-    } else if (a->kind == V_NUM && a->is_int && verb && strchr("dxXo", verb)) {
+    } else if (a->kind == V_NUM && a->is_int && a->num >= -9.2e18 && a->num <= 9.2e18 && verb &&
+               strchr("dxXo", verb)) {
+      /* An integer literal past int64 (Go would refuse it) falls through to the %!d form. */
       snprintf(cf, sizeof(cf), "%%%.*sll%c", (int)fl, spec + 1, verb);
       rc = nn_buf_printf(b, cf, (long long)a->num);
     } else if ((a->kind == V_STR && (verb == 's' || verb == 'v')) ||
