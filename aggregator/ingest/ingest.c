@@ -25,6 +25,7 @@
 
 #define OFF(f)         offsetof(struct nn_ingest_config, f)
 #define MAX_TENANT_LEN 150
+#define RAW_KEEP_BYTES ((size_t)16 << 20)
 
 const struct nn_cfg_option nn_ingest_config_options[] = {
     {.name = "max_decompressed_size",
@@ -83,6 +84,11 @@ struct nn_ingest {
   struct nn_tsdb *db;
   struct nn_logstore *logs;
   struct nn_tsdb_appender *app;
+  /* Reused between requests (kept up to RAW_KEEP_BYTES): the decompressed remote-write
+   * body, which the decoded request points into, and one series' labels. */
+  struct nn_buf raw;
+  struct nn_label *scratch;
+  size_t scratch_cap;
   struct nn_metric *requests[H_COUNT][6]; /* by status class: 2xx 400 413 415 429 5xx */
   struct nn_metric *samples_total, *samples_rejected, *series_rejected, *bytes_total;
   struct nn_metric *entries_total, *entries_rejected, *entries_dup, *batches_dup;
@@ -204,27 +210,32 @@ static int decode_status(int rc)
   return rc == NN_ENOMEM ? 500 : 400;
 }
 
-/* Checks one series' labels against the limits and puts them in canonical form (pool
- * memory). Returns 0 or an HTTP status with msg. */
-static int series_labels(struct nn_ingest *in, struct nn_pool *pool, Prometheus__Label **pl,
-                         size_t n, const char *tenant, struct nn_label **out, size_t *nout,
-                         char *msg, size_t msglen)
+/* Checks one series' labels against the limits and puts them in canonical form (in the
+ * scratch array, valid until the next series). Full validation is left to the store,
+ * which checks only label sets it does not hold yet. Returns 0 or an HTTP status with msg. */
+static int series_labels(struct nn_ingest *in, const struct nn_wire_rw_series *ts,
+                         const char *tenant, struct nn_label **out, size_t *nout, char *msg,
+                         size_t msglen)
 {
+  size_t n = ts->n_labels;
   if ((int64_t)n > in->cfg->max_labels_per_series) {
     snprintf(msg, msglen, "series has %zu labels, more than the limit of %lld", n,
              (long long)in->cfg->max_labels_per_series);
     return 400;
   }
-  struct nn_label *v = nn_pool_alloc(pool, (n + 1) * sizeof(*v));
-  if (!v) {
-    snprintf(msg, msglen, "request too large for the request memory cap");
-    return 400;
+  if (n + 1 > in->scratch_cap) {
+    struct nn_label *v = realloc(in->scratch, (n + 1) * sizeof(*v));
+    if (!v) {
+      snprintf(msg, msglen, "out of memory");
+      return 500;
+    }
+    in->scratch = v;
+    in->scratch_cap = n + 1;
   }
-  size_t k = 0;
+  struct nn_label *v = in->scratch;
   for (size_t i = 0; i < n; i++) {
-    const char *name = pl[i]->name ? pl[i]->name : "";
-    const char *value = pl[i]->value ? pl[i]->value : "";
-    size_t nlen = strlen(name), vlen = strlen(value);
+    const char *name = ts->labels[i].name;
+    size_t nlen = ts->lens[2 * i], vlen = ts->lens[2 * i + 1];
     if ((int64_t)nlen > in->cfg->max_label_name_length) {
       snprintf(msg, msglen, "label name \"%.64s...\" is %zu bytes, more than the limit of %lld",
                name, nlen, (long long)in->cfg->max_label_name_length);
@@ -235,24 +246,17 @@ static int series_labels(struct nn_ingest *in, struct nn_pool *pool, Prometheus_
                name, vlen, (long long)in->cfg->max_label_value_length);
       return 400;
     }
-    v[k].name = name;
-    v[k].value = value;
-    k++;
+    v[i] = ts->labels[i];
   }
-  if (tenant) {
-    v[k].name = "tenant";
-    v[k].value = tenant;
-    k++;
-  }
-  k = nn_labels_canonicalize(v, k);
-  if (nn_labels_validate(v, k, msg, msglen) < 0)
-    return 400;
-  if (!nn_labels_get(v, k, "__name__")) {
+  if (tenant)
+    v[n++] = (struct nn_label){"tenant", tenant};
+  n = nn_labels_canonicalize(v, n);
+  if (!nn_labels_get(v, n, "__name__")) {
     snprintf(msg, msglen, "series without a metric name (__name__ label)");
     return 400;
   }
   *out = v;
-  *nout = k;
+  *nout = n;
   return 0;
 }
 
@@ -335,15 +339,18 @@ static int rw_prescan(const struct nn_ingest_config *cfg, const uint8_t *p, size
   return 0;
 }
 
-/* Decompresses and decodes a remote-write body, refusing it by the request limits before
- * the decoder allocates anything. Returns 0 or an HTTP status with msg. */
+/* Decompresses a remote-write body into in->raw and decodes it in place, refusing it by
+ * the request limits before the decoder allocates anything. Returns 0 or an HTTP status
+ * with msg. */
 static int rw_unpack(struct nn_ingest *in, enum nn_codec codec, struct nn_http_req *req,
-                     Prometheus__WriteRequest **wr, char *msg, size_t msglen)
+                     struct nn_wire_rw_request *wr, char *msg, size_t msglen)
 {
   size_t max = in->cfg->max_decompressed_size;
-  struct nn_buf raw;
-  nn_buf_init(&raw, max);
-  int st = 0, rc = nn_decompress(codec, req->body, req->body_len, max, &raw);
+  struct nn_buf *raw = &in->raw;
+  nn_buf_reset(raw);
+  int st = 0, rc = nn_decompress(codec, req->body, req->body_len, max, raw);
+  if (rc == 0 && !raw->data)
+    rc = nn_buf_reserve(raw, 1); /* the decoder NUL-terminates in place: needs a byte */
   if (rc == NN_ETOOBIG) {
     snprintf(msg, msglen, "%s body decompresses to more than the %zu-byte limit",
              nn_codec_name(codec), max);
@@ -351,12 +358,10 @@ static int rw_unpack(struct nn_ingest *in, enum nn_codec codec, struct nn_http_r
   } else if (rc < 0) {
     snprintf(msg, msglen, "%s body: %s", nn_codec_name(codec), nn_strerror(rc));
     st = decode_status(rc);
-  } else if ((st = rw_prescan(in->cfg, (const uint8_t *)raw.data, raw.len, msg, msglen)) == 0) {
-    rc = nn_wire_rw_decode(raw.data ? raw.data : "", raw.len, nn_http_req_pool(req), wr, msg,
-                           msglen);
+  } else if ((st = rw_prescan(in->cfg, (const uint8_t *)raw->data, raw->len, msg, msglen)) == 0) {
+    rc = nn_wire_rw_parse(raw->data, raw->len, nn_http_req_pool(req), wr, msg, msglen);
     st = rc < 0 ? decode_status(rc) : 0;
   }
-  nn_buf_fini(&raw);
   return st;
 }
 
@@ -380,9 +385,15 @@ static const char *append_error_text(int rc)
   }
 }
 
-static void on_write(struct nn_http_req *req, void *ud)
+/* A label set the store refused as invalid: says why, in the words of nn_labels_validate. */
+static void invalid_series_msg(const struct nn_label *ls, size_t n, char *msg, size_t msglen)
 {
-  struct nn_ingest *in = ud;
+  if (nn_labels_validate(ls, n, msg, msglen) == 0)
+    snprintf(msg, msglen, "invalid label set");
+}
+
+static void handle_write(struct nn_ingest *in, struct nn_http_req *req)
+{
   struct nn_pool *pool = nn_http_req_pool(req);
   char msg[512] = "";
   const char *tenant;
@@ -408,15 +419,15 @@ static void on_write(struct nn_http_req *req, void *ud)
     return;
   }
   nn_metric_add(in->bytes_total, (double)req->body_len);
-  Prometheus__WriteRequest *wr;
+  struct nn_wire_rw_request wr;
   if ((st = rw_unpack(in, codec, req, &wr, msg, sizeof(msg)))) {
     answer(in, req, H_WRITE, st, msg);
     return;
   }
   int rc;
-  if ((int64_t)wr->n_timeseries > in->cfg->max_series_per_request) {
+  if ((int64_t)wr.n_series > in->cfg->max_series_per_request) {
     snprintf(msg, sizeof(msg), "%zu series in one request, more than the limit of %lld",
-             wr->n_timeseries, (long long)in->cfg->max_series_per_request);
+             wr.n_series, (long long)in->cfg->max_series_per_request);
     answer(in, req, H_WRITE, 400, msg);
     return;
   }
@@ -431,14 +442,17 @@ static void on_write(struct nn_http_req *req, void *ud)
   p->handler = H_WRITE;
   p->status = 204;
   size_t rejected = 0, accepted = 0;
-  struct nn_tsdb_stats stats;
-  nn_tsdb_stats(in->db, &stats);
-  for (size_t i = 0; i < wr->n_timeseries; i++) {
-    Prometheus__TimeSeries *ts = wr->timeseries[i];
+  for (size_t i = 0; i < wr.n_series; i++) {
+    const struct nn_wire_rw_series *ts = &wr.series[i];
     struct nn_label *ls;
     size_t nl;
     char smsg[256];
-    st = series_labels(in, pool, ts->labels, ts->n_labels, tenant, &ls, &nl, smsg, sizeof(smsg));
+    st = series_labels(in, ts, tenant, &ls, &nl, smsg, sizeof(smsg));
+    if (st == 500) {
+      nn_tsdb_appender_rollback(in->app);
+      answer(in, req, H_WRITE, 500, smsg);
+      return;
+    }
     if (st) {
       nn_metric_inc(in->series_rejected);
       rejected += ts->n_samples;
@@ -451,22 +465,32 @@ static void on_write(struct nn_http_req *req, void *ud)
     uint64_t ref = 0;
     bool have_ref = false;
     for (size_t j = 0; j < ts->n_samples; j++) {
-      const Prometheus__Sample *s = ts->samples[j];
+      const struct nn_wire_rw_sample *s = &ts->samples[j];
       if (!have_ref) {
-        uint64_t before = stats.series;
-        rc = nn_tsdb_appender_append(in->app, ls, nl, s->timestamp, s->value, &ref);
-        nn_tsdb_stats(in->db, &stats);
+        size_t before = nn_tsdb_series_count(in->db);
+        rc = nn_tsdb_appender_append(in->app, ls, nl, s->t, s->v, &ref);
+        size_t after = nn_tsdb_series_count(in->db);
         /* Appending to an existing series is always fine; only a new one is refused. */
-        if (stats.series > before && (int64_t)stats.series > in->cfg->max_active_series) {
+        if (after > before && (int64_t)after > in->cfg->max_active_series) {
           nn_tsdb_appender_rollback(in->app);
           snprintf(msg, sizeof(msg), "the limit of %lld active series is reached",
                    (long long)in->cfg->max_active_series);
           answer(in, req, H_WRITE, 429, msg);
           return;
         }
+        if (rc == NN_EINVAL) {
+          nn_metric_inc(in->series_rejected);
+          rejected += ts->n_samples - j;
+          if (p->status == 204) {
+            invalid_series_msg(ls, nl, smsg, sizeof(smsg));
+            p->status = 400;
+            snprintf(p->msg, sizeof(p->msg), "%s", smsg);
+          }
+          break;
+        }
         have_ref = rc == 0;
       } else {
-        rc = nn_tsdb_appender_append_ref(in->app, ref, s->timestamp, s->value);
+        rc = nn_tsdb_appender_append_ref(in->app, ref, s->t, s->v);
       }
       if (rc == 0) {
         accepted++;
@@ -485,7 +509,7 @@ static void on_write(struct nn_http_req *req, void *ud)
         nn_labels_format(ls, nl, &lb);
         p->status = 400;
         snprintf(p->msg, sizeof(p->msg), "%s for series %s at %lld", append_error_text(rc),
-                 lb.data ? lb.data : "{}", (long long)s->timestamp);
+                 lb.data ? lb.data : "{}", (long long)s->t);
         nn_buf_fini(&lb);
       }
     }
@@ -500,6 +524,16 @@ static void on_write(struct nn_http_req *req, void *ud)
   nn_metric_add(in->samples_rejected, (double)rejected);
   p->durable.data = p;
   nn_tsdb_wal_wait(in->db, &p->durable, on_write_durable);
+}
+
+static void on_write(struct nn_http_req *req, void *ud)
+{
+  struct nn_ingest *in = ud;
+  handle_write(in, req);
+  /* The decoded request pointed into raw; done with it. A body far above the usual size
+   * does not pin its memory until the next one. */
+  if (in->raw.cap > RAW_KEEP_BYTES)
+    nn_buf_fini(&in->raw);
 }
 
 /* Loki push */
@@ -701,6 +735,7 @@ struct nn_ingest *nn_ingest_create(const struct nn_ingest_config *cfg, struct nn
   in->cfg = cfg;
   in->db = db;
   in->logs = logs;
+  nn_buf_init(&in->raw, cfg->max_decompressed_size);
   in->app = nn_tsdb_appender_create(db);
   if (!in->app)
     goto fail;
@@ -746,5 +781,7 @@ void nn_ingest_destroy(struct nn_ingest *in)
   if (!in)
     return;
   nn_tsdb_appender_destroy(in->app);
+  nn_buf_fini(&in->raw);
+  free(in->scratch);
   free(in);
 }

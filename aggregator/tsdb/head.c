@@ -354,6 +354,11 @@ void nn_tsdb_appender_destroy(struct nn_tsdb_appender *a)
   free(a);
 }
 
+size_t nn_tsdb_series_count(const struct nn_tsdb *db)
+{
+  return db->nseries;
+}
+
 size_t nn_tsdb_appender_pending(const struct nn_tsdb_appender *a)
 {
   return a->n;

@@ -76,6 +76,8 @@ int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *l
                             int64_t t, double v, uint64_t *ref);
 /* As append, for a ref returned earlier; NN_ENOTFOUND if the series is gone. */
 int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_t t, double v);
+/* Series in the head: a cheap read for per-series limits (nn_tsdb_stats gathers much more). */
+size_t nn_tsdb_series_count(const struct nn_tsdb *db);
 /* Logs the samples to the WAL buffer and makes them visible to queries. On failure
  * (NN_EAGAIN when the WAL is backed up, NN_ETOOBIG, NN_EIO after a WAL failure) the
  * appender is rolled back. Either way it is empty and reusable afterwards. */
