@@ -84,7 +84,7 @@ struct dest_metrics {
   struct nn_metric *sent, *failed, *retried, *deadlettered, *records, *bytes;
   struct nn_metric *dropped[DROP_NREASONS];
   struct nn_metric *spool_bytes, *spool_segments, *queue_bytes, *inflight, *failures, *delay;
-  struct nn_metric *latency;
+  struct nn_metric *latency, *spool_errors;
 };
 
 /* A live batch appended to the spool, acknowledged once an fsync covers append number gen. */
@@ -112,6 +112,7 @@ struct dest {
   struct durable_wait *dw;  /* ring of spooled live batches awaiting fsync */
   size_t dw_head, dw_count, dw_cap;
   bool spool_has_live;
+  bool spool_broken;  /* the last spool write failed (disk full, I/O error): pause at mem_max */
   struct slot *slots; /* ring in issue order */
   uint32_t slot_head, nslots;
   uint32_t failures;
@@ -342,6 +343,8 @@ static int register_metrics(struct nn_ship *s, struct nn_metrics *mx, struct des
   G(inflight, "inflight_requests", "Requests in flight.");
   G(failures, "backoff_failures", "Consecutive failures; 0 when the destination is healthy.");
   G(delay, "backoff_delay_seconds", "Last backoff delay chosen.");
+  C(spool_errors, "spool_write_errors_total",
+    "Batches the spool could not write (disk full, I/O error); they stay in memory.");
 #undef C
 #undef G
   static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -358,7 +361,7 @@ static int register_metrics(struct nn_ship *s, struct nn_metrics *mx, struct des
   }
   if (!m->sent || !m->failed || !m->retried || !m->deadlettered || !m->records || !m->bytes ||
       !m->spool_bytes || !m->spool_segments || !m->queue_bytes || !m->inflight || !m->failures ||
-      !m->delay || !m->latency || !m->dropped[DROP_NREASONS - 1])
+      !m->delay || !m->latency || !m->spool_errors || !m->dropped[DROP_NREASONS - 1])
     return NN_ENOMEM;
   return 0;
 }
@@ -440,7 +443,11 @@ static int spool_batch_at(struct dest *d, struct batch *b, struct nn__ship_pos *
     d->spool_last_live = b->seq;
     d->spool_has_live = true;
     durable_push(d, b->seq);
+    d->spool_broken = false;
   } else if (rc != NN_ELIMIT) {
+    d->spool_broken = true;
+    if (d->m.spool_errors)
+      nn_metric_inc(d->m.spool_errors);
     NN_LOG_RL(NN_LOG_WARN, "ship", "destination %s: cannot spool batch %s: %s", d->name, b->id,
               nn_strerror(rc));
   }
@@ -483,8 +490,8 @@ static bool dest_full(const struct dest *d)
   const struct nn_ship *s = d->s;
   if (d->mem_bytes < d->mem_max)
     return false;
-  if (!d->spool)
-    return true;
+  if (!d->spool || d->spool_broken)
+    return true; /* a broken spool takes nothing: memory is all there is */
   if (d->policy == NN_SHIP_FULL_DROP_OLDEST)
     return false;
   return !nn__ship_spool_has_room(d->spool, 2 * nn__ship_spool_record_bound(s->batch_size, 0, 0));
@@ -495,7 +502,7 @@ static bool dest_relaxed(const struct dest *d)
   const struct nn_ship *s = d->s;
   if (d->mem_bytes <= d->mem_max / 2)
     return true;
-  return d->spool &&
+  return d->spool && !d->spool_broken &&
          (d->policy == NN_SHIP_FULL_DROP_OLDEST ||
           nn__ship_spool_has_room(d->spool, 4 * nn__ship_spool_record_bound(s->batch_size, 0, 0)));
 }

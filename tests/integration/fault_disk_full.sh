@@ -122,8 +122,10 @@ e2e_stop "$PID_agg2"
 
 # ---- agent -----------------------------------------------------------------------------
 small_disk "$NN_TMP/agent-data"
-LINES=${NN_DISKFULL_LINES:-60000}
-RATE=${NN_DISKFULL_RATE:-3000}
+FULL=${NN_DISKFULL_SECONDS:-10}
+RATE=${NN_DISKFULL_RATE:-20000}
+LINES=$((RATE * (FULL + 5)))
+MEM_QUEUE_MAX=$((8 << 20)) # the ship's per-destination memory queue (agent/ship/ship.c)
 aport=$(nn_free_port)
 sport=$(nn_free_port)
 e2e_sink_start "$sport" "$NN_TMP/sink.rec"
@@ -141,18 +143,31 @@ sleep 2
 fill "$NN_TMP/agent-data"
 e2e_stop "$SINK_PID"
 e2e_note "agent disk full ($(avail_kb "$NN_TMP/agent-data") kB free) and the receiver down"
-sleep 8
+spool_errors='^nines_agent_ship_spool_write_errors_total\{source="logs",destination="sink"\}'
+nn_check "agent: /metrics counts the batches the spool could not write" \
+  e2e_wait_metric "$aport" "$spool_errors" 1 "$FULL"
+# The memory queue takes what the spool cannot, up to its cap; then the tailers pause.
+nn_check "agent: the tailers pause when the memory queue is full" \
+  e2e_wait_metric "$aport" '^nines_agent_ship_paused\{source="logs"\}' 1 "$FULL"
+sleep 2
 nn_check "agent: still running with a full disk" alive "$AGENT_PID"
 nn_check "agent: /-/healthy answers" curl -fsS -o /dev/null --max-time 5 "http://127.0.0.1:$aport/-/healthy"
 nn_check "agent: the log says the disk is full" grep -q 'No space left on device' "$NN_TMP/agent.log"
-failed=$(e2e_metric "$aport" '^nines_agent_ship_batches_failed_total')
-nn_check "agent: /metrics counts the failed sends ($failed)" [ "$failed" -gt 0 ]
+curl -fsS "http://127.0.0.1:$aport/metrics" | grep -E '^nines_agent_(ship_(spool_bytes|queue_bytes|paused|backoff_failures)|overflow_bytes)' | sed 's/^/# /'
+q=$(e2e_metric "$aport" '^nines_agent_ship_queue_bytes\{source="logs",destination="sink"\}')
+nn_check "agent: the memory queue stays bounded ($q bytes <= 2 x $MEM_QUEUE_MAX + a batch)" \
+  [ "$q" -le $((2 * MEM_QUEUE_MAX + (64 << 10))) ]
 rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$AGENT_PID/status")
 e2e_note "agent RSS with a full disk: $rss kB"
-nn_check "agent: RSS bounded with a full disk ($rss kB < 200 MiB)" [ "$rss" -lt $((200 * 1024)) ]
+nn_check "agent: RSS bounded with a full disk ($rss kB < 96 MiB)" [ "$rss" -lt $((96 * 1024)) ]
 rm -f "$NN_TMP/agent-data/filler"
+e2e_note "agent disk has room again (the receiver is still down)"
+nn_check "agent: the spool takes batches again once there is room" \
+  e2e_wait_metric "$aport" '^nines_agent_ship_spool_bytes\{source="logs",destination="sink"\}' 1 60
+nn_check "agent: the tailers resume" \
+  e2e_wait_metric_eq "$aport" '^nines_agent_ship_paused\{source="logs"\}' 0 30
 e2e_sink_start "$sport" "$NN_TMP/sink.rec"
-e2e_note "agent disk has room again and the receiver is back"
+e2e_note "the receiver is back"
 wait "$wpid" && wrc=0 || wrc=$?
 nn_check "writer finished" test "$wrc" = 0
 wait_complete() {
