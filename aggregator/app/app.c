@@ -13,6 +13,7 @@
 #include "aggregator/logstore/logstore.h"
 #include "aggregator/tsdb/tsdb.h"
 #include "aggregator/page/page.h"
+#include "aggregator/storage/metadata.h"
 #include "aggregator/remote/remote.h"
 #include "aggregator/web/web.h"
 #include "common/buf.h"
@@ -205,6 +206,7 @@ struct nn_agg_app {
   struct nn_rules *rules;
   struct nn_slo_engine *slo;
   struct nn_page *page;
+  struct nn_metadata *metadata; /* from remote write, for /api/v1/metadata */
   struct nn_remote *remote;
   int stopping;     /* shutdown steps still running before the stores close */
   uv_timer_t *tick; /* heap: freed in its close callback, which may run after the app */
@@ -270,6 +272,7 @@ static void on_tick(uv_timer_t *t)
   nn_logstore_tick(app->logs, wall_ms * 1000000);
   /* Cuts 2 h blocks from the head, checkpoints the WAL and applies retention. */
   nn_tsdb_maintain(app->db, wall_ms);
+  nn_metadata_save(app->metadata);
 }
 
 static int open_stores(struct nn_agg_app *app)
@@ -319,6 +322,23 @@ static int open_stores(struct nn_agg_app *app)
   uv_timer_init(app->loop, app->tick);
   app->tick->data = app;
   uv_timer_start(app->tick, on_tick, 5000, 5000);
+  return 0;
+}
+
+/* Metric metadata from remote write, kept in <data_dir>/metadata. */
+static int open_metadata(struct nn_agg_app *app)
+{
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/metadata", app->cfg->data_dir);
+  if (!(app->metadata = nn_metadata_create(path, 1000000)))
+    return NN_ENOMEM;
+  int rc = nn_metadata_load(app->metadata);
+  if (rc == NN_ENOMEM)
+    return rc;
+  if (rc < 0)
+    nn_warn("app", "metric metadata in %s: %s (kept what was readable; senders re-send it)", path,
+            nn_strerror(rc));
+  nn_ingest_set_metadata(app->ingest, app->metadata);
   return 0;
 }
 
@@ -505,12 +525,13 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
       goto fail;
   }
   app->ingest = nn_ingest_create(&cfg->ingest, app->db, app->logs, app->metrics, app->http);
-  if (!app->ingest)
+  if (!app->ingest || (rc = open_metadata(app)) < 0)
     goto fail;
   if ((rc = open_alerting(app)) < 0)
     goto fail;
   struct nn_web_opts wo = {
       .logs = app->logs,
+      .metadata = app->metadata,
       .lookback_ms = cfg->query.lookback_delta_ms,
       .query_timeout_ms = cfg->query.timeout_ms,
       .query_max_samples = cfg->query.max_samples > 0 ? (uint64_t)cfg->query.max_samples : 0,
@@ -579,6 +600,9 @@ static void on_http_stopped(void *ud)
   app->ingest = NULL;
   nn_web_destroy(app->web);
   app->web = NULL;
+  nn_metadata_save(app->metadata);
+  nn_metadata_destroy(app->metadata);
+  app->metadata = NULL;
   nn_page_destroy(app->page);
   app->page = NULL;
   nn_slo_destroy(app->slo);
@@ -627,6 +651,7 @@ void nn_agg_app_destroy(struct nn_agg_app *app)
   close_tick(app);
   nn_ingest_destroy(app->ingest);
   nn_web_destroy(app->web);
+  nn_metadata_destroy(app->metadata);
   nn_page_destroy(app->page);
   nn_slo_destroy(app->slo);
   nn_rules_destroy(app->rules);

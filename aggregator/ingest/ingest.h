@@ -14,6 +14,7 @@
 
 struct nn_http_server;
 struct nn_logstore;
+struct nn_metadata;
 struct nn_metrics;
 struct nn_tsdb;
 
@@ -42,5 +43,7 @@ struct nn_ingest *nn_ingest_create(const struct nn_ingest_config *cfg, struct nn
                                    struct nn_logstore *logs, struct nn_metrics *metrics,
                                    struct nn_http_server *srv);
 void nn_ingest_destroy(struct nn_ingest *in);
+/* Remote-write metadata goes to md (borrowed; NULL drops it). */
+void nn_ingest_set_metadata(struct nn_ingest *in, struct nn_metadata *md);
 
 #endif

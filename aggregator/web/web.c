@@ -789,6 +789,50 @@ static void on_constant(struct nn_http_req *req, void *ud)
   nn_http_respond(req, 200, "application/json", body, strlen(body));
 }
 
+/* Prometheus's strconv.Atoi: an optional sign and decimal digits only. */
+static bool atoi_param(const char *s, long *out)
+{
+  const char *d = s + (*s == '+' || *s == '-');
+  if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 18)
+    return false;
+  *out = strtol(s, NULL, 10);
+  return true;
+}
+
+/* /api/v1/metadata: limit, limit_per_metric and metric as Prometheus reads them; with
+ * X-Scope-OrgID, only that tenant's entries. */
+static void on_metadata(struct nn_http_req *req, void *ud)
+{
+  struct nn_web *w = ud;
+  struct params p;
+  if (get_params(w, req, &p) < 0)
+    return;
+  long limit = -1, per_metric = -1;
+  const char *v = param(&p, "limit");
+  if (v && *v && !atoi_param(v, &limit)) {
+    reply_error(w, req, NN_PROMQL_ERR_BAD_DATA, "limit must be a number");
+    return;
+  }
+  v = param(&p, "limit_per_metric");
+  if (v && *v && !atoi_param(v, &per_metric)) {
+    reply_error(w, req, NN_PROMQL_ERR_BAD_DATA, "limit_per_metric must be a number");
+    return;
+  }
+  const char *metric = param(&p, "metric");
+  size_t tl;
+  const char *th = nn_http_req_header(req, "x-scope-orgid", &tl);
+  char tenant[151];
+  if (th)
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)(tl < 150 ? tl : 150), th);
+  struct nn_buf b;
+  begin_success(&b);
+  int rc = w->o.metadata
+               ? nn_metadata_json(w->o.metadata, th ? tenant : NULL,
+                                  metric && *metric ? metric : NULL, limit, per_metric, &b)
+               : nn_buf_appends(&b, "{}");
+  end_success(w, req, &b, rc);
+}
+
 static void on_rules_or_alerts(struct nn_web *w, struct nn_http_req *req, nn_web_json_fn fn,
                                void *ud, const char *empty)
 {
@@ -956,7 +1000,6 @@ static const char buildinfo[] =
     "{\"status\":\"success\",\"data\":{\"version\":\"2.42.0\",\"revision\":\"nines-" NN_VERSION
     "\",\"branch\":\"main\",\"buildUser\":\"nines\",\"buildDate\":\"\",\"goVersion\":\"none\"}}";
 static const char empty_list[] = "{\"status\":\"success\",\"data\":[]}";
-static const char empty_map[] = "{\"status\":\"success\",\"data\":{}}";
 static const char empty_targets[] =
     "{\"status\":\"success\",\"data\":{\"activeTargets\":[],\"droppedTargets\":[]}}";
 
@@ -985,7 +1028,7 @@ struct nn_web *nn_web_create(const struct nn_web_opts *opts, struct nn_metrics *
       {"/api/v1/series", 0, on_series, w},
       {"/api/v1/labels", 0, on_labels, w},
       {"/api/v1/label/", NN_HTTP_ROUTE_PREFIX, on_label_values, w},
-      {"/api/v1/metadata", 0, on_constant, (void *)empty_map},
+      {"/api/v1/metadata", 0, on_metadata, w},
       {"/api/v1/status/buildinfo", 0, on_constant, (void *)buildinfo},
       {"/api/v1/query_exemplars", 0, on_constant, (void *)empty_list},
       {"/api/v1/targets", 0, on_constant, (void *)empty_targets},

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "aggregator/storage/metadata.h"
 #include "aggregator/storage/storage.h"
 
 struct nn_buf;
@@ -19,12 +20,13 @@ struct nn_metrics;
 typedef int (*nn_web_json_fn)(void *ud, struct nn_buf *out);
 
 struct nn_web_opts {
-  struct nn_querier querier;  /* the series store */
-  struct nn_logstore *logs;   /* may be NULL */
-  int64_t lookback_ms;        /* 0 = 5m */
-  int64_t query_timeout_ms;   /* 0 = 2m */
-  uint64_t query_max_samples; /* 0 = 50,000,000 */
-  bool prometheus_v2;         /* PromQL with Prometheus 2.x semantics (nn_promql_opts) */
+  struct nn_querier querier;    /* the series store */
+  struct nn_logstore *logs;     /* may be NULL */
+  struct nn_metadata *metadata; /* may be NULL: /api/v1/metadata answers {} */
+  int64_t lookback_ms;          /* 0 = 5m */
+  int64_t query_timeout_ms;     /* 0 = 2m */
+  uint64_t query_max_samples;   /* 0 = 50,000,000 */
+  bool prometheus_v2;           /* PromQL with Prometheus 2.x semantics (nn_promql_opts) */
   nn_web_json_fn rules_json, alerts_json;
   void *rules_ud, *alerts_ud;
 };
