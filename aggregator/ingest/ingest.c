@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "aggregator/logstore/logstore.h"
+#include "aggregator/storage/metadata.h"
 #include "aggregator/tsdb/tsdb.h"
 #include "common/buf.h"
 #include "common/compress.h"
@@ -83,6 +84,7 @@ struct nn_ingest {
   const struct nn_ingest_config *cfg;
   struct nn_tsdb *db;
   struct nn_logstore *logs;
+  struct nn_metadata *md; /* may be NULL */
   struct nn_tsdb_appender *app;
   /* Reused between requests (kept up to RAW_KEEP_BYTES): the decompressed remote-write
    * body, which the decoded request points into, and one series' labels. */
@@ -339,6 +341,20 @@ static int rw_prescan(const struct nn_ingest_config *cfg, const uint8_t *p, size
   return 0;
 }
 
+/* Keeps a WriteRequest's metric metadata (type, help, unit), per tenant. Prometheus sends
+ * it in requests of its own every minute; a malformed entry only loses the metadata. */
+static void store_metadata(struct nn_ingest *in, struct nn_http_req *req, const void *body,
+                           size_t len)
+{
+  size_t n;
+  const char *org = in->cfg->multi_tenancy ? nn_http_req_header(req, "x-scope-orgid", &n) : NULL;
+  char tenant[MAX_TENANT_LEN + 1];
+  if (org)
+    snprintf(tenant, sizeof(tenant), "%.*s", (int)(n < MAX_TENANT_LEN ? n : MAX_TENANT_LEN), org);
+  if (in->md)
+    nn_metadata_add_write_request(in->md, org ? tenant : NULL, body, len);
+}
+
 /* Decompresses a remote-write body into in->raw and decodes it in place, refusing it by
  * the request limits before the decoder allocates anything. Returns 0 or an HTTP status
  * with msg. */
@@ -359,6 +375,7 @@ static int rw_unpack(struct nn_ingest *in, enum nn_codec codec, struct nn_http_r
     snprintf(msg, msglen, "%s body: %s", nn_codec_name(codec), nn_strerror(rc));
     st = decode_status(rc);
   } else if ((st = rw_prescan(in->cfg, (const uint8_t *)raw->data, raw->len, msg, msglen)) == 0) {
+    store_metadata(in, req, raw->data, raw->len); /* before the in-place decode */
     rc = nn_wire_rw_parse(raw->data, raw->len, nn_http_req_pool(req), wr, msg, msglen);
     st = rc < 0 ? decode_status(rc) : 0;
   }
@@ -774,6 +791,11 @@ struct nn_ingest *nn_ingest_create(const struct nn_ingest_config *cfg, struct nn
 fail:
   nn_ingest_destroy(in);
   return NULL;
+}
+
+void nn_ingest_set_metadata(struct nn_ingest *in, struct nn_metadata *md)
+{
+  in->md = md;
 }
 
 void nn_ingest_destroy(struct nn_ingest *in)
