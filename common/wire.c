@@ -574,6 +574,64 @@ int nn_wire_push_encode(const Logproto__PushRequest *req, struct nn_buf *out)
   return encode(&req->base, out);
 }
 
+static size_t varint_len(uint64_t v)
+{
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7)
+    n++;
+  return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, uint64_t v)
+{
+  for (; v >= 0x80; v >>= 7)
+    *o++ = (uint8_t)(v | 0x80);
+  *o++ = (uint8_t)v;
+  return o;
+}
+
+static size_t label_body(size_t nl, size_t vl)
+{
+  return 2 + varint_len(nl) + nl + varint_len(vl) + vl;
+}
+
+size_t nn_wire_rw_label_size(size_t name_len, size_t value_len)
+{
+  size_t b = label_body(name_len, value_len);
+  return 1 + varint_len(b) + b;
+}
+
+size_t nn_wire_rw_label_put(void *out, const char *name, size_t name_len, const char *value,
+                            size_t value_len)
+{
+  uint8_t *o = out;
+  *o++ = 0x0a; /* TimeSeries.labels */
+  o = put_varint(o, label_body(name_len, value_len));
+  *o++ = 0x0a; /* Label.name */
+  o = put_varint(o, name_len);
+  memcpy(o, name, name_len);
+  o += name_len;
+  *o++ = 0x12; /* Label.value */
+  o = put_varint(o, value_len);
+  memcpy(o, value, value_len);
+  return (size_t)(o + value_len - (uint8_t *)out);
+}
+
+size_t nn_wire_rw_sample_put(void *out, double value, int64_t ts_ms)
+{
+  uint8_t *o = out;
+  uint64_t bits;
+  memcpy(&bits, &value, sizeof(bits));
+  *o++ = 0x09; /* Sample.value, fixed64 little-endian */
+  for (int i = 0; i < 8; i++)
+    *o++ = (uint8_t)(bits >> (8 * i));
+  if (ts_ms != 0) {
+    *o++ = 0x10; /* Sample.timestamp */
+    o = put_varint(o, (uint64_t)ts_ms);
+  }
+  return (size_t)(o - (uint8_t *)out);
+}
+
 int nn_wire_pack(const ProtobufCMessage *msg, enum nn_codec codec, struct nn_buf *out)
 {
   if (codec == NN_CODEC_NONE)

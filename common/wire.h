@@ -80,6 +80,18 @@ int nn_wire_push_decode_json(const char *buf, size_t n, struct nn_pool *pool,
 int nn_wire_rw_encode(const Prometheus__WriteRequest *req, struct nn_buf *out);
 int nn_wire_push_encode(const Logproto__PushRequest *req, struct nn_buf *out);
 
+/* Remote-write pieces written straight into caller memory, for senders that build bodies
+ * without a message tree (the agent caches each series' encoded labels). */
+/* Bytes of one TimeSeries.labels field (tag, length, Label{name, value}). */
+size_t nn_wire_rw_label_size(size_t name_len, size_t value_len);
+/* Writes that field to out (nn_wire_rw_label_size bytes) and returns its size. */
+size_t nn_wire_rw_label_put(void *out, const char *name, size_t name_len, const char *value,
+                            size_t value_len);
+/* The most nn_wire_rw_sample_put writes. */
+#define NN_WIRE_RW_SAMPLE_MAX 20
+/* Writes a Sample message's fields (value, and timestamp unless 0) and returns their size. */
+size_t nn_wire_rw_sample_put(void *out, double value, int64_t ts_ms);
+
 /* Encodes any message and compresses it with codec in one go, appending to out (the
  * body of a remote-write or push request). NN_ETOOBIG past out->max, NN_ENOMEM. */
 int nn_wire_pack(const ProtobufCMessage *msg, enum nn_codec codec, struct nn_buf *out);
