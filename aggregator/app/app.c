@@ -520,6 +520,7 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
         .db = app->db,
         .dests = &cfg->remote_write,
         .metrics = app->metrics,
+        .external_labels = &cfg->rules.external_labels,
     };
     if (!(app->remote = nn_remote_create(&ro)))
       goto fail;

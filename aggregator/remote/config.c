@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aggregator/remote/remote.h"
 #include "common/error.h"
@@ -171,14 +172,32 @@ int nn_remote_config_check(const struct nn_cfg_list *dests, char *err, size_t er
                (long long)d[i].max_inflight);
       return NN_ECONFIG;
     }
-    if (d[i].batch_size < 1024) {
-      snprintf(err, errlen, "remote_write[%zu].batch_size: at least 1KiB", i);
+    if (d[i].batch_size < 1024 || d[i].batch_size > (32u << 20)) {
+      snprintf(err, errlen, "remote_write[%zu].batch_size: 1KiB to 32MiB", i);
       return NN_ECONFIG;
     }
     if (d[i].min_backoff_ms <= 0 || d[i].max_backoff_ms < d[i].min_backoff_ms) {
       snprintf(err, errlen,
                "remote_write[%zu]: min_backoff must be > 0 and max_backoff at least as long", i);
       return NN_ECONFIG;
+    }
+    for (size_t h = 0; h < d[i].headers.n; h++) {
+      const char *k = d[i].headers.keys[h], *v = d[i].headers.values[h];
+      static const char *const reserved[] = {
+          "content-type",     "content-encoding",
+          "content-length",   "x-prometheus-remote-write-version",
+          "x-nines-batch-id", "authorization"};
+      bool bad = !*k || strpbrk(k, ": \t\r\n") || strpbrk(v, "\r\n");
+      for (size_t r = 0; !bad && r < sizeof(reserved) / sizeof(reserved[0]); r++)
+        bad = strcasecmp(k, reserved[r]) == 0;
+      if (bad) {
+        snprintf(err, errlen,
+                 "remote_write[%zu].headers: \"%s\" cannot be set here (a header name without "
+                 "':' or spaces, a one-line value, and not one the protocol sets; use "
+                 "bearer_token for Authorization)",
+                 i, k);
+        return NN_ECONFIG;
+      }
     }
     for (size_t j = 0; j < i; j++)
       if (strcmp(d[i].name, d[j].name) == 0) {

@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/http_client.h"
+#include "common/labels.h"
 #include "common/log.h"
 #include "common/metrics.h"
 
@@ -114,6 +115,7 @@ struct nn_remote {
   char *data_dir;
   struct nn_tsdb *db;
   struct nn_http_client *client;
+  const struct nn_cfg_strmap *external_labels;
   struct remote_dest *dests;
   size_t ndests;
   int64_t poll_ms;
@@ -329,14 +331,19 @@ static void advance_read(struct remote_dest *d, struct pos p)
     d->read = p;
 }
 
+/* Prometheus's order: external labels join first (a series' own label wins), then
+ * write_relabel_configs. Out of memory stops the record; any other failure drops the
+ * series for this destination (logged). */
 static int on_series(void *ctx, uint64_t ref, const struct nn_label *ls, size_t n)
 {
   struct remote_dest *d = ctx;
   const struct nn_relabel_config *rc = &d->cfg->write_relabel_configs;
+  const struct nn_cfg_strmap *ext = d->r->external_labels;
   const struct nn_label *out = ls;
   size_t nout = n;
-  if (rc->n > 0) {
-    size_t cap = n + 64;
+  size_t next = ext ? ext->n : 0;
+  if (rc->n > 0 || next > 0) {
+    size_t cap = n + next + 64;
     if (cap > d->lcap) {
       struct nn_label *nb = realloc(d->lbuf, cap * sizeof(*nb));
       if (!nb)
@@ -345,13 +352,22 @@ static int on_series(void *ctx, uint64_t ref, const struct nn_label *ls, size_t 
       d->lcap = cap;
     }
     memcpy(d->lbuf, ls, n * sizeof(*ls));
-    nn_relabel_scratch_reset(&d->scratch);
-    int k = nn_relabel_process(rc, d->lbuf, &nout, d->lcap, &d->scratch);
-    if (k < 0)
-      NN_LOG_RL(NN_LOG_WARN, "remote",
-                "%s: write_relabel_configs failed on a series (%s); it is "
-                "not sent",
-                d->cfg->name, nn_strerror(k));
+    for (size_t i = 0; i < next; i++)
+      if (!nn_labels_get(ls, n, ext->keys[i]) && *ext->values[i])
+        d->lbuf[nout++] = (struct nn_label){ext->keys[i], ext->values[i]};
+    if (nout > n)
+      nn_labels_canonicalize(d->lbuf, nout);
+    int k = 1;
+    if (rc->n > 0) {
+      nn_relabel_scratch_reset(&d->scratch);
+      k = nn_relabel_process(rc, d->lbuf, &nout, d->lcap, &d->scratch);
+      if (k == NN_ENOMEM)
+        return k;
+      if (k < 0)
+        NN_LOG_RL(NN_LOG_WARN, "remote",
+                  "%s: write_relabel_configs failed on a series (%s); it is not sent", d->cfg->name,
+                  nn_strerror(k));
+    }
     if (k <= 0 || nout == 0)
       return smap_put(&d->series, ref, DROPPED);
     out = d->lbuf;
@@ -359,8 +375,13 @@ static int on_series(void *ctx, uint64_t ref, const struct nn_label *ls, size_t 
   nn_buf_reset(&d->key);
   for (size_t i = 0; i < nout; i++) {
     int e = nn_ship_rw_label_encode(&d->key, out[i].name, out[i].value);
-    if (e < 0)
+    if (e == NN_ENOMEM)
       return e;
+    if (e < 0) {
+      NN_LOG_RL(NN_LOG_WARN, "remote", "%s: series ref %llu cannot be encoded (%s); not sent",
+                d->cfg->name, (unsigned long long)ref, nn_strerror(e));
+      return smap_put(&d->series, ref, DROPPED);
+    }
   }
   struct sentry *s = malloc(sizeof(*s) + d->key.len);
   if (!s)
@@ -903,6 +924,7 @@ struct nn_remote *nn_remote_create(const struct nn_remote_opts *o)
     return NULL;
   r->loop = o->loop;
   r->db = o->db;
+  r->external_labels = o->external_labels;
   r->poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
   r->ndests = o->dests->n;
   if (!(r->data_dir = strdup(o->data_dir)) ||

@@ -58,7 +58,10 @@ struct nn_remote_opts {
   struct nn_tsdb *db;              /* for the WAL retention floor; must outlive close */
   const struct nn_cfg_list *dests; /* of struct nn_remote_dest_config; borrowed */
   struct nn_metrics *metrics;      /* may be NULL; must outlive the object */
-  int64_t poll_ms;                 /* how often the WAL is polled for new records; 100 */
+  /* Added to every series that lacks the label (Prometheus's global external_labels);
+   * may be NULL; borrowed. */
+  const struct nn_cfg_strmap *external_labels;
+  int64_t poll_ms; /* how often the WAL is polled for new records; 100 */
 };
 
 struct nn_remote;
