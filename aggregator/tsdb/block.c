@@ -21,7 +21,8 @@
 
 #define INDEX_MAGIC     0x49424e4eu /* "NNBI" on disk */
 #define CHUNKS_MAGIC    0x43424e4eu /* "NNBC" on disk */
-#define FORMAT_VERSION  1
+#define FORMAT_VERSION  1           /* index and meta.json */
+#define CHUNKS_VERSION  2 /* 2: an encoding byte starts each chunk; 1 (all XOR) still read */
 #define HEADER_LEN      8
 #define TOC_SECTIONS    4
 #define TOC_LEN         (TOC_SECTIONS * 20 + 8 + 4)
@@ -53,10 +54,10 @@ static int put64(struct nn_buf *b, uint64_t x)
   return rc < 0 ? rc : put32(b, (uint32_t)(x >> 32));
 }
 
-static int put_header(struct nn_buf *b, uint32_t magic)
+static int put_header(struct nn_buf *b, uint32_t magic, uint32_t version)
 {
   int rc = put32(b, magic);
-  return rc < 0 ? rc : put32(b, FORMAT_VERSION);
+  return rc < 0 ? rc : put32(b, version);
 }
 
 /* ---- index reader ---- */
@@ -454,8 +455,9 @@ int nn__tsdb_block_open(const char *path, const char *name, struct nn__tsdb_bloc
   snprintf(p, sizeof(p), "%s/chunks", path);
   if ((rc = map_file(p, &b->cmap, &b->clen)) < 0)
     goto out;
-  if (b->clen != b->ix.chunks_len || get32(b->cmap) != CHUNKS_MAGIC ||
-      get32(b->cmap + 4) != FORMAT_VERSION) {
+  b->cversion = get32(b->cmap + 4);
+  if (b->clen != b->ix.chunks_len || get32(b->cmap) != CHUNKS_MAGIC || b->cversion < 1 ||
+      b->cversion > CHUNKS_VERSION) {
     rc = NN_ECORRUPT;
     goto out;
   }
@@ -615,15 +617,17 @@ struct wstate {
   struct nn__tsdb_refs all;
   struct nn__tsdb_bchunk *metas;
   size_t nmetas, capmetas;
-  struct nn__tsdb_xor_app app;
-  int64_t app_mint;
+  int64_t ct[NN__TSDB_BLOCK_CHUNK_SAMPLES]; /* the chunk being gathered */
+  double cv[NN__TSDB_BLOCK_CHUNK_SAMPLES];
+  size_t cn;
+  struct nn_buf enc;
   struct wfile chunks;
   uint64_t nseries, nsamples, nchunks;
 };
 
 static int flush_chunk(struct wstate *w)
 {
-  if (w->app.n == 0)
+  if (w->cn == 0)
     return 0;
   if (w->nmetas == w->capmetas) {
     size_t nc = w->capmetas ? w->capmetas * 2 : 16;
@@ -633,9 +637,16 @@ static int flush_chunk(struct wstate *w)
     w->metas = m;
     w->capmetas = nc;
   }
-  w->metas[w->nmetas++] = (struct nn__tsdb_bchunk){w->app_mint, w->app.t, w->chunks.off};
-  size_t len;
-  uint8_t *data = nn__tsdb_xor_finish(&w->app, &len);
+  w->metas[w->nmetas++] = (struct nn__tsdb_bchunk){w->ct[0], w->ct[w->cn - 1], w->chunks.off};
+  nn_buf_reset(&w->enc);
+  int rc = nn_buf_appendc(&w->enc, NN__TSDB_ENC_PACKED);
+  if (rc == 0)
+    rc = nn__tsdb_packed_encode(w->ct, w->cv, w->cn, &w->enc);
+  w->cn = 0;
+  if (rc < 0)
+    return rc;
+  const uint8_t *data = (const uint8_t *)w->enc.data;
+  size_t len = w->enc.len;
   uint8_t hdr[10], crc[4];
   size_t k = 0;
   for (uint64_t x = len;; x >>= 7) {
@@ -646,19 +657,19 @@ static int flush_chunk(struct wstate *w)
   uint32_t c = nn__tsdb_crc32c(0, data, len);
   for (int i = 0; i < 4; i++)
     crc[i] = (uint8_t)(c >> (8 * i));
-  int rc = wfile_append(&w->chunks, hdr, k);
+  rc = wfile_append(&w->chunks, hdr, k);
   if (rc == 0)
     rc = wfile_append(&w->chunks, data, len);
   if (rc == 0)
     rc = wfile_append(&w->chunks, crc, 4);
-  free(data);
   w->nchunks++;
   return rc;
 }
 
-/* Re-encodes one series' samples in [mint, maxt) into chunks of up to
+/* Re-encodes one series' samples in [mint, maxt) into packed chunks of up to
  * NN__TSDB_BLOCK_CHUNK_SAMPLES: longer chunks than the head's 120 spend fewer bytes on
- * chunk headers and first samples, and chunks straddling the range are cut to it. */
+ * chunk headers and first samples, the packed encoding fewer on each sample, and chunks
+ * straddling the range are cut to it. */
 static int write_series_chunks(struct wstate *w, const struct nn__tsdb_snap *snap,
                                const struct nn__tsdb_snap_series *ss)
 {
@@ -678,14 +689,13 @@ static int write_series_chunks(struct wstate *w, const struct nn__tsdb_snap *sna
         continue;
       if (it.t >= snap->maxt)
         break;
-      if (w->app.n == 0)
-        w->app_mint = it.t;
-      if ((rc = nn__tsdb_xor_append(&w->app, it.t, nn__tsdb_xor_it_value(&it))) < 0)
-        break;
+      w->ct[w->cn] = it.t;
+      w->cv[w->cn] = nn__tsdb_xor_it_value(&it);
+      w->cn++;
       last = it.t;
       any = true;
       w->nsamples++;
-      if (w->app.n >= NN__TSDB_BLOCK_CHUNK_SAMPLES && (rc = flush_chunk(w)) < 0)
+      if (w->cn >= NN__TSDB_BLOCK_CHUNK_SAMPLES && (rc = flush_chunk(w)) < 0)
         break;
     }
     if (rc == 0 && it.err)
@@ -810,7 +820,7 @@ static int build_index(struct wstate *w)
       q[k] = (uint8_t)(npairs >> (8 * k));
   }
   if (rc == 0)
-    rc = put_header(&w->index, INDEX_MAGIC);
+    rc = put_header(&w->index, INDEX_MAGIC, FORMAT_VERSION);
   if (rc == 0)
     rc = put_section(w, &toc, syms.data, syms.len);
   if (rc == 0)
@@ -911,6 +921,7 @@ int nn__tsdb_block_write(const char *blocks_dir, const struct nn__tsdb_snap *sna
   nn_buf_init(&w.series, SIZE_MAX / 2);
   nn_buf_init(&w.postings, SIZE_MAX / 2);
   nn_buf_init(&w.index, SIZE_MAX / 2);
+  nn_buf_init(&w.enc, SIZE_MAX / 2);
   char name[64], dir[PATH_MAX_BYTES], tmp[PATH_MAX_BYTES + 8], p[PATH_MAX_BYTES + 32];
   snprintf(name, sizeof(name), "%" PRId64 "_%" PRId64, snap->mint, snap->maxt);
   snprintf(dir, sizeof(dir), "%s/%s", blocks_dir, name);
@@ -932,7 +943,7 @@ int nn__tsdb_block_write(const char *blocks_dir, const struct nn__tsdb_snap *sna
   snprintf(p, sizeof(p), "%s/chunks", tmp);
   if ((rc = wfile_open(&w.chunks, p)) < 0)
     goto out;
-  if ((rc = put_header(&w.chunks.b, CHUNKS_MAGIC)) < 0)
+  if ((rc = put_header(&w.chunks.b, CHUNKS_MAGIC, CHUNKS_VERSION)) < 0)
     goto out;
   w.chunks.off = HEADER_LEN;
   for (size_t i = 0; i < snap->n; i++) {
@@ -979,7 +990,7 @@ out:
     remove_flat_dir(tmp);
   if (rc < 0 && rc != NN_ENOTFOUND)
     nn_error("tsdb", "cannot write block %s: %s", dir, nn_strerror(rc));
-  nn__tsdb_xor_free(&w.app);
+  nn_buf_fini(&w.enc);
   free(w.ws);
   free(w.labels);
   free(w.syms);

@@ -3,6 +3,7 @@
  * timestamps in 0/14/17/20/64-bit buckets and XOR-compressed float bits, so every double,
  * NaN payloads and the stale marker included, round-trips exactly. docs/format/chunks.md
  * has the layout. A regular 15 s series costs about 1.4 bytes per sample. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,7 +188,8 @@ static bool get_bits(struct nn__tsdb_xor_it *it, unsigned nb, uint64_t *out)
     return true;
   }
   if (nb > 56) {
-    uint64_t hi, lo;
+    /* The room for all nb bits was checked above, so both halves succeed. */
+    uint64_t hi = 0, lo = 0;
     get_bits(it, nb - 32, &hi);
     get_bits(it, 32, &lo);
     *out = hi << 32 | lo;
@@ -261,10 +263,14 @@ static bool fail(struct nn__tsdb_xor_it *it)
   return false;
 }
 
+static bool packed_next(struct nn__tsdb_xor_it *it);
+
 bool nn__tsdb_xor_it_next(struct nn__tsdb_xor_it *it)
 {
   if (it->err || it->i >= it->n)
     return false;
+  if (it->packed)
+    return packed_next(it);
   if (it->i == 0) {
     uint64_t z;
     if (!get_uvarint(it, &z) || !get_bits(it, 64, &it->v))
@@ -297,6 +303,323 @@ bool nn__tsdb_xor_it_next(struct nn__tsdb_xor_it *it)
     it->t = (int64_t)((uint64_t)it->t + it->tdelta);
     if (!get_xor(it))
       return fail(it);
+  }
+  it->i++;
+  return true;
+}
+
+/* ---- packed chunks ---- */
+
+#define MAX_SCALE 15 /* decimal exponents 0..15: 10^e is an exact double */
+#define ESC_BITS  7  /* an escaped code's length field: 0..64 */
+
+static const double pow10_tab[MAX_SCALE + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                                1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+static uint64_t zz(int64_t x)
+{
+  return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+}
+
+static int64_t unzz(uint64_t z)
+{
+  return (int64_t)((z >> 1) ^ (0 - (z & 1)));
+}
+
+static unsigned bitlen(uint64_t x)
+{
+  return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
+}
+
+/* The width w (0..63) that minimises the bits of codes x[0..n): w bits each, or the
+ * all-ones code, 7 bits of length and the value for those that do not fit below it. A
+ * histogram of bit lengths makes it O(n + 64). */
+static unsigned best_width(const uint64_t *x, size_t n, uint64_t *bits)
+{
+  size_t cnt[65] = {0}, ones[65] = {0};
+  for (size_t i = 0; i < n; i++) {
+    unsigned b = bitlen(x[i]);
+    cnt[b]++;
+    if (b && b < 64 && x[i] == (1ULL << b) - 1)
+      ones[b]++;
+  }
+  *bits = 0;
+  if (cnt[0] == n)
+    return 0;
+  /* above[w]: escape cost of every value longer than w bits. */
+  uint64_t above = 0, best = UINT64_MAX;
+  unsigned bw = 63;
+  uint64_t suffix[65];
+  for (int b = 64; b >= 0; b--) {
+    suffix[b] = above;
+    above += (uint64_t)cnt[b] * (ESC_BITS + (unsigned)b);
+  }
+  for (unsigned w = 1; w < 64; w++) {
+    uint64_t cost = (uint64_t)n * w + suffix[w] + (uint64_t)ones[w] * (ESC_BITS + w);
+    if (cost < best) {
+      best = cost;
+      bw = w;
+    }
+  }
+  *bits = best;
+  return bw;
+}
+
+static void put_code(struct nn__tsdb_xor_app *a, uint64_t x, unsigned w)
+{
+  if (w == 0)
+    return;
+  uint64_t esc = (1ULL << w) - 1;
+  if (x < esc) {
+    put_bits(a, x, w);
+    return;
+  }
+  unsigned l = bitlen(x);
+  put_bits(a, esc, w);
+  put_bits(a, l, ESC_BITS);
+  if (l)
+    put_bits(a, x, l);
+}
+
+/* v as k / 10^e exactly (the decoder computes (double)k / 10^e, correctly rounded), with
+ * |k| < 2^53 so that k converts to a double exactly. */
+static bool scaled(double v, unsigned e, int64_t *k)
+{
+  double x = v * pow10_tab[e];
+  if (!(fabs(x) < 9007199254740992.0))
+    return false;
+  int64_t r = (int64_t)x;
+  for (int64_t c = r - 1; c <= r + 1; c++) {
+    double back = (double)c / pow10_tab[e];
+    if (memcmp(&back, &v, sizeof(v)) == 0) {
+      *k = c;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Finds the smallest exponent that writes every value as an integer; false when some
+ * value is not a short decimal (NaN, infinities, -0.0, 0.1 + 0.2, ...). */
+static bool decimal_scale(const double *v, size_t n, int64_t *m, unsigned *e_out)
+{
+  unsigned e = 0;
+  int64_t k;
+  for (size_t i = 0; i < n; i++) {
+    if (!isfinite(v[i]))
+      return false;
+    while (!scaled(v[i], e, &k))
+      if (++e > MAX_SCALE)
+        return false;
+  }
+  /* The same real number at a larger exponent rounds to the same double, so this holds
+   * for all; checked anyway, since the decoder's arithmetic is the contract. */
+  for (size_t i = 0; i < n; i++)
+    if (!scaled(v[i], e, &m[i]))
+      return false;
+  *e_out = e;
+  return true;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct nn_buf *out)
+{
+  if (n == 0 || n > NN__TSDB_CHUNK_MAX_SAMPLES)
+    return NN_EINVAL;
+  struct nn__tsdb_xor_app a = {0};
+  uint64_t *codes = malloc(n * sizeof(*codes));
+  int64_t *m = malloc(n * sizeof(*m)), *tmp = malloc(n * sizeof(*tmp));
+  int rc = NN_ENOMEM;
+  /* Worst case: header varints and widths, then per sample an escaped timestamp code
+   * and an escaped value code or an XOR value. */
+  if (!codes || !m || !tmp || ensure(&a, 16 + 4 * 80 + 80 + n * (2 * (64 + ESC_BITS + 64))) < 0)
+    goto out;
+  a.nbits = 16;
+  put_uvarint(&a, zz(t[0]));
+  if (n >= 2)
+    put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
+  unsigned tw = 0;
+  if (n >= 3) {
+    for (size_t i = 2; i < n; i++) {
+      uint64_t d = (uint64_t)t[i] - (uint64_t)t[i - 1],
+               pd = (uint64_t)t[i - 1] - (uint64_t)t[i - 2];
+      codes[i] = zz((int64_t)(d - pd));
+    }
+    uint64_t bits;
+    tw = best_width(codes + 2, n - 2, &bits);
+    put_bits(&a, tw, 7);
+  }
+  unsigned e = 0, vw = 0;
+  uint64_t dmin = 0;
+  bool zig = false;
+  bool dec = decimal_scale(v, n, m, &e);
+  put_bits(&a, dec, 1);
+  if (dec) {
+    put_bits(&a, e, 4);
+    put_uvarint(&a, zz(m[0]));
+    if (n >= 2) {
+      /* Steps as offsets from the smallest (counters: 0..max increase), or zig-zagged
+       * around the median (a reset or a spike would widen every offset): the cheaper. */
+      uint64_t *vc = (uint64_t *)m, cost_min, cost_med; /* steps replace m in place */
+      for (size_t i = n - 1; i >= 1; i--)
+        vc[i] = (uint64_t)m[i] - (uint64_t)m[i - 1];
+      for (size_t i = 1; i < n; i++)
+        tmp[i - 1] = (int64_t)vc[i];
+      qsort(tmp, n - 1, sizeof(*tmp), cmp_i64);
+      uint64_t dmed = (uint64_t)tmp[(n - 1) / 2];
+      dmin = (uint64_t)tmp[0];
+      for (size_t i = 1; i < n; i++)
+        ((uint64_t *)tmp)[i - 1] = vc[i] - dmin;
+      vw = best_width((uint64_t *)tmp, n - 1, &cost_min);
+      for (size_t i = 1; i < n; i++)
+        ((uint64_t *)tmp)[i - 1] = zz((int64_t)(vc[i] - dmed));
+      unsigned wmed = best_width((uint64_t *)tmp, n - 1, &cost_med);
+      if (cost_med < cost_min) {
+        zig = true;
+        vw = wmed;
+        dmin = dmed;
+      }
+      for (size_t i = 1; i < n; i++)
+        vc[i] = zig ? zz((int64_t)(vc[i] - dmin)) : vc[i] - dmin;
+      put_uvarint(&a, zz((int64_t)dmin));
+      put_bits(&a, zig, 1);
+      put_bits(&a, vw, 7);
+    }
+  } else {
+    uint64_t vb;
+    memcpy(&vb, &v[0], sizeof(vb));
+    put_bits(&a, vb, 64);
+    a.leading = 0xff;
+    a.v = vb;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if (i >= 2)
+      put_code(&a, codes[i], tw);
+    if (dec) {
+      put_code(&a, ((uint64_t *)m)[i], vw);
+    } else {
+      uint64_t vb;
+      memcpy(&vb, &v[i], sizeof(vb));
+      put_xor(&a, vb);
+      a.v = vb;
+    }
+  }
+  a.buf[0] = (uint8_t)(n >> 8);
+  a.buf[1] = (uint8_t)n;
+  rc = nn_buf_append(out, a.buf, nn__tsdb_xor_len(&a));
+out:
+  free(codes);
+  free(m);
+  free(tmp);
+  nn__tsdb_xor_free(&a);
+  return rc;
+}
+
+void nn__tsdb_packed_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t len)
+{
+  nn__tsdb_xor_it_init(it, p, len);
+  it->packed = true;
+  if (len < 2 || it->n == 0)
+    it->err = NN_ECORRUPT;
+}
+
+void nn__tsdb_bchunk_it_init(struct nn__tsdb_xor_it *it, uint32_t version, const uint8_t *p,
+                             size_t len)
+{
+  if (version < 2) {
+    nn__tsdb_xor_it_init(it, p, len);
+    return;
+  }
+  if (len >= 1 && p[0] == NN__TSDB_ENC_XOR) {
+    nn__tsdb_xor_it_init(it, p + 1, len - 1);
+  } else if (len >= 1 && p[0] == NN__TSDB_ENC_PACKED) {
+    nn__tsdb_packed_it_init(it, p + 1, len - 1);
+  } else {
+    nn__tsdb_xor_it_init(it, NULL, 0);
+    it->err = NN_ECORRUPT;
+  }
+}
+
+static bool get_code(struct nn__tsdb_xor_it *it, unsigned w, uint64_t *x)
+{
+  if (w == 0) {
+    *x = 0;
+    return true;
+  }
+  uint64_t l;
+  if (!get_bits(it, w, x))
+    return false;
+  if (*x != (1ULL << w) - 1)
+    return true;
+  if (!get_bits(it, ESC_BITS, &l) || l > 64)
+    return false;
+  return get_bits(it, (unsigned)l, x);
+}
+
+static void set_dec_value(struct nn__tsdb_xor_it *it)
+{
+  double d = (double)(int64_t)it->m / pow10_tab[it->e];
+  memcpy(&it->v, &d, sizeof(d));
+}
+
+static bool packed_next(struct nn__tsdb_xor_it *it)
+{
+  uint64_t x;
+  if (it->i == 0) {
+    uint64_t z, b;
+    if (!get_uvarint(it, &z))
+      return fail(it);
+    it->t = unzz(z);
+    if (it->n >= 2 && !get_uvarint(it, &it->tdelta))
+      return fail(it);
+    if (it->n >= 3) {
+      if (!get_bits(it, 7, &b) || b > 63)
+        return fail(it);
+      it->tw = (uint8_t)b;
+    }
+    if (!get_bits(it, 1, &b))
+      return fail(it);
+    it->dec = b;
+    if (it->dec) {
+      if (!get_bits(it, 4, &b) || !get_uvarint(it, &z))
+        return fail(it);
+      it->e = (uint8_t)b;
+      it->m = (uint64_t)unzz(z);
+      if (it->n >= 2) {
+        uint64_t zig;
+        if (!get_uvarint(it, &z) || !get_bits(it, 1, &zig) || !get_bits(it, 7, &b) || b > 63)
+          return fail(it);
+        it->dmin = (uint64_t)unzz(z);
+        it->zig = zig;
+        it->vw = (uint8_t)b;
+      }
+      set_dec_value(it);
+    } else {
+      if (!get_bits(it, 64, &it->v))
+        return fail(it);
+      it->leading = 0xff;
+    }
+    it->i++;
+    return true;
+  }
+  if (it->i >= 2) {
+    if (!get_code(it, it->tw, &x))
+      return fail(it);
+    it->tdelta += (uint64_t)unzz(x);
+  }
+  it->t = (int64_t)((uint64_t)it->t + it->tdelta);
+  if (it->dec) {
+    if (!get_code(it, it->vw, &x))
+      return fail(it);
+    it->m += it->dmin + (it->zig ? (uint64_t)unzz(x) : x);
+    set_dec_value(it);
+  } else if (!get_xor(it)) {
+    return fail(it);
   }
   it->i++;
   return true;

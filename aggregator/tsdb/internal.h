@@ -58,6 +58,10 @@ struct nn__tsdb_xor_it {
   int64_t t;
   uint64_t tdelta;
   uint64_t v;
+  /* Packed chunks only: widths of the timestamp and value codes, decimal mode. */
+  bool packed, dec, zig;
+  uint8_t tw, vw, e;
+  uint64_t m, dmin; /* decimal mode: current scaled integer, base step */
 };
 void nn__tsdb_xor_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t len);
 /* Advances to the next sample; false at the end or on corruption (it->err). */
@@ -68,6 +72,23 @@ static inline double nn__tsdb_xor_it_value(const struct nn__tsdb_xor_it *it)
   memcpy(&d, &it->v, sizeof(d));
   return d;
 }
+
+/* Packed chunks (docs/format/chunks.md), written into blocks only: timestamps as
+ * delta-of-delta and values as decimal-scaled integer steps when every value of the chunk
+ * is one (else XOR), each in a fixed bit width chosen per chunk, with an escape for
+ * outliers. Regular scrapes of counters cost well under a byte per sample. */
+#define NN__TSDB_ENC_XOR    1
+#define NN__TSDB_ENC_PACKED 2
+/* Appends the packed encoding of n samples (1..65535) to out: NN_EINVAL, NN_ENOMEM,
+ * NN_ETOOBIG (out's cap). */
+int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct nn_buf *out);
+/* Starts an iterator over a packed chunk; nn__tsdb_xor_it_next then walks it. */
+void nn__tsdb_packed_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t len);
+/* Starts an iterator over the bytes of a block chunk record: in a chunks file of
+ * version 1 an XOR chunk, from version 2 an encoding byte (NN__TSDB_ENC_*) first. An
+ * unknown encoding leaves it->err set. */
+void nn__tsdb_bchunk_it_init(struct nn__tsdb_xor_it *it, uint32_t version, const uint8_t *p,
+                             size_t len);
 
 /* ---- symbols (head.c): interned label strings, reference counted ---- */
 struct nn__tsdb_symtab {
@@ -318,7 +339,8 @@ struct nn__tsdb_block {
   uint8_t *imap, *cmap;
   size_t ilen, clen;
   struct nn__tsdb_bindex ix;
-  bool bad; /* a chunk failed its CRC: skipped from then on */
+  uint32_t cversion; /* of the chunks file (nn__tsdb_bchunk_it_init) */
+  bool bad;          /* a chunk failed its CRC: skipped from then on */
 };
 /* Maps and validates the block in directory path (named name). Logs what is wrong. */
 int nn__tsdb_block_open(const char *path, const char *name, struct nn__tsdb_block **out);
@@ -385,6 +407,7 @@ struct nn_tsdb {
   struct nn__tsdb_notifier *notifier;
   struct nn_tsdb_durable_req *wait_head, *wait_tail;
   uint64_t mem_seq; /* without a WAL: commits so far */
+  bool relog;       /* a WAL write failed: see nn__tsdb_head_wal_failed */
   struct nn__tsdb_stats_loop st;
   /* Blocks, oldest first (by mint). */
   struct nn__tsdb_block **blocks;
@@ -424,6 +447,11 @@ void nn__tsdb_blocks_fini(struct nn_tsdb *db);
 void nn__tsdb_block_bad(struct nn_tsdb *db, struct nn__tsdb_block *b, const char *what);
 /* Runs the durability callbacks that are due. */
 void nn__tsdb_dispatch(struct nn_tsdb *db);
+/* After a failed WAL write, whose records may have held series records and samples now
+ * in memory only: every series logs its record again, and an identical resend of a
+ * series' newest sample (a client's retry after its 5xx) is logged again instead of being
+ * acknowledged as a no-op. */
+void nn__tsdb_head_wal_failed(struct nn_tsdb *db);
 /* Wakes the loop to run nn__tsdb_dispatch; callable from any thread. */
 void nn__tsdb_wake(struct nn_tsdb *db);
 

@@ -35,11 +35,12 @@ static void on_release(struct nn_series_set *set)
   memset(set, 0, sizeof(*set));
 }
 
-static int decode_chunk(const uint8_t *data, size_t len, int64_t mint, int64_t maxt,
-                        struct samples *out)
+/* version: of a block's chunks file (nn__tsdb_bchunk_it_init); 1 for the head's XOR. */
+static int decode_chunk(uint32_t version, const uint8_t *data, size_t len, int64_t mint,
+                        int64_t maxt, struct samples *out)
 {
   struct nn__tsdb_xor_it it;
-  nn__tsdb_xor_it_init(&it, data, len);
+  nn__tsdb_bchunk_it_init(&it, version, data, len);
   while (nn__tsdb_xor_it_next(&it)) {
     if (it.t < mint)
       continue;
@@ -89,10 +90,10 @@ static int series_samples(const struct nn__tsdb_series *s, int64_t mint, int64_t
   for (uint32_t i = 0; i < s->nchunks && rc == 0; i++) {
     const struct nn__tsdb_chunk *c = &s->chunks[i];
     if (c->maxt >= mint && c->mint <= maxt)
-      rc = decode_chunk(c->data, c->len, mint, maxt, out);
+      rc = decode_chunk(1, c->data, c->len, mint, maxt, out);
   }
   if (rc == 0 && s->head.n && s->head_mint <= maxt && s->head.t >= mint)
-    rc = decode_chunk(s->head.buf, nn__tsdb_xor_len(&s->head), mint, maxt, out);
+    rc = decode_chunk(1, s->head.buf, nn__tsdb_xor_len(&s->head), mint, maxt, out);
   return rc;
 }
 
@@ -187,7 +188,7 @@ static int select_block(struct nn_tsdb *db, struct nn__tsdb_block *b, const stru
       const uint8_t *data;
       size_t len;
       if ((rc = nn__tsdb_bchunk_read(b->cmap, b->clen, m->ref, &data, &len)) == 0)
-        rc = decode_chunk(data, len, mint, maxt, sc);
+        rc = decode_chunk(b->cversion, data, len, mint, maxt, sc);
     }
     if (rc < 0 || sc->n == 0)
       continue;

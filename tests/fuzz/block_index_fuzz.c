@@ -25,7 +25,7 @@ static void walk_series(const struct nn__tsdb_bindex *ix, const uint8_t *data, s
       size_t len;
       if (nn__tsdb_bchunk_read(data, size, bs->chunks[c].ref, &p, &len) == 0) {
         struct nn__tsdb_xor_it it;
-        nn__tsdb_xor_it_init(&it, p, len);
+        nn__tsdb_bchunk_it_init(&it, 2, p, len);
         while (nn__tsdb_xor_it_next(&it))
           ;
       }

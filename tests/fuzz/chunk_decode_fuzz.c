@@ -1,22 +1,59 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Iterates an arbitrary byte string as a Gorilla XOR chunk: the decoder must stop
- * cleanly, and whatever it decodes must re-encode and decode to the same bits. */
+/* Iterates an arbitrary byte string as a Gorilla XOR chunk, and as a block chunk record
+ * (encoding byte, then XOR or packed): the decoder must stop cleanly, and whatever it
+ * decodes must re-encode (XOR, and packed) and decode to the same bits. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregator/tsdb/internal.h"
 
+#define MAX_SAMPLES 512
+
+/* The samples of a block chunk record, packed again, must decode to the same bits. */
+static void packed_round_trip(const uint8_t *data, size_t size)
+{
+  static int64_t t[MAX_SAMPLES];
+  static double v[MAX_SAMPLES];
+  struct nn__tsdb_xor_it it;
+  nn__tsdb_bchunk_it_init(&it, 2, data, size);
+  size_t n = 0;
+  while (n < MAX_SAMPLES && nn__tsdb_xor_it_next(&it)) {
+    t[n] = it.t;
+    v[n] = nn__tsdb_xor_it_value(&it);
+    n++;
+  }
+  if (it.err && it.err != NN_ECORRUPT)
+    abort();
+  if (n == 0)
+    return;
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 24);
+  if (nn__tsdb_packed_encode(t, v, n, &b) != 0)
+    abort();
+  struct nn__tsdb_xor_it back;
+  nn__tsdb_packed_it_init(&back, (const uint8_t *)b.data, b.len);
+  for (size_t i = 0; i < n; i++) {
+    if (!nn__tsdb_xor_it_next(&back) || back.t != t[i] ||
+        memcmp(&back.v, &v[i], sizeof(double)) != 0)
+      abort();
+  }
+  if (nn__tsdb_xor_it_next(&back) || back.err)
+    abort();
+  nn_buf_fini(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+  packed_round_trip(data, size);
   struct nn__tsdb_xor_it it;
   nn__tsdb_xor_it_init(&it, data, size);
   struct nn__tsdb_xor_app a = {0};
-  int64_t t[512];
-  uint64_t v[512];
+  int64_t t[MAX_SAMPLES];
+  uint64_t v[MAX_SAMPLES];
   size_t n = 0;
   while (nn__tsdb_xor_it_next(&it)) {
-    if (n < 512) {
+    if (n < MAX_SAMPLES) {
       t[n] = it.t;
       v[n] = it.v;
       if (nn__tsdb_xor_append(&a, it.t, nn__tsdb_xor_it_value(&it)) < 0)

@@ -35,9 +35,34 @@ static uint64_t rnd(void)
   return rng_state;
 }
 
-/* Encodes n samples, decodes them back and checks every bit. */
+/* Packed-encodes n samples (as blocks do), decodes them back through a block chunk
+ * record's encoding byte and checks every bit. Returns the encoded length. */
+static size_t packed_round_trip(const int64_t *t, const double *v, size_t n)
+{
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 24);
+  assert_int_equal(nn_buf_appendc(&b, NN__TSDB_ENC_PACKED), 0);
+  assert_int_equal(nn__tsdb_packed_encode(t, v, n, &b), 0);
+  struct nn__tsdb_xor_it it;
+  nn__tsdb_bchunk_it_init(&it, 2, (const uint8_t *)b.data, b.len);
+  size_t i = 0;
+  while (nn__tsdb_xor_it_next(&it)) {
+    assert_true(i < n);
+    assert_int_equal(it.t, t[i]);
+    assert_int_equal(it.v, bits_of(v[i]));
+    i++;
+  }
+  assert_int_equal(it.err, 0);
+  assert_int_equal(i, n);
+  size_t len = b.len - 1;
+  nn_buf_fini(&b);
+  return len;
+}
+
+/* Encodes n samples, decodes them back and checks every bit; the same in a packed chunk. */
 static void round_trip(const int64_t *t, const double *v, size_t n)
 {
+  packed_round_trip(t, v, n);
   struct nn__tsdb_xor_app a = {0};
   for (size_t i = 0; i < n; i++)
     assert_int_equal(nn__tsdb_xor_append(&a, t[i], v[i]), 0);
@@ -166,6 +191,94 @@ static void regular_series_compresses_well(void **state)
   nn__tsdb_xor_free(&a);
 }
 
+/* Scraped counters (integer steps), gauges with two decimals and jittered timestamps:
+ * what blocks hold, and what the packed encoding is for. */
+static void packed_chunks_beat_xor_on_scraped_data(void **state)
+{
+  enum { N = 240 };
+  int64_t t[N];
+  double c[N], g[N];
+  double counter = 5000;
+  for (int i = 0; i < N; i++) {
+    t[i] = 1700000000000 + i * 15000 + (int64_t)(rnd() % 7) - 3;
+    counter += (double)(rnd() % 16);
+    c[i] = counter;
+    g[i] = (double)(int64_t)(rnd() % 100000) / 100.0;
+  }
+  struct nn__tsdb_xor_app a = {0}, b = {0};
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(nn__tsdb_xor_append(&a, t[i], c[i]), 0);
+    assert_int_equal(nn__tsdb_xor_append(&b, t[i], g[i]), 0);
+  }
+  size_t pc = packed_round_trip(t, c, N), pg = packed_round_trip(t, g, N);
+  print_message("240 jittered samples, counter: XOR %zu B, packed %zu B; gauge: XOR %zu B, "
+                "packed %zu B\n",
+                nn__tsdb_xor_len(&a), pc, nn__tsdb_xor_len(&b), pg);
+  assert_true(pc * 2 < nn__tsdb_xor_len(&a));
+  assert_true(pg < nn__tsdb_xor_len(&b));
+  /* Perfectly regular timestamps and a constant cost nothing per sample. */
+  for (int i = 0; i < N; i++) {
+    t[i] = 1700000000000 + i * 15000;
+    c[i] = 7;
+  }
+  assert_true(packed_round_trip(t, c, N) < 24);
+  /* One stale marker makes the values XOR-encoded; timestamps stay packed. */
+  c[100] = from_bits(NN_STALE_NAN_BITS);
+  packed_round_trip(t, c, N);
+  /* Outliers (a missed scrape, a counter reset) escape without widening every code. */
+  for (int i = 0; i < N; i++)
+    c[i] = 1000 + i * 3;
+  t[50] += 15000;
+  c[120] = 0;
+  size_t out = packed_round_trip(t, c, N);
+  print_message("regular counter with a gap and a reset: %zu B\n", out);
+  assert_true(out < 100); /* two bits a sample, plus the escapes */
+  nn__tsdb_xor_free(&a);
+  nn__tsdb_xor_free(&b);
+}
+
+static void damaged_packed_chunks_stop_with_an_error(void **state)
+{
+  enum { N = 100 };
+  int64_t t[N];
+  double v[N];
+  for (int i = 0; i < N; i++) {
+    t[i] = 1700000000000 + i * 10000 + (i % 5);
+    v[i] = (double)(i * i) / 10.0;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 20);
+  assert_int_equal(nn__tsdb_packed_encode(t, v, N, &b), 0);
+  struct nn__tsdb_xor_it it;
+  for (size_t cut = 0; cut < b.len; cut++) {
+    nn__tsdb_packed_it_init(&it, (const uint8_t *)b.data, cut);
+    size_t k = 0;
+    while (nn__tsdb_xor_it_next(&it))
+      k++;
+    assert_true(k < N);
+    assert_int_equal(it.err, NN_ECORRUPT);
+  }
+  /* Every byte flipped in turn: the decoder stops or decodes, never reads past the end. */
+  for (size_t at = 0; at < b.len; at++) {
+    uint8_t *copy = malloc(b.len);
+    memcpy(copy, b.data, b.len);
+    copy[at] ^= 0x5a;
+    nn__tsdb_packed_it_init(&it, copy, b.len);
+    while (nn__tsdb_xor_it_next(&it))
+      ;
+    free(copy);
+  }
+  /* An unknown encoding byte, and an empty record. */
+  nn__tsdb_bchunk_it_init(&it, 2, (const uint8_t *)"\x07\x00\x01", 3);
+  assert_false(nn__tsdb_xor_it_next(&it));
+  assert_int_equal(it.err, NN_ECORRUPT);
+  nn__tsdb_bchunk_it_init(&it, 2, (const uint8_t *)"", 0);
+  assert_false(nn__tsdb_xor_it_next(&it));
+  assert_int_equal(it.err, NN_ECORRUPT);
+  assert_int_equal(nn__tsdb_packed_encode(t, v, 0, &b), NN_EINVAL);
+  nn_buf_fini(&b);
+}
+
 static void damaged_chunks_stop_with_an_error(void **state)
 {
   struct nn__tsdb_xor_app a = {0};
@@ -211,6 +324,8 @@ int main(void)
       cmocka_unit_test(extreme_timestamp_deltas_round_trip),
       cmocka_unit_test(random_values_and_irregular_intervals_round_trip),
       cmocka_unit_test(regular_series_compresses_well),
+      cmocka_unit_test(packed_chunks_beat_xor_on_scraped_data),
+      cmocka_unit_test(damaged_packed_chunks_stop_with_an_error),
       cmocka_unit_test(damaged_chunks_stop_with_an_error),
       cmocka_unit_test(chunk_refuses_more_than_its_sample_counter_holds),
   };
