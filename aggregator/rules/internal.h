@@ -42,6 +42,9 @@ int nn__tmpl_parse(const char *text, size_t len, const char *name, struct nn__tm
 int nn__tmpl_expand(const struct nn__tmpl *t, const struct nn__tmpl_data *d, struct nn_buf *out,
                     char *err, size_t errlen);
 void nn__tmpl_free(struct nn__tmpl *t);
+/* What the template uses that nines parses but cannot run ("{{with}} is not supported ..."),
+ * or NULL. Such a template expands to Prometheus's "<error expanding template: ...>". */
+const char *nn__tmpl_unsupported(const struct nn__tmpl *t);
 /* Expands text the way an alerting rule does: on failure the result is
  * "<error expanding template: ...>". Returns a heap string (NULL on OOM). */
 char *nn__tmpl_expand_text(const struct nn__tmpl *t, const char *name,

@@ -11,6 +11,7 @@
 #include "aggregator/rules/internal.h"
 #include "common/buf.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/units.h"
 #include "common/utf8.h"
 #include "common/yaml.h"
@@ -216,6 +217,16 @@ static int parse_templates(struct loader *l, const struct nn_yaml_node *map, con
     if (rc < 0) {
       const struct nn_yaml_node *at = nn_yaml_map_get(map, set->v[i].name);
       return lerr(l, at ? at : map, "%s: %s \"%s\": %s", ctx, kind, set->v[i].name, terr);
+    }
+    const char *unsup = nn__tmpl_unsupported((*out)[i]);
+    if (unsup) {
+      /* Valid for Prometheus (promtool accepts it), so a warning, not a load error. */
+      const struct nn_yaml_node *at = nn_yaml_map_get(map, set->v[i].name);
+      nn_warn("rules",
+              "%s:%d:%d: %s: %s \"%s\": %s; it will expand to \"<error expanding "
+              "template: ...>\"",
+              l->file, at ? at->line : map->line, at ? at->col : map->col, ctx, kind,
+              set->v[i].name, unsup);
     }
   }
   return 0;

@@ -4,10 +4,13 @@
  * $externalLabels, $externalURL (and the fields .Labels, .Value, ...), string and number
  * literals, parentheses, and the functions humanize, humanize1024, humanizePercentage,
  * humanizeDuration, humanizeTimestamp, printf, print, toUpper, toLower, title, safeHtml,
- * stripPort, externalURL. Syntax errors are reported at parse time with Go's wording;
- * valid Go constructs outside the subset (if, range, with, variable declarations, query,
- * ...) parse, and fail when executed, which Prometheus turns into the alert text
- * "<error expanding template: ...>". */
+ * stripPort, externalURL, the comparisons eq ne lt le gt ge and the logic and or not, with
+ * {{if}}/{{else if}}/{{else}}/{{end}} and {{range}} over a map ($labels, $externalLabels)
+ * with optional $key, $value variables. Control flow is compiled into the flat node list as
+ * conditional jumps. Syntax errors are reported at parse time with Go's wording; valid Go
+ * constructs outside the subset (with, define, variable declarations, query, ...) parse,
+ * and fail when executed, which Prometheus turns into the alert text
+ * "<error expanding template: ...>"; nn__tmpl_unsupported names them at load time. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -51,14 +54,33 @@ struct pipe {
   size_t n;
 };
 
-enum node_kind { N_TEXT, N_ACTION };
+/* N_IF: evaluate pipe, jump to target when false. N_JUMP: jump to target. N_RANGE: evaluate
+ * pipe (a map); empty: jump to target (the else branch or the end); else bind the first
+ * element and go on. N_NEXT (closes the body of the N_RANGE at target): bind the next
+ * element and jump back after the N_RANGE, or jump to target2 (the end) when done. */
+enum node_kind { N_TEXT, N_ACTION, N_IF, N_JUMP, N_RANGE, N_NEXT };
 
 struct node {
   enum node_kind kind;
   char *text; /* N_TEXT */
   size_t len;
-  struct pipe *pipe; /* N_ACTION */
+  struct pipe *pipe; /* N_ACTION, N_IF, N_RANGE */
   int line;
+  size_t target, target2;
+  char *key_var, *val_var; /* N_RANGE: names without '$', or NULL */
+};
+
+enum block_kind { B_IF, B_RANGE, B_OTHER };
+
+/* An open {{if}}/{{range}}/... while parsing: what {{else}} and {{end}} must patch. */
+struct block {
+  enum block_kind kind;
+  size_t node;      /* B_IF: the N_IF waiting for its false target; B_RANGE: the N_RANGE */
+  bool pending;     /* B_IF: node still needs its target */
+  bool has_else;    /* an unconditional {{else}} was seen */
+  size_t jumps[64]; /* N_JUMPs to the end of the if/else chain */
+  size_t njumps;
+  size_t nvars; /* declared variables to keep at {{end}} */
 };
 
 struct nn__tmpl {
@@ -78,11 +100,14 @@ struct parser {
   char *err;
   size_t errlen;
   bool failed;
-  int depth;   /* open if/range/with/define/block */
   int nesting; /* parentheses */
   char *unsupported;
   char **vars; /* declared variables beyond the predefined ones */
   size_t nvars;
+  struct nn__tmpl *t; /* the template being built, for control-flow nodes */
+  size_t *cap;
+  struct block *blocks;
+  size_t nblocks;
 };
 
 static int perr(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -123,27 +148,27 @@ static const char *const implemented_fns[] = {
     "safeHtml",
     "stripPort",
     "externalURL",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "not",
     NULL,
 };
 /* Go builtins and Prometheus template functions that parse but are not implemented. */
 static const char *const known_fns[] = {
-    "and",
     "call",
     "html",
     "index",
     "slice",
     "js",
     "len",
-    "not",
-    "or",
     "println",
     "urlquery",
-    "eq",
-    "ge",
-    "gt",
-    "le",
-    "lt",
-    "ne",
     "query",
     "first",
     "label",
@@ -545,20 +570,240 @@ static bool keyword(const char *s, size_t n, const char *kw)
   return strlen(kw) == n && memcmp(s, kw, n) == 0;
 }
 
-/* Handles {{if}}, {{end}} and friends: checks the nesting as Go does and marks the
- * template unsupported. Returns 1 when the action was a keyword. */
+static int push_block(struct parser *p, enum block_kind kind, size_t node)
+{
+  if (p->nblocks >= NN__RULES_MAX_TEMPLATE_DEPTH)
+    return perr(p, "{{if}}/{{range}} nested too deeply");
+  if (!p->blocks && !(p->blocks = calloc(NN__RULES_MAX_TEMPLATE_DEPTH, sizeof(*p->blocks))))
+    return NN_ENOMEM;
+  struct block *b = &p->blocks[p->nblocks++];
+  memset(b, 0, sizeof(*b));
+  b->kind = kind;
+  b->node = node;
+  b->pending = kind == B_IF;
+  b->nvars = p->nvars;
+  return 0;
+}
+
+/* Appends a control node; its index is t->n - 1 afterwards. */
+static int emit(struct parser *p, enum node_kind kind, struct pipe *pp)
+{
+  struct node n = {.kind = kind, .pipe = pp, .line = p->line};
+  int rc = add_node(p->t, p->cap, &n);
+  if (rc < 0)
+    free_pipe(pp);
+  return rc;
+}
+
+/* Parses the pipeline that ends the action (after "if", "else if", "range ... :="). */
+static int control_pipe(struct parser *p, const char *end, const char *kw, struct pipe **out)
+{
+  skip_space(p, end);
+  if (p->s >= end)
+    return perr(p, "missing value for %s", kw);
+  int rc = parse_pipe(p, end, false, out);
+  if (rc < 0)
+    return rc;
+  skip_space(p, end);
+  if (p->s < end) {
+    free_pipe(*out);
+    *out = NULL;
+    return perr(p, "unexpected \"%c\" in %s", *p->s, kw);
+  }
+  return 0;
+}
+
+static int declare_var(struct parser *p, const char *s, size_t n, char **name)
+{
+  char **nv = realloc(p->vars, (p->nvars + 1) * sizeof(*nv));
+  if (!nv)
+    return NN_ENOMEM;
+  p->vars = nv;
+  if (!(p->vars[p->nvars] = strndup(s, n)) || !(*name = strndup(s, n)))
+    return NN_ENOMEM;
+  p->nvars++;
+  return 0;
+}
+
+/* "range [$k[, $v] :=] pipeline": an N_RANGE with its variables. */
+static int parse_range(struct parser *p, const char *end)
+{
+  char *vars[2] = {NULL, NULL};
+  size_t nv = 0;
+  int rc = 0;
+  skip_space(p, end);
+  const char *save = p->s;
+  int save_line = p->line;
+  /* Variables first, if the action has a ":=". */
+  while (p->s < end && *p->s == '$' && nv < 2) {
+    const char *st = ++p->s;
+    while (p->s < end && is_alnum_(*p->s))
+      p->s++;
+    size_t n = (size_t)(p->s - st);
+    skip_space(p, end);
+    bool comma = p->s < end && *p->s == ',';
+    bool decl = end - p->s >= 2 && p->s[0] == ':' && p->s[1] == '=';
+    if (!comma && !decl)
+      break;
+    if (n == 0) {
+      rc = perr(p, "range can't declare $");
+      goto out;
+    }
+    if ((rc = declare_var(p, st, n, &vars[nv])) < 0)
+      goto out;
+    nv++;
+    p->s += decl ? 2 : 1;
+    skip_space(p, end);
+    if (decl)
+      goto vars_done;
+  }
+  if (nv > 0) {
+    rc = perr(p, "too many declarations in range");
+    goto out;
+  }
+  p->s = save;
+  p->line = save_line;
+vars_done:;
+  struct pipe *pp = NULL;
+  if ((rc = control_pipe(p, end, "range", &pp)) < 0)
+    goto out;
+  if ((rc = emit(p, N_RANGE, pp)) < 0)
+    goto out;
+  struct node *n = &p->t->nodes[p->t->n - 1];
+  /* With one variable it is the element ($v), as in Go. */
+  n->key_var = nv == 2 ? vars[0] : NULL;
+  n->val_var = nv == 2 ? vars[1] : vars[0];
+  vars[0] = vars[1] = NULL;
+  rc = push_block(p, B_RANGE, p->t->n - 1);
+  /* the block keeps the variables until {{end}} */
+  if (rc == 0)
+    p->blocks[p->nblocks - 1].nvars = p->nvars - nv;
+out:
+  free(vars[0]);
+  free(vars[1]);
+  return rc;
+}
+
+static int parse_else(struct parser *p, const char *end)
+{
+  if (p->nblocks == 0)
+    return perr(p, "unexpected {{else}}");
+  struct block *b = &p->blocks[p->nblocks - 1];
+  if (b->has_else)
+    return perr(p, "expected end; found {{else}}");
+  skip_space(p, end);
+  bool else_if = end - p->s >= 2 && p->s[0] == 'i' && p->s[1] == 'f' &&
+                 (end - p->s == 2 || !is_alnum_(p->s[2]));
+  if (b->kind == B_OTHER) {
+    p->s = end;
+    return 0;
+  }
+  if (b->kind == B_RANGE) {
+    if (else_if)
+      return perr(p, "{{else if}} inside {{range}} is not supported");
+    if (p->s < end)
+      return perr(p, "unexpected \"%c\" in else", *p->s);
+    /* The body ends here: N_NEXT, then the else branch runs when the map was empty. */
+    int rc = emit(p, N_NEXT, NULL);
+    if (rc < 0)
+      return rc;
+    p->t->nodes[p->t->n - 1].target = b->node;
+    p->t->nodes[b->node].target = p->t->n;
+    b->has_else = true;
+    return 0;
+  }
+  if (b->njumps >= sizeof(b->jumps) / sizeof(b->jumps[0]))
+    return perr(p, "too many {{else if}} branches");
+  int rc = emit(p, N_JUMP, NULL);
+  if (rc < 0)
+    return rc;
+  b->jumps[b->njumps++] = p->t->n - 1;
+  p->t->nodes[b->node].target = p->t->n;
+  b->pending = false;
+  if (!else_if) {
+    if (p->s < end)
+      return perr(p, "unexpected \"%c\" in else", *p->s);
+    b->has_else = true;
+    return 0;
+  }
+  p->s += 2;
+  struct pipe *pp = NULL;
+  if ((rc = control_pipe(p, end, "if", &pp)) < 0 || (rc = emit(p, N_IF, pp)) < 0)
+    return rc;
+  b->node = p->t->n - 1;
+  b->pending = true;
+  return 0;
+}
+
+static int parse_end(struct parser *p, const char *end)
+{
+  if (p->nblocks == 0)
+    return perr(p, "unexpected {{end}}");
+  skip_space(p, end);
+  if (p->s < end)
+    return perr(p, "unexpected \"%c\" in end", *p->s);
+  struct block *b = &p->blocks[p->nblocks - 1];
+  if (b->kind == B_IF) {
+    if (b->pending)
+      p->t->nodes[b->node].target = p->t->n;
+    for (size_t i = 0; i < b->njumps; i++)
+      p->t->nodes[b->jumps[i]].target = p->t->n;
+  } else if (b->kind == B_RANGE) {
+    if (!b->has_else) {
+      int rc = emit(p, N_NEXT, NULL);
+      if (rc < 0)
+        return rc;
+      p->t->nodes[p->t->n - 1].target = b->node;
+      p->t->nodes[b->node].target = p->t->n;
+    }
+    /* the N_NEXT's exit, past the else branch if any */
+    for (size_t i = b->node + 1; i < p->t->n; i++)
+      if (p->t->nodes[i].kind == N_NEXT && p->t->nodes[i].target == b->node)
+        p->t->nodes[i].target2 = p->t->n;
+  }
+  while (p->nvars > b->nvars)
+    free(p->vars[--p->nvars]);
+  p->nblocks--;
+  return 0;
+}
+
+/* Handles {{if}}, {{else}}, {{range}}, {{end}} and the keywords nines parses but does not
+ * run ({{with}}, {{define}}, {{block}}, {{template}}, {{break}}, {{continue}}). Returns 1
+ * when the action was a keyword. */
 static int parse_keyword(struct parser *p, const char *end)
 {
   const char *st = p->s, *e = st;
   while (e < end && is_alnum_(*e))
     e++;
   size_t n = (size_t)(e - st);
-  static const char *const openers[] = {"if", "range", "with", "define", "block", NULL};
+  int rc;
+  if (keyword(st, n, "if")) {
+    p->s = e;
+    struct pipe *pp = NULL;
+    if ((rc = control_pipe(p, end, "if", &pp)) < 0 || (rc = emit(p, N_IF, pp)) < 0 ||
+        (rc = push_block(p, B_IF, p->t->n - 1)) < 0)
+      return rc;
+    return 1;
+  }
+  if (keyword(st, n, "range")) {
+    p->s = e;
+    return (rc = parse_range(p, end)) < 0 ? rc : 1;
+  }
+  if (keyword(st, n, "else")) {
+    p->s = e;
+    return (rc = parse_else(p, end)) < 0 ? rc : 1;
+  }
+  if (keyword(st, n, "end")) {
+    p->s = e;
+    return (rc = parse_end(p, end)) < 0 ? rc : 1;
+  }
+  static const char *const openers[] = {"with", "define", "block", NULL};
   if (in_list(openers, st, n)) {
     char what[32];
     snprintf(what, sizeof(what), "{{%.*s}}", (int)n, st);
     mark_unsupported(p, what);
-    p->depth++;
+    if ((rc = push_block(p, B_OTHER, 0)) < 0)
+      return rc;
     p->s = e;
     skip_space(p, end);
     if (p->s >= end && !keyword(st, n, "define"))
@@ -566,16 +811,15 @@ static int parse_keyword(struct parser *p, const char *end)
     p->s = end;
     return 1;
   }
-  if (keyword(st, n, "end")) {
-    if (p->depth == 0)
-      return perr(p, "unexpected {{end}}");
-    p->depth--;
-    p->s = end;
-    return 1;
-  }
-  if (keyword(st, n, "else") || keyword(st, n, "break") || keyword(st, n, "continue")) {
-    if (p->depth == 0)
-      return perr(p, "unexpected {{%.*s}}", (int)n, st);
+  if (keyword(st, n, "break") || keyword(st, n, "continue")) {
+    bool in_range = false;
+    for (size_t i = 0; i < p->nblocks; i++)
+      in_range |= p->blocks[i].kind == B_RANGE;
+    if (!in_range)
+      return perr(p, "{{%.*s}} outside {{range}}", (int)n, st);
+    char what[32];
+    snprintf(what, sizeof(what), "{{%.*s}}", (int)n, st);
+    mark_unsupported(p, what);
     p->s = end;
     return 1;
   }
@@ -633,6 +877,8 @@ int nn__tmpl_parse(const char *text, size_t len, const char *name, struct nn__tm
     rc = NN_ENOMEM;
     goto out;
   }
+  p.t = t;
+  p.cap = &cap;
   const char *s = text, *end = text + len;
   while (s < end) {
     const char *open = NULL;
@@ -727,7 +973,7 @@ int nn__tmpl_parse(const char *text, size_t len, const char *name, struct nn__tm
       goto out;
     }
   }
-  if (p.depth > 0) {
+  if (p.nblocks > 0) {
     rc = perr(&p, "unexpected EOF");
     goto out;
   }
@@ -735,6 +981,7 @@ int nn__tmpl_parse(const char *text, size_t len, const char *name, struct nn__tm
   p.unsupported = NULL;
 out:
   free(p.unsupported);
+  free(p.blocks);
   for (size_t i = 0; i < p.nvars; i++)
     free(p.vars[i]);
   free(p.vars);
@@ -748,6 +995,11 @@ out:
   return 0;
 }
 
+const char *nn__tmpl_unsupported(const struct nn__tmpl *t)
+{
+  return t->unsupported;
+}
+
 void nn__tmpl_free(struct nn__tmpl *t)
 {
   if (!t)
@@ -755,6 +1007,8 @@ void nn__tmpl_free(struct nn__tmpl *t)
   for (size_t i = 0; i < t->n; i++) {
     free(t->nodes[i].text);
     free_pipe(t->nodes[i].pipe);
+    free(t->nodes[i].key_var);
+    free(t->nodes[i].val_var);
   }
   free(t->nodes);
   free(t->name);
@@ -777,13 +1031,34 @@ struct val {
   size_t nmap;
 };
 
+struct binding {
+  const char *name;
+  struct val v; /* borrowed */
+};
+
+/* One running {{range}}: the node, the map and where the iteration is. */
+struct rframe {
+  size_t node, idx;
+  const struct nn_label *map;
+  size_t n, nvars;
+  struct val dot;
+};
+
 struct exec {
   const struct nn__tmpl *t;
   const struct nn__tmpl_data *d;
   char *err;
   size_t errlen;
   int line;
+  struct val dot; /* "." : the data, or the element inside {{range}} */
+  struct binding vars[2 * NN__RULES_MAX_TEMPLATE_DEPTH];
+  size_t nvars;
+  struct rframe frames[NN__RULES_MAX_TEMPLATE_DEPTH];
+  size_t nframes;
+  int steps;
 };
+
+#define MAX_STEPS 100000
 
 static void val_fini(struct val *v)
 {
@@ -862,12 +1137,17 @@ static int eval_arg(struct exec *x, const struct arg *a, struct val *out)
   int rc = 0;
   *out = (struct val){0};
   switch (a->kind) {
-  case A_DOT: out->kind = V_DATA; return 0;
+  case A_DOT: *out = x->dot; return 0;
   case A_STR: *out = (struct val){.kind = V_STR, .s = a->str, .len = a->str_len}; return 0;
   case A_NUM: *out = (struct val){.kind = V_NUM, .num = a->num, .is_int = a->is_int}; return 0;
   case A_BOOL: *out = (struct val){.kind = V_BOOL, .num = a->num}; return 0;
   case A_PIPE: return eval_pipe(x, a->pipe, out);
   case A_VAR:
+    for (size_t i = x->nvars; i-- > 0;)
+      if (strcmp(x->vars[i].name, a->var) == 0) {
+        *out = x->vars[i].v;
+        goto fields;
+      }
     if (a->var[0] == 0)
       out->kind = V_DATA;
     else if (strcmp(a->var, "labels") == 0)
@@ -882,8 +1162,9 @@ static int eval_arg(struct exec *x, const struct arg *a, struct val *out)
     } else
       return xerr(x, a->var, "variable $%s is not supported", a->var);
     break;
-  case A_FIELD: out->kind = V_DATA; break;
+  case A_FIELD: *out = x->dot; break;
   }
+fields:
   for (size_t i = 0; i < a->nfields && rc == 0; i++)
     rc = field(x, out, a->fields[i]);
   return rc;
@@ -1179,11 +1460,123 @@ static int go_printf(const struct val *args, size_t nargs, struct nn_buf *b)
 
 #pragma GCC diagnostic pop
 
+/* Go's truth: false, 0, "" and empty maps are false. */
+static bool truth(const struct val *v)
+{
+  switch (v->kind) {
+  case V_STR: return v->len > 0;
+  case V_NUM:
+  case V_BOOL: return v->num != 0;
+  case V_MAP: return v->nmap > 0;
+  case V_DATA: return true;
+  default: return false;
+  }
+}
+
+enum basic_kind { K_INVALID, K_BOOL, K_INT, K_FLOAT, K_STRING };
+
+static enum basic_kind basic_kind(const struct val *v)
+{
+  switch (v->kind) {
+  case V_BOOL: return K_BOOL;
+  case V_NUM: return v->is_int ? K_INT : K_FLOAT;
+  case V_STR: return K_STRING;
+  default: return K_INVALID;
+  }
+}
+
+static int str_cmp(const struct val *a, const struct val *b)
+{
+  size_t n = a->len < b->len ? a->len : b->len;
+  int c = memcmp(a->s, b->s, n);
+  return c ? c : a->len < b->len ? -1 : a->len > b->len;
+}
+
+/* text/template's eq for two values: Go refuses to compare an int with a float64 (so
+ * `eq $value 1` is an error and `eq $value 1.0` is not). */
+static int eq2(struct exec *x, const char *fn, const struct val *a, const struct val *b, bool *out)
+{
+  enum basic_kind k1 = basic_kind(a), k2 = basic_kind(b);
+  if (k1 != k2 || k1 == K_INVALID)
+    return xerr(x, fn, "error calling %s: %s", fn,
+                k1 == K_INVALID || k2 == K_INVALID ? "invalid type for comparison"
+                                                   : "incompatible types for comparison");
+  *out = k1 == K_STRING ? str_cmp(a, b) == 0 : a->num == b->num;
+  return 0;
+}
+
+static int lt2(struct exec *x, const char *fn, const struct val *a, const struct val *b, bool *out)
+{
+  enum basic_kind k1 = basic_kind(a), k2 = basic_kind(b);
+  if (k1 == K_INVALID || k2 == K_INVALID || k1 == K_BOOL || k2 == K_BOOL)
+    return xerr(x, fn, "error calling %s: invalid type for comparison", fn);
+  if (k1 != k2)
+    return xerr(x, fn, "error calling %s: incompatible types for comparison", fn);
+  *out = k1 == K_STRING ? str_cmp(a, b) < 0 : a->num < b->num;
+  return 0;
+}
+
+/* eq ne lt le gt ge and or not; returns 1 when fn is none of them. */
+static int call_logic(struct exec *x, const char *fn, struct val *args, size_t nargs,
+                      struct val *out)
+{
+  bool r = false, e = false;
+  int rc = 0;
+  if (strcmp(fn, "and") == 0 || strcmp(fn, "or") == 0) {
+    if (nargs == 0)
+      return xerr(x, fn, "wrong number of args for %s: want at least 1 got 0", fn);
+    size_t i = 0;
+    bool want = fn[0] == 'o';
+    while (i + 1 < nargs && truth(&args[i]) != want)
+      i++;
+    *out = args[i];
+    args[i].own = NULL; /* moves to out */
+    return 0;
+  }
+  if (strcmp(fn, "not") == 0) {
+    if (nargs != 1)
+      return xerr(x, fn, "wrong number of args for not: want 1 got %zu", nargs);
+    *out = (struct val){.kind = V_BOOL, .num = !truth(&args[0])};
+    return 0;
+  }
+  if (strcmp(fn, "eq") == 0) {
+    if (nargs < 2)
+      return xerr(x, fn, "error calling eq: missing argument for comparison");
+    for (size_t i = 1; i < nargs && !r && rc == 0; i++)
+      rc = eq2(x, fn, &args[0], &args[i], &r);
+  } else if (strcmp(fn, "ne") == 0 || strcmp(fn, "lt") == 0 || strcmp(fn, "le") == 0 ||
+             strcmp(fn, "gt") == 0 || strcmp(fn, "ge") == 0) {
+    if (nargs != 2)
+      return xerr(x, fn, "wrong number of args for %s: want 2 got %zu", fn, nargs);
+    if (fn[0] == 'n') {
+      rc = eq2(x, fn, &args[0], &args[1], &e);
+      r = !e;
+    } else {
+      /* le = lt || eq, gt = !le, ge = !lt, as Go defines them */
+      rc = lt2(x, fn, &args[0], &args[1], &r);
+      if (rc == 0 && (fn[0] == 'g' ? fn[1] == 't' : fn[1] == 'e') && !r)
+        rc = eq2(x, fn, &args[0], &args[1], &e);
+      if (fn[1] == 'e')
+        r = fn[0] == 'l' ? r || e : !r;
+      else if (fn[0] == 'g')
+        r = !(r || e);
+    }
+  } else {
+    return 1;
+  }
+  if (rc < 0)
+    return rc;
+  *out = (struct val){.kind = V_BOOL, .num = r};
+  return 0;
+}
+
 static int call_fn(struct exec *x, const char *fn, struct val *args, size_t nargs, struct val *out)
 {
   int rc;
   double v = 0;
   *out = (struct val){0};
+  if ((rc = call_logic(x, fn, args, nargs, out)) <= 0)
+    return rc;
   if (strcmp(fn, "printf") == 0 || strcmp(fn, "print") == 0) {
     struct nn_buf b;
     nn_buf_init(&b, NN__RULES_MAX_TEMPLATE_OUT);
@@ -1326,26 +1719,106 @@ out:
   return 0;
 }
 
+static int expand(struct exec *xp, const struct nn__tmpl *t, const struct nn__tmpl_data *d,
+                  struct nn_buf *out, char *err, size_t errlen);
+
 int nn__tmpl_expand(const struct nn__tmpl *t, const struct nn__tmpl_data *d, struct nn_buf *out,
                     char *err, size_t errlen)
 {
-  struct exec x = {.t = t, .d = d, .err = err, .errlen = errlen, .line = 1};
+  struct exec *xp = calloc(1, sizeof(*xp));
+  if (!xp)
+    return NN_ENOMEM;
+  int rc = expand(xp, t, d, out, err, errlen);
+  free(xp);
+  return rc;
+}
+
+/* Binds the range variables and "." to element idx of frame f. */
+static void range_bind(struct exec *x, const struct node *n, struct rframe *f)
+{
+  const struct nn_label *l = &f->map[f->idx];
+  struct val key = {.kind = V_STR, .s = l->name, .len = strlen(l->name)};
+  struct val val = {.kind = V_STR, .s = l->value, .len = strlen(l->value)};
+  x->nvars = f->nvars;
+  if (n->key_var)
+    x->vars[x->nvars++] = (struct binding){n->key_var, key};
+  if (n->val_var)
+    x->vars[x->nvars++] = (struct binding){n->val_var, val};
+  x->dot = val;
+}
+
+/* {{range}} at node i: returns the next node to run. */
+static int range_start(struct exec *x, const struct node *n, size_t i, size_t *next)
+{
+  struct val v;
+  int rc = eval_pipe(x, n->pipe, &v);
+  if (rc < 0)
+    return rc;
+  if (v.kind != V_MAP) {
+    struct nn_buf b;
+    nn_buf_init(&b, 256);
+    print_val(&b, &v);
+    val_fini(&v);
+    rc = xerr(x, "range", "range can't iterate over %s", b.data ? b.data : "");
+    nn_buf_fini(&b);
+    return rc;
+  }
+  if (v.nmap == 0) {
+    *next = n->target;
+    return 0;
+  }
+  if (x->nframes >= NN__RULES_MAX_TEMPLATE_DEPTH ||
+      x->nvars + 2 > sizeof(x->vars) / sizeof(x->vars[0]))
+    return xerr(x, "range", "range nested too deeply");
+  struct rframe *f = &x->frames[x->nframes++];
+  *f = (struct rframe){.node = i, .map = v.map, .n = v.nmap, .nvars = x->nvars, .dot = x->dot};
+  range_bind(x, n, f);
+  *next = i + 1;
+  return 0;
+}
+
+static int expand(struct exec *xp, const struct nn__tmpl *t, const struct nn__tmpl_data *d,
+                  struct nn_buf *out, char *err, size_t errlen)
+{
+  *xp = (struct exec){.t = t, .d = d, .err = err, .errlen = errlen, .line = 1};
+  struct exec *x = xp;
+  x->dot.kind = V_DATA;
   if (t->unsupported) {
     snprintf(err, errlen, "template: %s: %s", t->name, t->unsupported);
     return NN_EINVAL;
   }
-  for (size_t i = 0; i < t->n; i++) {
+  for (size_t i = 0; i < t->n;) {
     const struct node *n = &t->nodes[i];
-    int rc;
-    x.line = n->line;
+    int rc = 0;
+    size_t next = i + 1;
+    x->line = n->line;
     if (n->kind == N_TEXT) {
       rc = nn_buf_append(out, n->text, n->len);
-    } else {
+    } else if (n->kind == N_ACTION || n->kind == N_IF) {
       struct val v;
-      if ((rc = eval_pipe(&x, n->pipe, &v)) < 0)
+      if ((rc = eval_pipe(x, n->pipe, &v)) < 0)
         return rc;
-      rc = print_val(out, &v);
+      if (n->kind == N_ACTION)
+        rc = print_val(out, &v);
+      else if (!truth(&v))
+        next = n->target;
       val_fini(&v);
+    } else if (n->kind == N_JUMP) {
+      next = n->target;
+    } else if (n->kind == N_RANGE) {
+      if ((rc = range_start(x, n, i, &next)) < 0)
+        return rc;
+    } else if (n->kind == N_NEXT && x->nframes > 0) {
+      struct rframe *f = &x->frames[x->nframes - 1];
+      if (++f->idx < f->n) {
+        range_bind(x, &t->nodes[f->node], f);
+        next = f->node + 1;
+      } else {
+        x->nvars = f->nvars;
+        x->dot = f->dot;
+        x->nframes--;
+        next = n->target2;
+      }
     }
     if (rc == NN_ETOOBIG) {
       snprintf(err, errlen, "template: %s: output larger than %d bytes", t->name,
@@ -1354,6 +1827,12 @@ int nn__tmpl_expand(const struct nn__tmpl *t, const struct nn__tmpl_data *d, str
     }
     if (rc < 0)
       return rc;
+    /* Nested ranges multiply: the step budget bounds the work of any template. */
+    if (++x->steps > MAX_STEPS) {
+      snprintf(err, errlen, "template: %s: more than %d execution steps", t->name, MAX_STEPS);
+      return NN_EINVAL;
+    }
+    i = next;
   }
   return 0;
 }

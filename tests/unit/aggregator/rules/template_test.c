@@ -112,12 +112,64 @@ static void test_execution_errors_become_text(void **state)
   assert_non_null(strstr(s, "<error expanding template: error executing template __alert_Test:"));
   assert_non_null(strstr(s, "strconv.ParseFloat: parsing \"abc\": invalid syntax"));
   free(s);
-  s = expand("{{ if gt $value 1.0 }}big{{ end }}", 5);
-  assert_true(strncmp(s, "<error expanding template:", 26) == 0);
+  /* Go refuses to compare a float64 with an int constant */
+  s = expand("{{ if gt $value 1 }}big{{ end }}", 5);
+  assert_non_null(strstr(s, "error calling gt: incompatible types for comparison"));
+  free(s);
+  s = expand("{{ if lt $labels 1.0 }}x{{ end }}", 5);
+  assert_non_null(strstr(s, "error calling lt: invalid type for comparison"));
+  free(s);
+  s = expand("{{ range $value }}x{{ end }}", 5);
+  assert_non_null(strstr(s, "range can't iterate over 5"));
+  free(s);
+  s = expand("{{ with $labels }}x{{ end }}", 5);
+  assert_non_null(strstr(s, "{{with}} is not supported by nines' template engine"));
+  free(s);
+  /* nested ranges multiply; the step budget stops them */
+  s = expand("{{range $labels}}{{range $labels}}{{range $labels}}{{range $labels}}{{range "
+             "$labels}}{{range $labels}}{{range $labels}}{{range $labels}}{{range $labels}}"
+             "{{range $labels}}{{range $labels}}{{end}}{{end}}{{end}}{{end}}{{end}}{{end}}{{end}}"
+             "{{end}}{{end}}{{end}}{{end}}",
+             0);
+  assert_non_null(strstr(s, "execution steps"));
   free(s);
   s = expand("{{ .Nope }}", 0);
   assert_non_null(strstr(s, "can't evaluate field Nope"));
   free(s);
+}
+
+static void test_if_else_range_and_comparisons(void **state)
+{
+  check("{{ if gt $value 1.0 }}big{{ else }}small{{ end }}", 5, "big");
+  check("{{ if gt $value 1.0 }}big{{ else }}small{{ end }}", 0.5, "small");
+  check("{{ if ge $value 2.0 }}a{{ else if ge $value 1.0 }}b{{ else }}c{{ end }}", 1, "b");
+  check("{{ if ge $value 2.0 }}a{{ else if ge $value 1.0 }}b{{ else }}c{{ end }}", 3, "a");
+  check("{{ if ge $value 2.0 }}a{{ else if ge $value 1.0 }}b{{ else }}c{{ end }}", 0, "c");
+  check("{{ if ge $value 2.0 }}a{{ else if ge $value 1.0 }}b{{ end }}.", 0, ".");
+  check("{{ if eq $labels.job \"node\" }}node{{ end }}", 0, "node");
+  check("{{ if ne $labels.job \"node\" }}other{{ else }}same{{ end }}", 0, "same");
+  check("{{ if eq $labels.job \"a\" \"node\" }}one of{{ end }}", 0, "one of");
+  check("{{ if and (gt $value 1.0) (lt $value 10.0) }}in{{ end }}", 5, "in");
+  check("{{ if or (lt $value 1.0) (gt $value 10.0) }}out{{ else }}in{{ end }}", 5, "in");
+  check("{{ if not (eq $value 0.0) }}nonzero{{ end }}", 2, "nonzero");
+  check("{{ if $labels.missing }}set{{ else }}unset{{ end }}", 0, "unset");
+  check("{{ if le 1 1 }}{{ if lt \"a\" \"b\" }}ab{{ end }}{{ end }}", 0, "ab");
+  check("{{ and 1 0 2 }} {{ or 0 \"\" \"x\" }} {{ printf \"%v\" (eq 1 1) }}", 0, "0 x true");
+  /* nested if inside else */
+  check("{{ if false }}a{{ else }}{{ if true }}b{{ end }}{{ end }}", 0, "b");
+  check("{{- if gt $value 0.5 -}}\n  high\n{{- end }}", 1, "high");
+  check("{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}", 0,
+        "__name__=up;instance=host-1:9100;job=node;");
+  check("{{ range $labels }}[{{ . }}]{{ end }}", 0, "[up][host-1:9100][node]");
+  check("{{ range $v := $externalLabels }}{{ $v }}{{ end }}", 0, "eu-1");
+  check("{{ range $k, $v := $labels }}{{ if ne $k \"__name__\" }}{{ $k }} {{ end }}{{ end }}", 0,
+        "instance job ");
+  check("{{ range $k, $v := .Labels }}{{ $k }}{{ else }}none{{ end }}/{{ $labels.job }}", 0,
+        "__name__instancejob/node");
+  check("{{ range $k, $v := $labels }}{{ range $externalLabels }}{{ $k }}@{{ . }} {{ end }}{{ "
+        "end }}",
+        0, "__name__@eu-1 instance@eu-1 job@eu-1 ");
+  check("{{ printf \"%s is %.1f\" $labels.job $value }}", 2.25, "node is 2.2");
 }
 
 static void test_syntax_errors_at_parse(void **state)
@@ -132,6 +184,12 @@ static void test_syntax_errors_at_parse(void **state)
       {"{{ }}", "missing value for command"},
       {"{{ end }}", "unexpected {{end}}"},
       {"{{ if true }}x", "unexpected EOF"},
+      {"{{ if }}x{{ end }}", "missing value for if"},
+      {"{{ else }}", "unexpected {{else}}"},
+      {"{{ if true }}a{{ else }}b{{ else }}c{{ end }}", "expected end; found {{else}}"},
+      {"{{ range $k, $v := $labels }}{{ end }}{{ $k }}", "undefined variable \"$k\""},
+      {"{{ break }}", "{{break}} outside {{range}}"},
+      {"{{ if true 1 }}{{ end }}", "can't give argument to non-function"},
       {"line1\n{{ ( $value }}", "template: __alert_T:2: unclosed left paren"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -173,6 +231,7 @@ int main(void)
       cmocka_unit_test(test_humanize_family),
       cmocka_unit_test(test_string_functions_and_printf),
       cmocka_unit_test(test_execution_errors_become_text),
+      cmocka_unit_test(test_if_else_range_and_comparisons),
       cmocka_unit_test(test_syntax_errors_at_parse),
       cmocka_unit_test(test_go_number_formatting),
   };
