@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Scrape -> remote write. Each sample becomes one ship record: the key is the series'
- * encoded Label fields (so the ship groups samples per series, as remote write wants),
- * the piece an encoded Sample. Stale markers go through unchanged, bit for bit. */
+ * encoded Label fields as the scraper caches them (so the ship groups samples per series,
+ * as remote write wants), the piece an encoded Sample. Stale markers go through unchanged,
+ * bit for bit. */
 #include "agent/app/metrics.h"
 
 #include <stddef.h>
@@ -10,10 +11,10 @@
 
 #include "agent/app/internal.h"
 #include "agent/ship/ship.h"
-#include "common/buf.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/wire.h"
 
 #define OFF(f) offsetof(struct nn_agent_rw_config, f)
 
@@ -41,7 +42,6 @@ struct nn_agent_metrics {
   struct nn_scrape *scrape;
   struct nn_ship *ship;
   struct nn_ship_http *http;
-  struct nn_buf key, piece;
   struct nn_metric *dropped;
   void (*on_closed)(void *ud);
   void *closed_ud;
@@ -50,17 +50,12 @@ struct nn_agent_metrics {
 static void on_batch(void *ud, const struct nn_scrape_batch *b)
 {
   struct nn_agent_metrics *m = ud;
+  uint8_t piece[NN_WIRE_RW_SAMPLE_MAX];
   for (size_t i = 0; i < b->nsamples; i++) {
     const struct nn_scrape_sample *s = &b->samples[i];
-    nn_buf_reset(&m->key);
-    nn_buf_reset(&m->piece);
-    int rc = 0;
-    for (size_t l = 0; rc == 0 && l < s->nlabels; l++)
-      rc = nn_ship_rw_label_encode(&m->key, s->labels[l].name, s->labels[l].value);
-    if (rc == 0)
-      rc = nn_ship_rw_sample_encode(&m->piece, s->v, s->t_ms);
-    if (rc == 0)
-      rc = nn_ship_add(m->ship, m->key.data, m->key.len, m->piece.data, m->piece.len, NULL);
+    /* The scraper keeps each series' labels encoded: only the Sample is new per sample. */
+    size_t n = nn_wire_rw_sample_put(piece, s->v, s->t_ms);
+    int rc = nn_ship_add(m->ship, s->rw_labels, s->rw_labels_len, piece, n, NULL);
     if (rc < 0) {
       /* Scraped samples cannot be re-read later; a refused one is counted, never hidden. */
       nn_metric_inc(m->dropped);
@@ -96,8 +91,6 @@ struct nn_agent_metrics *nn_agent_metrics_create(uv_loop_t *loop, struct nn_scra
   struct nn_agent_metrics *m = calloc(1, sizeof(*m));
   if (!m)
     return NULL;
-  nn_buf_init(&m->key, 1 << 20);
-  nn_buf_init(&m->piece, 64);
   if (scrape->scrape_configs.n == 0)
     return m;
   if (nn_scrape_config_check(scrape, err, sizeof(err)) < 0) {
@@ -143,8 +136,6 @@ static void on_ship_closed(void *ud)
   struct nn_agent_metrics *m = ud;
   nn_scrape_destroy(m->scrape);
   nn_ship_http_destroy(m->http);
-  nn_buf_fini(&m->key);
-  nn_buf_fini(&m->piece);
   void (*cb)(void *) = m->on_closed;
   void *cud = m->closed_ud;
   free(m);

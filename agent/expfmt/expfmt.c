@@ -208,6 +208,20 @@ static bool parse_float(const char *s, size_t n, double *out)
       *out = neg ? -(double)v : (double)v;
       return true;
     }
+    /* d.ddd with at most 15 digits: the digits and 10^k are exact doubles, so one division
+     * rounds correctly, exactly as strtod does (Clinger's fast path). */
+    if (s[j] == '.' && j > i) {
+      size_t k = 0;
+      for (j++; j < n && s[j] >= '0' && s[j] <= '9'; j++, k++)
+        v = v * 10 + (uint64_t)(s[j] - '0');
+      if (j == n && k > 0) {
+        static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                       1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+        double d = (double)v / pow10[k];
+        *out = neg ? -d : d;
+        return true;
+      }
+    }
   }
   for (size_t j = 0; j < n; j++) {
     char c = s[j];
@@ -504,31 +518,14 @@ static const char *scan_token(const char *s, const char *e, bool om)
   return s;
 }
 
-/* `name{labels} value [ts] [# exemplar]`. */
-static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e,
-                        const struct nn_expfmt_handler *h, void *ud)
+/* Everything after the series text: `value [ts] [# exemplar]`. s is where the value's
+ * separator starts, ne the end of the metric name (text format wants whitespace after a
+ * name without labels). */
+static int parse_rest(struct nn_expfmt_parser *p, const char *s, const char *ne, const char *e,
+                      struct nn_expfmt_sample *smp)
 {
   bool om = p->fmt == NN_EXPFMT_OPENMETRICS;
-  const char *ne = scan_metric_name(s, e);
-  size_t n = 0;
   int rc;
-  if (ne == s)
-    return fail(p, s, "invalid metric name, expected [a-zA-Z_:][a-zA-Z0-9_:]*");
-  const char *name = s;
-  size_t namelen = (size_t)(ne - s);
-  struct nn_expfmt_sample smp = {.type = NN_EXPFMT_UNKNOWN, .line = p->lineno};
-  if ((rc = push_label(p, &n, "__name__", scratch_put(p, name, namelen), s)) < 0)
-    return rc;
-  s = ne;
-  if (!om)
-    s = skip_ws(s, e);
-  if (s < e && *s == '{') {
-    s++;
-    if ((rc = parse_labels(p, &s, e, &n, true)) < 0)
-      return rc;
-    if (!om)
-      s = skip_ws(s, e);
-  }
   if (om) {
     if (s >= e || *s != ' ')
       return fail(p, s, "expected a space before the value");
@@ -539,7 +536,7 @@ static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e
   const char *vs = s, *ve = scan_token(s, e, om);
   if (ve == vs)
     return fail(p, vs, "expected a value after the metric");
-  if (!parse_float(vs, (size_t)(ve - vs), &smp.value))
+  if (!parse_float(vs, (size_t)(ve - vs), &smp->value))
     return fail(p, vs, "invalid value \"%.*s\"", (int)(ve - vs), vs);
   if (om && ve < e && ve + 1 == e)
     return fail(p, ve, "trailing space after the value");
@@ -553,11 +550,11 @@ static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e
       if (!parse_float(ts, (size_t)(te - ts), &secs) || !isfinite(secs) ||
           fabs(secs * 1000.0) >= 9.2e18)
         return fail(p, ts, "invalid timestamp \"%.*s\"", (int)(te - ts), ts);
-      smp.ts_ms = (int64_t)(secs * 1000.0);
-    } else if (!parse_int64(ts, (size_t)(te - ts), &smp.ts_ms)) {
+      smp->ts_ms = (int64_t)(secs * 1000.0);
+    } else if (!parse_int64(ts, (size_t)(te - ts), &smp->ts_ms)) {
       return fail(p, ts, "invalid timestamp \"%.*s\"", (int)(te - ts), ts);
     }
-    smp.has_ts = true;
+    smp->has_ts = true;
     if (om && te < e && te + 1 == e)
       return fail(p, te, "trailing space after the timestamp");
     s = om ? te : skip_ws(te, e);
@@ -567,7 +564,7 @@ static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e
   if (s < e) {
     /* An exemplar: `# {labels} value [timestamp]`, checked and dropped. */
     if (!om || *s != '#' || s + 2 >= e || s[1] != ' ' || s[2] != '{')
-      return fail(p, s, "unexpected text after the %s", smp.has_ts ? "timestamp" : "value");
+      return fail(p, s, "unexpected text after the %s", smp->has_ts ? "timestamp" : "value");
     const char *x = s + 3;
     size_t dummy = 0;
     if ((rc = parse_labels(p, &x, e, &dummy, false)) < 0)
@@ -586,16 +583,98 @@ static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e
         return fail(p, x, "invalid exemplar timestamp");
     }
   }
+  return 0;
+}
+
+/* Sets the family of a sample called name; false for an OpenMetrics `_created` series of a
+ * counter, histogram or summary, which is skipped. */
+static bool apply_family(const struct nn_expfmt_parser *p, const char *name, size_t namelen,
+                         struct nn_expfmt_sample *smp)
+{
+  if (!in_family(p, name, namelen))
+    return true;
+  smp->type = p->famtype;
+  smp->family = p->family;
+  return !(p->fmt == NN_EXPFMT_OPENMETRICS && has_suffix(name, namelen, "_created") &&
+           (p->famtype == NN_EXPFMT_COUNTER || p->famtype == NN_EXPFMT_HISTOGRAM ||
+            p->famtype == NN_EXPFMT_SUMMARY));
+}
+
+/* The fast path: delimits the label block without parsing it (quoted values may hold '}')
+ * and offers the line to on_series. NN_EXPFMT_PARSE_LABELS means "take the full path",
+ * also for anything malformed, so that errors are reported exactly as the full path finds
+ * them. */
+static int fast_sample(struct nn_expfmt_parser *p, const char *s, const char *ne, const char *e,
+                       const struct nn_expfmt_handler *h, void *ud)
+{
+  bool om = p->fmt == NN_EXPFMT_OPENMETRICS;
+  const char *q = om ? ne : skip_ws(ne, e), *se = ne;
+  if (q < e && *q == '{') {
+    q++;
+    for (;;) {
+      while (q < e && *q != '"' && *q != '}')
+        q++;
+      if (q >= e)
+        return NN_EXPFMT_PARSE_LABELS;
+      if (*q == '}')
+        break;
+      for (q++; q < e && *q != '"'; q++)
+        if (*q == '\\' && q + 1 < e)
+          q++;
+      if (q >= e)
+        return NN_EXPFMT_PARSE_LABELS;
+      q++;
+    }
+    se = ++q;
+    if (!om)
+      q = skip_ws(q, e);
+  }
+  struct nn_expfmt_sample smp = {
+      .type = NN_EXPFMT_UNKNOWN, .line = p->lineno, .series = s, .series_len = (size_t)(se - s)};
+  if (parse_rest(p, q, ne, e, &smp) < 0) {
+    p->err[0] = '\0';
+    return NN_EXPFMT_PARSE_LABELS;
+  }
+  if (!apply_family(p, s, (size_t)(ne - s), &smp))
+    return 0;
+  return h->on_series(ud, &smp);
+}
+
+/* `name{labels} value [ts] [# exemplar]`. */
+static int parse_sample(struct nn_expfmt_parser *p, const char *s, const char *e,
+                        const struct nn_expfmt_handler *h, void *ud)
+{
+  bool om = p->fmt == NN_EXPFMT_OPENMETRICS;
+  const char *ne = scan_metric_name(s, e);
+  size_t n = 0;
+  int rc;
+  if (ne == s)
+    return fail(p, s, "invalid metric name, expected [a-zA-Z_:][a-zA-Z0-9_:]*");
+  if (h->on_series && (rc = fast_sample(p, s, ne, e, h, ud)) != NN_EXPFMT_PARSE_LABELS)
+    return rc;
+  const char *name = s;
+  size_t namelen = (size_t)(ne - s);
+  struct nn_expfmt_sample smp = {.type = NN_EXPFMT_UNKNOWN, .line = p->lineno, .series = name};
+  if ((rc = push_label(p, &n, "__name__", scratch_put(p, name, namelen), s)) < 0)
+    return rc;
+  s = ne;
+  smp.series_len = namelen;
+  if (!om)
+    s = skip_ws(s, e);
+  if (s < e && *s == '{') {
+    s++;
+    if ((rc = parse_labels(p, &s, e, &n, true)) < 0)
+      return rc;
+    smp.series_len = (size_t)(s - name);
+    if (!om)
+      s = skip_ws(s, e);
+  }
+  if ((rc = parse_rest(p, s, ne, e, &smp)) < 0)
+    return rc;
   if ((rc = sort_labels(p, n, name)) < 0)
     return rc;
-  if (in_family(p, name, namelen)) {
-    smp.type = p->famtype;
-    smp.family = p->family;
-    if (om && has_suffix(name, namelen, "_created") &&
-        (p->famtype == NN_EXPFMT_COUNTER || p->famtype == NN_EXPFMT_HISTOGRAM ||
-         p->famtype == NN_EXPFMT_SUMMARY))
-      return 0;
-  }
+  if (!apply_family(p, name, namelen, &smp))
+    return 0;
   smp.labels = p->labels;
   smp.nlabels = n;
   return h->on_sample(ud, &smp);

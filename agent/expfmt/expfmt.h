@@ -44,6 +44,10 @@ struct nn_expfmt_sample {
   enum nn_expfmt_type type; /* of the family declared by the last TYPE line, if it matches */
   const char *family;       /* that family's name, or NULL */
   uint32_t line;
+  /* The metric name and label block exactly as written (not NUL-terminated): equal text
+   * always parses to equal labels, so a caller can key a cache by it. */
+  const char *series;
+  size_t series_len;
 };
 
 enum nn_expfmt_meta_kind { NN_EXPFMT_META_HELP, NN_EXPFMT_META_TYPE, NN_EXPFMT_META_UNIT };
@@ -57,10 +61,20 @@ struct nn_expfmt_meta {
   enum nn_expfmt_type type; /* TYPE only */
 };
 
+/* on_series returns this to have the sample's labels parsed and on_sample called. */
+#define NN_EXPFMT_PARSE_LABELS 1
+
 /* A callback returning non-zero stops the parse; nn_expfmt_parse then returns that value. */
 struct nn_expfmt_handler {
   int (*on_sample)(void *ud, const struct nn_expfmt_sample *s);
   int (*on_meta)(void *ud, const struct nn_expfmt_meta *m); /* may be NULL */
+  /* Optional fast path for scrapers that see the same lines every time: called first for
+   * each sample with series/series_len set, labels NULL and nlabels 0; the label block is
+   * only delimited, not checked. Return 0 when done with the sample, NN_EXPFMT_PARSE_LABELS
+   * to have it parsed and checked in full and passed to on_sample (the usual path), or
+   * another value to stop. Return 0 only for series text on_sample received earlier in the
+   * same format: only then is it known to be valid. */
+  int (*on_series)(void *ud, const struct nn_expfmt_sample *s);
 };
 
 struct nn_expfmt_parser;

@@ -21,22 +21,37 @@ struct nn__scrape_dtarget {
   size_t n;
 };
 
-/* One series a target has produced; key holds "name\0value\0..." and labels point into it. */
+/* One series a target has produced. Its remote-write encoded labels (TimeSeries.labels
+ * fields, sorted by name) are its identity and what the shipper sends, so a repeated scrape
+ * encodes nothing. ~32 bytes plus the encoded labels. */
 struct nn__scrape_series {
   struct nn__scrape_series *next; /* hash chain */
-  uint64_t hash;
-  uint64_t seen; /* scrape iteration that last saw it */
-  bool live;     /* emitted by the last successful scrape: ending it needs a stale marker */
-  bool report;   /* one of up & co. */
-  uint32_t keylen;
-  uint32_t nlabels;
-  struct nn_label *labels;
-  char key[];
+  uint64_t hash;                  /* of enc */
+  uint32_t seen;                  /* scrape iteration that last saw it */
+  uint32_t enc_len;
+  bool live;   /* emitted by the last successful scrape: ending it needs a stale marker */
+  bool report; /* one of up & co. */
+  bool dead;   /* swept, freed once the batch is out */
+  char enc[];
 };
 
 struct nn__scrape_cache {
   struct nn__scrape_series **buckets;
   size_t nbuckets, n;
+};
+
+/* A slot of the per-target index from series text as the exposition writes it (keyed by a
+ * 128-bit hash of the text) to its series, so a repeated line skips label parsing,
+ * relabeling and encoding. v: 0 empty, RAW_TOMB deleted, a series pointer, or
+ * (iteration << 2 | 1) for text whose sample metric relabeling drops. */
+struct nn__scrape_raw {
+  uint64_t h0, h1;
+  uintptr_t v;
+};
+
+struct nn__scrape_rawtab {
+  struct nn__scrape_raw *slots;
+  size_t cap, used, tombs, dropped;
 };
 
 struct nn__scrape_job;
@@ -54,10 +69,11 @@ struct nn__scrape_target {
   uv_timer_t timer;
   bool timer_open, inflight, removed, keep; /* keep: seen in the current sync */
   int health;                               /* -1 unknown, 0 down, 1 up */
-  uint64_t iter;
+  uint32_t iter;
   int64_t start_wall_ms;
   uint64_t start_mono_ns;
   struct nn__scrape_cache cache;
+  struct nn__scrape_rawtab raw;
   struct nn__scrape_series *report[5];
   char last_error[320];
 };
@@ -108,6 +124,7 @@ struct nn_scrape {
   size_t batch_n, batch_cap;
   struct nn_scrape_sample *out;
   size_t out_cap;
+  struct nn_pool label_pool; /* decoded labels for a sink that wants them */
   struct nn_pool meta_pool;
   struct nn_scrape_meta *meta;
   size_t nmeta, meta_cap;

@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/pool.h"
+#include "common/wire.h"
 
 #define REPORT_N 5
 static const char *const report_names[REPORT_N] = {
@@ -43,12 +46,12 @@ static double stale_nan(void)
 /* ---- series cache ---- */
 
 static struct nn__scrape_series *cache_find(const struct nn__scrape_cache *c, uint64_t h,
-                                            const char *key, size_t keylen)
+                                            const char *enc, size_t len)
 {
   if (!c->nbuckets)
     return NULL;
   for (struct nn__scrape_series *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
-    if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
+    if (e->hash == h && e->enc_len == len && memcmp(e->enc, enc, len) == 0)
       return e;
   return NULL;
 }
@@ -93,12 +96,14 @@ static void cache_free(struct nn__scrape_cache *c)
   memset(c, 0, sizeof(*c));
 }
 
-/* Serialises canonical labels as name\0value\0... into s->keybuf. */
-static int make_key(struct nn_scrape *s, const struct nn_label *l, size_t n, size_t *len)
+/* Encodes canonical labels as remote-write TimeSeries.labels fields into s->keybuf. */
+static int encode_labels(struct nn_scrape *s, const struct nn_label *l, size_t n, size_t *len)
 {
   size_t need = 0;
   for (size_t i = 0; i < n; i++)
-    need += strlen(l[i].name) + strlen(l[i].value) + 2;
+    need += nn_wire_rw_label_size(strlen(l[i].name), strlen(l[i].value));
+  if (need > UINT32_MAX / 2)
+    return NN_ETOOBIG;
   if (need > s->keycap) {
     size_t cap = need * 2 + 256;
     char *k = realloc(s->keybuf, cap);
@@ -108,60 +113,142 @@ static int make_key(struct nn_scrape *s, const struct nn_label *l, size_t n, siz
     s->keycap = cap;
   }
   char *o = s->keybuf;
-  for (size_t i = 0; i < n; i++) {
-    size_t a = strlen(l[i].name) + 1, b = strlen(l[i].value) + 1;
-    memcpy(o, l[i].name, a);
-    o += a;
-    memcpy(o, l[i].value, b);
-    o += b;
-  }
+  for (size_t i = 0; i < n; i++)
+    o += nn_wire_rw_label_put(o, l[i].name, strlen(l[i].name), l[i].value, strlen(l[i].value));
   *len = need;
   return 0;
-}
-
-static struct nn__scrape_series *series_new(const char *key, size_t keylen, size_t nlabels,
-                                            uint64_t hash)
-{
-  size_t off = (sizeof(struct nn__scrape_series) + keylen + 15) & ~(size_t)15;
-  struct nn__scrape_series *e = malloc(off + nlabels * sizeof(struct nn_label));
-  if (!e)
-    return NULL;
-  memset(e, 0, sizeof(*e));
-  memcpy(e->key, key, keylen);
-  e->keylen = (uint32_t)keylen;
-  e->hash = hash;
-  e->nlabels = (uint32_t)nlabels;
-  e->labels = (struct nn_label *)((char *)e + off);
-  const char *p = e->key;
-  for (size_t i = 0; i < nlabels; i++) {
-    e->labels[i].name = p;
-    p += strlen(p) + 1;
-    e->labels[i].value = p;
-    p += strlen(p) + 1;
-  }
-  return e;
 }
 
 /* Finds or adds the series for canonical labels l. *added tells whether it is new. */
 static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrape_cache *c,
                                            const struct nn_label *l, size_t n, bool *added)
 {
-  size_t keylen;
+  size_t len;
   *added = false;
-  if (make_key(s, l, n, &keylen) < 0)
+  if (encode_labels(s, l, n, &len) < 0)
     return NULL;
-  uint64_t h = XXH3_64bits(s->keybuf, keylen);
-  struct nn__scrape_series *e = cache_find(c, h, s->keybuf, keylen);
+  uint64_t h = XXH3_64bits(s->keybuf, len);
+  struct nn__scrape_series *e = cache_find(c, h, s->keybuf, len);
   if (e)
     return e;
-  if (!(e = series_new(s->keybuf, keylen, n, h)))
+  if (!(e = malloc(offsetof(struct nn__scrape_series, enc) + len)))
     return NULL;
+  memset(e, 0, sizeof(*e));
+  memcpy(e->enc, s->keybuf, len);
+  e->enc_len = (uint32_t)len;
+  e->hash = h;
   if (cache_insert(c, e) < 0) {
     free(e);
     return NULL;
   }
   *added = true;
   return e;
+}
+
+/* ---- series text index ---- */
+
+#define RAW_TOMB          ((uintptr_t)2)
+#define RAW_DROPPED(iter) ((uintptr_t)(iter) << 2 | 1)
+#define RAW_IS_SERIES(v)  ((v) > RAW_TOMB && ((v)&3) == 0)
+
+static void raw_hash(const char *text, size_t len, enum nn_expfmt_format fmt, uint64_t *h0,
+                     uint64_t *h1)
+{
+  /* Seeded by the format: the same text may parse differently in the other one. */
+  XXH128_hash_t h = XXH3_128bits_withSeed(text, len, (XXH64_hash_t)fmt + 1);
+  *h0 = h.low64;
+  *h1 = h.high64;
+}
+
+static struct nn__scrape_raw *raw_find(const struct nn__scrape_rawtab *r, uint64_t h0, uint64_t h1)
+{
+  if (!r->cap)
+    return NULL;
+  for (size_t i = h0 & (r->cap - 1);; i = (i + 1) & (r->cap - 1)) {
+    struct nn__scrape_raw *x = &r->slots[i];
+    if (x->v == 0)
+      return NULL;
+    if (x->v != RAW_TOMB && x->h0 == h0 && x->h1 == h1)
+      return x;
+  }
+}
+
+static void raw_clear(struct nn__scrape_rawtab *r)
+{
+  if (r->cap)
+    memset(r->slots, 0, r->cap * sizeof(*r->slots));
+  r->used = r->tombs = r->dropped = 0;
+}
+
+static void raw_free(struct nn__scrape_rawtab *r)
+{
+  free(r->slots);
+  memset(r, 0, sizeof(*r));
+}
+
+/* Rebuilds the table at cap slots, dropping tombstones. */
+static int raw_resize(struct nn__scrape_rawtab *r, size_t cap)
+{
+  struct nn__scrape_raw *n = calloc(cap, sizeof(*n));
+  if (!n)
+    return NN_ENOMEM;
+  for (size_t i = 0; i < r->cap; i++) {
+    struct nn__scrape_raw *x = &r->slots[i];
+    if (x->v == 0 || x->v == RAW_TOMB)
+      continue;
+    size_t j = x->h0 & (cap - 1);
+    while (n[j].v)
+      j = (j + 1) & (cap - 1);
+    n[j] = *x;
+  }
+  free(r->slots);
+  r->slots = n;
+  r->cap = cap;
+  r->tombs = 0;
+  return 0;
+}
+
+/* Adds text (known to be absent) with value v. Failure only costs speed. */
+static void raw_add(struct nn__scrape_rawtab *r, uint64_t h0, uint64_t h1, uintptr_t v)
+{
+  /* Load at most 3/4 counting tombstones, so a probe always ends at an empty slot. */
+  if ((r->used + r->tombs + 1) * 4 > r->cap * 3) {
+    size_t cap = r->cap ? r->cap : 64;
+    while ((r->used + 1) * 2 > cap)
+      cap *= 2;
+    if (raw_resize(r, cap) < 0)
+      return;
+  }
+  size_t i = h0 & (r->cap - 1);
+  while (r->slots[i].v != 0 && r->slots[i].v != RAW_TOMB)
+    i = (i + 1) & (r->cap - 1);
+  if (r->slots[i].v == RAW_TOMB)
+    r->tombs--;
+  r->slots[i] = (struct nn__scrape_raw){h0, h1, v};
+  r->used++;
+  if (!RAW_IS_SERIES(v))
+    r->dropped++;
+}
+
+/* After a scrape: forgets text whose series was swept and dropped text not seen this time. */
+static void raw_prune(struct nn__scrape_target *t, bool any_dead)
+{
+  struct nn__scrape_rawtab *r = &t->raw;
+  if (!any_dead && !r->dropped)
+    return;
+  for (size_t i = 0; i < r->cap; i++) {
+    struct nn__scrape_raw *x = &r->slots[i];
+    if (x->v == 0 || x->v == RAW_TOMB)
+      continue;
+    bool series = RAW_IS_SERIES(x->v);
+    if (series ? ((struct nn__scrape_series *)x->v)->dead : x->v != RAW_DROPPED(t->iter)) {
+      if (!series)
+        r->dropped--;
+      x->v = RAW_TOMB;
+      r->used--;
+      r->tombs++;
+    }
+  }
 }
 
 /* ---- batch ---- */
@@ -196,6 +283,7 @@ static int batch_push(struct nn_scrape *s, struct nn__scrape_series *e, int64_t 
 struct sctx {
   struct nn__scrape_target *t;
   struct nn_scrape *s;
+  enum nn_expfmt_format fmt;
   int64_t ts;
   uint64_t total, added, series_added, dups;
   bool limit_hit;
@@ -304,6 +392,9 @@ static int merge_target_labels(struct sctx *c, size_t *np)
   return 0;
 }
 
+static int take_sample(struct sctx *c, struct nn__scrape_series *e,
+                       const struct nn_expfmt_sample *sm);
+
 static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
 {
   struct sctx *c = ud;
@@ -324,8 +415,13 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
     return rc;
   if (cfg->metric_relabel_configs.n) {
     rc = nn_relabel_process(&cfg->metric_relabel_configs, s->lab, &n, s->labcap, &s->scratch);
-    if (rc == 0)
+    if (rc == 0) {
+      uint64_t h0, h1;
+      raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
+      if (!raw_find(&t->raw, h0, h1))
+        raw_add(&t->raw, h0, h1, RAW_DROPPED(t->iter));
       return 0;
+    }
     if (rc < 0)
       return ctx_fail(c, rc, "metric relabeling failed: %s", nn_strerror(rc));
     for (size_t i = 0; i < n; i++)
@@ -368,13 +464,54 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
     return ctx_fail(c, NN_ENOMEM, "out of memory");
   if (added)
     c->series_added++;
+  uint64_t h0, h1;
+  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
+  if (!raw_find(&t->raw, h0, h1))
+    raw_add(&t->raw, h0, h1, (uintptr_t)e);
+  return take_sample(c, e, sm);
+}
+
+/* The fast path: a line whose series text this target has produced before is mapped to its
+ * series (or known to be dropped) without parsing, relabeling or encoding its labels. The
+ * same counters and checks apply as in on_sample. */
+static int on_series(void *ud, const struct nn_expfmt_sample *sm)
+{
+  struct sctx *c = ud;
+  struct nn__scrape_target *t = c->t;
+  const struct nn_scrape_job_config *cfg = t->job->cfg;
+  uint64_t h0, h1;
+  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
+  struct nn__scrape_raw *x = raw_find(&t->raw, h0, h1);
+  if (!x)
+    return NN_EXPFMT_PARSE_LABELS;
+  c->total++;
+  if (c->limit_hit)
+    return 0;
+  if (!RAW_IS_SERIES(x->v)) {
+    x->v = RAW_DROPPED(t->iter);
+    return 0;
+  }
+  c->added++;
+  if (cfg->sample_limit && c->added > (uint64_t)cfg->sample_limit) {
+    c->limit_hit = true;
+    return 0;
+  }
+  return take_sample(c, (struct nn__scrape_series *)x->v, sm);
+}
+
+static int take_sample(struct sctx *c, struct nn__scrape_series *e,
+                       const struct nn_expfmt_sample *sm)
+{
+  struct nn__scrape_target *t = c->t;
+  const struct nn_scrape_job_config *cfg = t->job->cfg;
+  int rc;
   if (e->seen == t->iter) {
     c->dups++; /* Prometheus: "duplicate sample for timestamp", the first one wins */
     return 0;
   }
   e->seen = t->iter;
   int64_t ts = cfg->honor_timestamps && sm->has_ts ? sm->ts_ms : c->ts;
-  if ((rc = batch_push(s, e, ts, sm->value)) < 0)
+  if ((rc = batch_push(c->s, e, ts, sm->value)) < 0)
     return ctx_fail(c, rc, "out of memory");
   return 0;
 }
@@ -450,6 +587,33 @@ static void update_health(struct nn__scrape_target *t, int health)
   t->health = health;
 }
 
+static struct nn_scrape_sample sample_of(const struct nn__scrape_series *e, int64_t t, double v)
+{
+  return (struct nn_scrape_sample){
+      .rw_labels = e->enc, .rw_labels_len = e->enc_len, .t_ms = t, .v = v};
+}
+
+/* Reads a varint length (our own encoding: well-formed by construction). */
+static const uint8_t *read_len(const uint8_t *p, size_t *len)
+{
+  size_t v = 0;
+  int shift = 0;
+  while (*p & 0x80) {
+    v |= (size_t)(*p++ & 0x7f) << shift;
+    shift += 7;
+  }
+  *len = v | (size_t)*p << shift;
+  return p + 1;
+}
+
+/* Skips one length-delimited field. */
+static const uint8_t *skip_field(const uint8_t *p)
+{
+  size_t len;
+  p = read_len(p + 1, &len);
+  return p + len;
+}
+
 /* Removes cache entries not kept; with stale, live ones get a stale marker first. The
  * entries are freed only after the batch went out, since the markers point at them. */
 static void sweep(struct nn__scrape_target *t, bool keep_seen, bool include_report, int64_t ts,
@@ -469,21 +633,60 @@ static void sweep(struct nn__scrape_target *t, bool keep_seen, bool include_repo
         continue;
       }
       if (e->live) {
-        s->out[*nout] = (struct nn_scrape_sample){e->labels, e->nlabels, ts, stale_nan()};
+        s->out[*nout] = sample_of(e, ts, stale_nan());
         (*nout)++;
         s->stats.stale_markers++;
       }
       *pp = e->next;
       c->n--;
+      e->dead = true;
       e->next = *dead;
       *dead = e;
     }
   }
 }
 
+/* Decodes every sample's labels for a sink that asked for them (strings in label_pool). */
+static int decode_labels(struct nn_scrape *s, size_t nout)
+{
+  for (size_t i = 0; i < nout; i++) {
+    struct nn_scrape_sample *o = &s->out[i];
+    const uint8_t *p = o->rw_labels, *end = p + o->rw_labels_len;
+    size_t n = 0;
+    for (const uint8_t *q = p; q < end; n++)
+      q = skip_field(q);
+    struct nn_label *l = nn_pool_alloc(&s->label_pool, (n ? n : 1) * sizeof(*l));
+    if (!l)
+      return NN_ENOMEM;
+    for (size_t k = 0; k < n; k++) {
+      const uint8_t *f = p + 1, *str[2];
+      size_t len[2];
+      f = read_len(f, &len[0]); /* the Label message */
+      p = f + len[0];
+      for (int j = 0; j < 2; j++) {
+        f = read_len(f + 1, &len[j]);
+        str[j] = f;
+        f += len[j];
+      }
+      l[k].name = nn_pool_strndup(&s->label_pool, (const char *)str[0], len[0]);
+      l[k].value = nn_pool_strndup(&s->label_pool, (const char *)str[1], len[1]);
+      if (!l[k].name || !l[k].value)
+        return NN_ENOMEM;
+    }
+    o->labels = l;
+    o->nlabels = n;
+  }
+  return 0;
+}
+
 static void emit(struct nn__scrape_target *t, size_t nout, int64_t ts, bool up)
 {
   struct nn_scrape *s = t->job->s;
+  if (s->sink.labels && decode_labels(s, nout) < 0) {
+    NN_LOG_RL(NN_LOG_ERROR, "scrape", "out of memory decoding labels of a scrape of %s", t->url);
+    nn_pool_clear(&s->label_pool);
+    return;
+  }
   struct nn_scrape_batch b = {
       .job = t->job->cfg->job_name,
       .instance = t->instance,
@@ -497,6 +700,7 @@ static void emit(struct nn__scrape_target *t, size_t nout, int64_t ts, bool up)
   s->stats.samples_emitted += nout;
   if (nout && s->sink.on_batch)
     s->sink.on_batch(s->sink.ud, &b);
+  nn_pool_clear(&s->label_pool);
 }
 
 static void free_dead(struct nn__scrape_series *dead)
@@ -525,9 +729,7 @@ static void finish(struct sctx *c, bool ok, double duration_s)
   }
   if (ok) {
     for (size_t i = 0; i < s->batch_n; i++) {
-      struct nn__scrape_series *e = s->batch_series[i];
-      s->out[nout++] =
-          (struct nn_scrape_sample){e->labels, e->nlabels, s->batch_t[i], s->batch_v[i]};
+      s->out[nout++] = sample_of(s->batch_series[i], s->batch_t[i], s->batch_v[i]);
     }
   } else {
     s->nmeta = 0;
@@ -538,12 +740,18 @@ static void finish(struct sctx *c, bool ok, double duration_s)
     struct nn__scrape_series *e = t->report[i];
     if (!e)
       continue;
-    s->out[nout++] = (struct nn_scrape_sample){e->labels, e->nlabels, c->ts, vals[i]};
+    s->out[nout++] = sample_of(e, c->ts, vals[i]);
     e->live = true;
   }
   sweep(t, ok, false, c->ts, &nout, &dead);
   emit(t, nout, c->ts, ok);
 out:
+  /* Text that another spelling of a live series left behind (exporters that reorder labels)
+   * is only pruned with its series; this bounds it. */
+  if (!ok || t->raw.used > 4 * t->cache.n + 4096)
+    raw_clear(&t->raw);
+  else
+    raw_prune(t, dead != NULL);
   free_dead(dead);
   s->batch_n = 0;
   s->nmeta = 0;
@@ -576,6 +784,7 @@ static void maybe_free(struct nn__scrape_target *t)
     return;
   struct nn_scrape *s = t->job->s;
   cache_free(&t->cache);
+  raw_free(&t->raw);
   free(t->url);
   free(t->labels);
   free(t);
@@ -604,9 +813,9 @@ static void on_response(const struct nn_http_response *r, void *ud)
     snprintf(c.err, sizeof(c.err), "server returned HTTP status %d", r->status);
   } else {
     const char *ct = nn_http_response_header(r, "Content-Type", NULL);
-    struct nn_expfmt_handler h = {on_sample, on_meta};
-    int rc = nn_expfmt_parse(s->parser, nn_expfmt_format_from_content_type(ct), r->body,
-                             r->body_len, &h, &c);
+    struct nn_expfmt_handler h = {on_sample, on_meta, on_series};
+    c.fmt = nn_expfmt_format_from_content_type(ct);
+    int rc = nn_expfmt_parse(s->parser, c.fmt, r->body, r->body_len, &h, &c);
     if (rc < 0 && !c.err[0])
       snprintf(c.err, sizeof(c.err), "%s",
                rc == NN_EINVAL || rc == NN_ELIMIT ? nn_expfmt_parser_error(s->parser)
@@ -710,6 +919,7 @@ void nn__scrape_target_remove(struct nn__scrape_target *t, bool stale)
     s->nmeta = 0;
     sweep(t, false, true, now, &nout, &dead);
     emit(t, nout, now, false);
+    raw_clear(&t->raw);
     free_dead(dead);
   }
   struct nn_scrape_stats *st = &s->stats;

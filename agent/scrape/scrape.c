@@ -27,6 +27,7 @@ void nn__scrape_handle_closed(struct nn_scrape *s)
     nn_expfmt_parser_destroy(s->parser);
     nn_relabel_scratch_fini(&s->scratch);
     nn_pool_fini(&s->meta_pool);
+    nn_pool_fini(&s->label_pool);
     free(s->lab);
     free(s->keybuf);
     free(s->batch_series);
@@ -240,6 +241,7 @@ struct nn_scrape *nn_scrape_create(uv_loop_t *loop, const struct nn_scrape_confi
     s->sink = *sink;
   nn_relabel_scratch_init(&s->scratch);
   nn_pool_init(&s->meta_pool, 16u << 20);
+  nn_pool_init(&s->label_pool, SIZE_MAX / 2);
   s->parser = nn_expfmt_parser_create(s->opts.max_labels);
   s->njobs = cfg->scrape_configs.n;
   s->jobs = calloc(s->njobs ? s->njobs : 1, sizeof(*s->jobs));

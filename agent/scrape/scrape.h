@@ -80,8 +80,13 @@ extern const struct nn_cfg_option nn_scrape_job_config_options[];
  * not above interval, known roles and schemes. NN_ECONFIG with a message naming the job. */
 int nn_scrape_config_check(struct nn_scrape_config *cfg, char *err, size_t errlen);
 
-/* One sample of a batch; labels are canonical (sorted, __name__ included). */
+/* One sample of a batch. */
 struct nn_scrape_sample {
+  /* The series' labels, canonical (sorted by name, __name__ included), as the
+   * TimeSeries.labels fields of remote write: what a remote-write sender sends as is. */
+  const void *rw_labels;
+  size_t rw_labels_len;
+  /* The same labels decoded; only for a sink that asked for them (NULL/0 otherwise). */
   const struct nn_label *labels;
   size_t nlabels;
   int64_t t_ms;
@@ -110,6 +115,7 @@ struct nn_scrape_batch {
 struct nn_scrape_sink {
   void (*on_batch)(void *ud, const struct nn_scrape_batch *b);
   void *ud;
+  bool labels; /* also decode every sample's labels (costs time; tests and debugging) */
 };
 
 struct nn_scrape_opts {

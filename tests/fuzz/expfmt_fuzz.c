@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   /* A copy without a terminator, so reads past the end are caught. */
   char *b = malloc(size - 1 ? size - 1 : 1);
   memcpy(b, data + 1, size - 1);
-  struct nn_expfmt_handler h = {on_sample, on_meta};
+  struct nn_expfmt_handler h = {on_sample, on_meta, NULL};
   int rc = nn_expfmt_parse(p, fmt, b, size - 1, &h, NULL);
   if (rc < 0 && !nn_expfmt_parser_error(p)[0] && rc != NN_ENOMEM)
     abort();

@@ -51,7 +51,7 @@ static void check(enum nn_expfmt_format fmt, const char *in, const char *want)
 {
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
   struct out o = {0};
-  struct nn_expfmt_handler h = {on_sample, on_meta};
+  struct nn_expfmt_handler h = {on_sample, on_meta, NULL};
   nn_buf_init(&o.b, 1 << 20);
   nn_buf_appends(&o.b, "");
   int rc = nn_expfmt_parse(p, fmt, in, strlen(in), &h, &o);
@@ -97,7 +97,7 @@ static void text_escapes_and_meta(void **state)
 
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
   struct out o = {0};
-  struct nn_expfmt_handler h = {on_sample, on_meta};
+  struct nn_expfmt_handler h = {on_sample, on_meta, NULL};
   nn_buf_init(&o.b, 1 << 20);
   const char *in = "# HELP   go_gc  Help with \\\\ and \\n and \\\"\n# TYPE go_gc summary\n"
                    "go_gc{quantile=\"0.5\"} 1\ngo_gc_sum 2\ngo_gc_count 3\nother 4\n";
@@ -197,7 +197,7 @@ static int stop_at_second(void *ud, const struct nn_expfmt_sample *s)
 static void callback_stops_parse_and_limits(void **state)
 {
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(2);
-  struct nn_expfmt_handler h = {stop_at_second, NULL};
+  struct nn_expfmt_handler h = {stop_at_second, NULL, NULL};
   int n = 0;
   const char *in = "a 1\nb 2\nc 3\n";
   assert_int_equal(nn_expfmt_parse(p, NN_EXPFMT_TEXT, in, strlen(in), &h, &n), 42);
@@ -234,7 +234,7 @@ static void large_exposition_parses_completely(void **state)
     nn_buf_printf(&b, "http_requests_total{code=\"200\",handler=\"/api/v%d\",method=\"GET\"} %d\n",
                   i % 1000, i);
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
-  struct nn_expfmt_handler h = {count_cb, NULL};
+  struct nn_expfmt_handler h = {count_cb, NULL, NULL};
   size_t n = 0;
   struct timespec a, z;
   clock_gettime(CLOCK_MONOTONIC, &a);

@@ -143,7 +143,7 @@ __attribute__((format(printf, 1, 2))) static void start(const char *yaml_fmt, ..
     fail_msg("config: %s\n%s", err, yaml);
   }
   assert_int_equal(nn_scrape_config_check(&cfg, err, sizeof(err)), 0);
-  struct nn_scrape_sink sink = {on_batch, NULL};
+  struct nn_scrape_sink sink = {on_batch, NULL, true};
   metrics = nn_metrics_create();
   struct nn_scrape_opts opts = {.metrics = metrics};
   reset_batches();
