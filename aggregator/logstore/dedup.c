@@ -3,8 +3,10 @@
  * chunk's [min_t, max_t] is looked up in that chunk (same timestamp, same line bytes = the
  * same entry, Loki's rule). Chunks are decoded on demand into a small LRU cache capped in
  * bytes over the whole store (dedup_cache_bytes), so the answer never depends on what is
- * cached, only its cost does: WAL replay and a fresh process decide exactly as the first
- * run did. In-order pushes never get here (their timestamps are above every chunk's). */
+ * cached, only its cost does. In-order pushes never get here (their timestamps are above
+ * every chunk's). The work one batch may cause is bounded (LS_DEDUP_BATCH_BYTES decoded):
+ * past it, entries are kept unchecked and counted, since a stream written out of order
+ * with many overlapping chunks must not turn each push into thousands of decodes. */
 #include <stdlib.h>
 
 #include "aggregator/logstore/internal.h"
@@ -15,6 +17,8 @@
 
 /* At most this many decoded chunks, whatever their size: the lookup is a linear scan. */
 #define LS_DEDUP_MAX_CACHED 256
+/* Raw chunk bytes one batch may decode for duplicate checks (about 30 ms of zstd). */
+#define LS_DEDUP_BATCH_BYTES (32u << 20)
 
 struct nn__ls_didx {
   int64_t ts;
@@ -55,15 +59,16 @@ static void evict_lru(struct nn_logstore *s)
   cache_evict(s, lru);
 }
 
-/* Evicts least recently used chunks until the cache holds at most cap bytes. */
+/* Evicts least recently used chunks until the cache holds at most cap bytes, but keeps the
+ * most recently used one: resends hit one chunk many times in a row. */
 static void cache_trim(struct nn_logstore *s, size_t cap)
 {
-  while (s->dcache.n && s->st.dedup_cache_bytes > cap)
+  while (s->dcache.n > 1 && s->st.dedup_cache_bytes > cap)
     evict_lru(s);
 }
 
 /* Decodes chunk ch into a new cache slot. The cache may exceed its cap until the caller
- * trims it, so that a chunk bigger than the whole cap can still be checked once. */
+ * trims it. NN_ELIMIT when the batch's decode budget is spent. */
 static int cache_load(struct nn_logstore *s, const struct nn__ls_chunk *ch,
                       struct nn__ls_dchunk **out)
 {
@@ -72,6 +77,11 @@ static int cache_load(struct nn_logstore *s, const struct nn__ls_chunk *ch,
   struct nn_buf raw;
   int rc;
   nn_buf_init(&raw, LS_MAX_CHUNK_RAW);
+  if (ch->raw_len > c->budget) {
+    rc = NN_ELIMIT;
+    goto out;
+  }
+  c->budget -= ch->raw_len;
   if (c->n == LS_DEDUP_MAX_CACHED)
     evict_lru(s);
   if (c->n == c->cap) {
@@ -162,6 +172,7 @@ static int chunk_has(struct nn_logstore *s, const struct nn__ls_chunk *ch,
 int nn__logstore_dedup_find(struct nn_logstore *s, const struct nn__ls_stream *st,
                             const struct nn__ls_ent *e)
 {
+  bool skipped = false;
   /* Scan newest first; pmax_t (the largest max_t of this chunk and every one before it)
    * ends the scan as soon as no older chunk can reach e->ts. */
   for (size_t k = st->nchunks; k-- > 0;) {
@@ -171,6 +182,10 @@ int nn__logstore_dedup_find(struct nn_logstore *s, const struct nn__ls_stream *s
     if (e->ts < ch->min_t || e->ts > ch->max_t)
       continue;
     int rc = chunk_has(s, ch, e);
+    if (rc == NN_ELIMIT) {
+      skipped = true;
+      continue;
+    }
     if (rc < 0) {
       /* Accepting a possible duplicate beats losing an entry. */
       NN_LOG_RL(NN_LOG_WARN, MOD,
@@ -181,7 +196,14 @@ int nn__logstore_dedup_find(struct nn_logstore *s, const struct nn__ls_stream *s
     if (rc == 1)
       return 1;
   }
+  if (skipped)
+    s->st.dedup_checks_skipped++;
   return 0;
+}
+
+void nn__logstore_dedup_batch(struct nn_logstore *s)
+{
+  s->dcache.budget = LS_DEDUP_BATCH_BYTES;
 }
 
 void nn__logstore_dedup_forget(struct nn_logstore *s, const uint8_t *data)

@@ -194,12 +194,16 @@ struct nn__ls_dcache {
   struct nn__ls_dchunk *e;
   size_t n, cap;
   uint64_t clock;
+  size_t budget; /* raw bytes the current batch may still decode */
 };
 struct nn__ls_stream;
 /* 1 when a chunk of st holds an entry with e's timestamp and line bytes, else 0. A chunk
- * that cannot be decoded is logged and skipped (the entry is kept). */
+ * that cannot be decoded is logged and skipped, one past the batch's budget is counted and
+ * skipped: the entry is then kept. */
 int nn__logstore_dedup_find(struct nn_logstore *s, const struct nn__ls_stream *st,
                             const struct nn__ls_ent *e);
+/* Starts a batch: resets the decode budget that bounds its duplicate checks. */
+void nn__logstore_dedup_batch(struct nn_logstore *s);
 /* Drops the cached decoding of the chunk whose data is about to be freed. */
 void nn__logstore_dedup_forget(struct nn_logstore *s, const uint8_t *data);
 void nn__logstore_dedup_fini(struct nn_logstore *s);
@@ -280,6 +284,7 @@ struct nn__ls_wal {
   size_t nsegs, csegs;
   size_t seg_bytes, snapshot_bytes;
   uint64_t next_seq;
+  bool relog; /* a WAL write failed: duplicates of what it held are logged again (stream.c) */
 
   /* Shared with the worker, under mu. Positions count bytes ever written. */
   pthread_mutex_t mu;

@@ -41,9 +41,9 @@ struct nn_logstore_config {
   size_t sync_bytes;             /* 1 MiB: unsynced WAL bytes that trigger an early fsync */
   size_t idempotency_keys;       /* 4096 remembered keys (LRU) */
   size_t query_max_bytes;        /* 64 MiB cap on one query's result memory */
-  size_t dedup_cache_bytes;      /* 16 MiB of chunks decoded for duplicate checks (LRU); an
-                                    entry older than a stream's newest chunk is looked up in
-                                    the chunks covering its timestamp. 0 = keep none cached */
+  size_t dedup_cache_bytes;      /* 16 MiB of chunks decoded for duplicate checks (LRU, at
+                                    least the last one is kept); an entry older than a stream's
+                                    newest chunk is looked up in the chunks covering its ts */
   int zstd_level;                /* 3 */
 };
 
@@ -182,10 +182,11 @@ struct nn_logstore_stats {
   uint64_t entries_appended; /* accepted entries */
   uint64_t bytes_appended;   /* accepted line bytes */
   uint64_t entries_rejected;
-  uint64_t duplicates_dropped;  /* in the head or in a chunk */
-  uint64_t dedup_chunk_decodes; /* chunks decoded to look for a duplicate */
-  uint64_t dedup_cache_bytes;   /* decoded chunk bytes kept for duplicate checks */
-  uint64_t idempotent_replays;  /* batches acknowledged again by idempotency key */
+  uint64_t duplicates_dropped;   /* in the head or in a chunk */
+  uint64_t dedup_chunk_decodes;  /* chunks decoded to look for a duplicate */
+  uint64_t dedup_cache_bytes;    /* decoded chunk bytes kept for duplicate checks */
+  uint64_t dedup_checks_skipped; /* entries kept unchecked: their batch's decode budget ran out */
+  uint64_t idempotent_replays;   /* batches acknowledged again by idempotency key */
   uint64_t chunks_cut;
   uint64_t chunks;          /* live chunks */
   uint64_t chunk_bytes;     /* live compressed chunk bytes */

@@ -31,6 +31,8 @@ static const struct field fields[] = {
       "Log chunks decoded to look for a duplicate of an entry older than the head."),
     F("dedup_cache_bytes", NN_METRIC_GAUGE, dedup_cache_bytes,
       "Bytes of decoded log chunks cached for duplicate checks (capped by dedup_cache_bytes)."),
+    F("dedup_checks_skipped_total", NN_METRIC_COUNTER, dedup_checks_skipped,
+      "Log entries kept without a duplicate check: their push exceeded its chunk decode budget."),
     F("idempotent_replays_total", NN_METRIC_COUNTER, idempotent_replays,
       "Push batches acknowledged again by idempotency key."),
     F("chunks_cut_total", NN_METRIC_COUNTER, chunks_cut, "Head blocks cut into chunks."),

@@ -562,8 +562,9 @@ int nn__logstore_apply(struct nn_logstore *s, struct nn__ls_stream *st, const st
   }
   /* Older than the newest chunk: a re-sent entry may have been cut already (an agent that
    * restarts re-batches what it re-reads). In-order pushes skip this on one comparison.
-   * Replay runs the same check and gets the same answer: the chunks a replayed batch is
-   * checked against are exactly those cut before it was first applied. */
+   * Replay runs the same check: a replayed batch is checked only against chunks cut before
+   * it was first applied (later ones hold its seq, so it is not replayed), and dropped
+   * duplicates were never written to the WAL, so none comes back. */
   if (st->nchunks && e->ts <= st->chunks[st->nchunks - 1].pmax_t &&
       nn__logstore_dedup_find(s, st, e) == 1) {
     res->duplicates++;
@@ -707,6 +708,7 @@ int nn__logstore_replay_batch(struct nn_logstore *s, const uint8_t *p, size_t n)
     return NN_ECORRUPT;
   if (seq >= s->wal.next_seq)
     s->wal.next_seq = seq + 1;
+  nn__logstore_dedup_batch(s);
   if (kl && (rc = nn__logstore_key_add(s, tenant, (const char *)key, kl, seq)) < 0)
     return rc;
   struct nn__ls_tenant *t = nn__logstore_tenant(s, tenant, true);
@@ -803,6 +805,7 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
   struct nn__ls_tenant *t = nn__logstore_tenant(s, tenant, true);
   if (!t)
     return NN_ENOMEM;
+  nn__logstore_dedup_batch(s);
   if (b->n && !(touched = calloc(b->n, sizeof(*touched))))
     return NN_ENOMEM;
   uint64_t seq = s->wal.next_seq;
@@ -813,7 +816,7 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
   if ((rc = nn_buf_appendc(r, LS_REC_BATCH)) < 0 || (rc = nn_buf_append(r, seqb, 8)) < 0 ||
       (rc = rec_put_str(r, tenant, strlen(tenant))) < 0)
     goto out;
-  size_t keypos = r->len;
+  size_t keypos = r->len, relogged = 0;
   if ((rc = rec_put_str(r, klen ? b->idem_key : "", klen)) < 0)
     goto out;
   for (size_t i = 0; i < b->n; i++) {
@@ -855,9 +858,16 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
       }
       struct nn__ls_ent e = {ie->ts_ns, ie->line ? ie->line : "", ie->len,
                              (const uint8_t *)s->meta.data, s->meta.len};
+      uint64_t dups = res->duplicates;
       if ((rc = nn__logstore_apply(s, st, &e, seq, false, res)) < 0)
         goto out;
-      if (rc == 1) {
+      /* After a failed WAL write, a duplicate may be one that is in memory only (the
+       * client retries after its 5xx): it is logged again, and replay drops it when the
+       * first copy is there after all. */
+      bool relog = rc == 0 && s->wal.relog && res->duplicates > dups;
+      if (relog)
+        relogged++;
+      if (rc == 1 || relog) {
         if ((rc = rec_put_entry(r, &e)) < 0)
           goto out;
         cnt++;
@@ -883,8 +893,9 @@ int nn_logstore_append_batch(struct nn_logstore *s, const struct nn_logstore_bat
     r->data[keypos] = 0;
     r->len -= kl_bytes + klen - 1;
   }
-  if (res->accepted > 0 || (klen && res->rejected == 0)) {
+  if (res->accepted > 0 || relogged > 0 || (klen && res->rejected == 0)) {
     if ((rc = nn__logstore_wal_write(s, LS_REC_BATCH, &pos)) < 0) {
+      s->wal.relog = true;
       snprintf(res->error, sizeof(res->error), "writing the log WAL failed: %s", nn_strerror(rc));
       goto out;
     }

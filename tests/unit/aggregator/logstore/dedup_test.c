@@ -299,13 +299,52 @@ static void decoded_chunk_cache_stays_under_its_cap(void **state)
   nn_metrics_destroy(m);
   nn_logstore_close(s);
 
-  /* A cap of zero keeps nothing, and still finds every duplicate. */
+  /* A cap of zero keeps only the chunk used last, and still finds every duplicate. */
   c.dedup_cache_bytes = 0;
   s = open_store(&c);
   struct nn_logstore_append_result r = push_range(s, 0, NLINES, 50);
   assert_int_equal(r.duplicates, NLINES);
-  assert_int_equal(stats(s).dedup_cache_bytes, 0);
+  st = stats(s);
+  assert_true(st.dedup_cache_bytes > 0 && st.dedup_cache_bytes < 4096);
+  assert_int_equal(st.dedup_checks_skipped, 0);
   assert_int_equal(count(s), NLINES);
+  nn_logstore_close(s);
+}
+
+static void one_push_decodes_a_bounded_amount(void **state)
+{
+  /* A stream written far out of order: every chunk spans the same hour, so an old entry
+   * falls inside all of them. A push may decode 32 MiB of chunks, no more. */
+  enum { PER = 64, BATCHES = 320 };
+  static char big[4096];
+  memset(big, 'x', sizeof(big) - 1);
+  struct nn_logstore_config c;
+  config(&c);
+  c.chunk_target_bytes = 256 * 1024;
+  struct nn_logstore *s = open_store(&c);
+  struct nn_logstore_entry e[PER];
+  for (int b = 0; b < BATCHES; b++) {
+    for (int k = 0; k < PER; k++) {
+      int64_t ts = k == 0 ? T0 - b : T0 + 1800 * SEC + b * PER + k;
+      e[k] = (struct nn_logstore_entry){ts, big, sizeof(big) - 1, NULL, 0};
+    }
+    struct nn_logstore_stream_in in = {STREAM, strlen(STREAM), NULL, 0, e, PER};
+    struct nn_logstore_batch bt = {NULL, NULL, &in, 1};
+    struct nn_logstore_append_result res;
+    assert_int_equal(nn_logstore_append_batch(s, &bt, &res, NULL, NULL), 0);
+    assert_int_equal(res.accepted, PER);
+  }
+  assert_int_equal(nn_logstore_flush(s), 0);
+  struct nn_logstore_stats st = stats(s);
+  assert_true(st.chunks >= 100); /* over 80 MiB in all */
+  /* T0 is inside every chunk; the line there is in the first chunk, out of reach. */
+  assert_int_equal(push1(s, T0, big).accepted, 1);
+  st = stats(s);
+  assert_int_equal(st.dedup_checks_skipped, 1);
+  assert_true(st.dedup_chunk_decodes >= 50 && st.dedup_chunk_decodes < st.chunks);
+  assert_true(st.dedup_cache_bytes <= c.dedup_cache_bytes);
+  /* The budget is per push: the newest chunk is in reach again. */
+  assert_int_equal(push1(s, T0 - (BATCHES - 1), big).duplicates, 1);
   nn_logstore_close(s);
 }
 
@@ -347,6 +386,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(decisions_survive_wal_replay_and_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(decoded_chunk_cache_stays_under_its_cap, setup, teardown),
       cmocka_unit_test_setup_teardown(dropped_chunks_leave_the_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(one_push_decodes_a_bounded_amount, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
