@@ -72,7 +72,8 @@ static int alert_rule(struct nn_buf *b, const struct nn_slo_spec *s, int k, stru
     return 0;
   int t0 = k == NN_SLO_A_PAGE ? 0 : 2, rc = 0;
   char f[2][40], eb[40];
-  nn_promql_format_float(1.0 - s->objective, eb, sizeof(eb));
+  /* Sloth's arithmetic, (100 - objective%) / 100, so the constant matches its output. */
+  nn_promql_format_float((100.0 - s->objective * 100.0) / 100.0, eb, sizeof(eb));
   nn_buf_reset(e);
   for (int t = t0; t < t0 + 2 && !rc; t++) {
     nn_promql_format_float(nn__slo_factor(s, t), f[t - t0], sizeof(f[0]));
