@@ -132,8 +132,10 @@ const struct nn_cfg_option nn_remote_dest_options[] = {
     {.name = "max_inflight",
      .type = NN_CFG_INT,
      .offset = OFF(max_inflight),
-     .def = "2",
-     .help = "concurrent requests (1..16); order is kept per series either way"},
+     .def = "1",
+     .help = "concurrent requests (1..16); above 1 a retried request can land after a later "
+             "one, which receivers that reject out-of-order samples (Prometheus, Mimir "
+             "without out_of_order_time_window) refuse; VictoriaMetrics accepts it"},
     {.name = "queue_max",
      .type = NN_CFG_SIZE,
      .offset = OFF(queue_max),

@@ -48,13 +48,14 @@ static struct pos pos_at(uint32_t seg, uint64_t off, uint32_t idx)
 }
 
 /* What a series becomes for one destination: the encoded remote-write Label fields of
- * its relabeled label set, or DROPPED. */
+ * its relabeled label set, or dropped. last_seg (the newest WAL segment that named it)
+ * lets a WAL checkpoint retire series the head no longer has. */
 struct sentry {
+  uint32_t last_seg;
   uint32_t len;
+  bool dropped;
   uint8_t key[];
 };
-static struct sentry dropped_entry;
-#define DROPPED (&dropped_entry)
 
 struct smap {
   uint64_t *refs; /* 0 = empty (refs start at 1) */
@@ -87,6 +88,10 @@ struct remote_dest {
   struct nn_label *lbuf;
   size_t lcap;
   struct nn_buf key, piece;
+  uint32_t series_seg; /* segment of the series being recorded */
+  int64_t gc_ckpt;     /* newest checkpoint whose series retired the others */
+  bool gc_running;
+  uint64_t series_retired;
   /* Progress. */
   struct pos start;     /* saved position at open: samples up to it were sent before */
   struct pos read;      /* every sample up to here is handed to the ship or dropped */
@@ -140,7 +145,7 @@ static uint64_t mix(uint64_t x)
 static void smap_free(struct smap *m)
 {
   for (size_t i = 0; m->refs && i <= m->mask; i++)
-    if (m->refs[i] && m->vals[i] != DROPPED)
+    if (m->refs[i])
       free(m->vals[i]);
   free(m->refs);
   free(m->vals);
@@ -193,15 +198,13 @@ static int smap_grow(struct smap *m)
 static int smap_put(struct smap *m, uint64_t ref, struct sentry *e)
 {
   if ((!m->refs || (m->n + 1) * 4 > (m->mask + 1) * 3) && smap_grow(m) < 0) {
-    if (e != DROPPED)
-      free(e);
+    free(e);
     return NN_ENOMEM;
   }
   bool found;
   struct sentry **v = smap_slot(m, ref, &found);
   if (found) {
-    if (*v != DROPPED)
-      free(*v);
+    free(*v);
   } else {
     m->refs[v - m->vals] = ref;
     m->n++;
@@ -331,6 +334,20 @@ static void advance_read(struct remote_dest *d, struct pos p)
     d->read = p;
 }
 
+/* Records what ref becomes: key bytes, or dropped when key is NULL. */
+static int put_series(struct remote_dest *d, uint64_t ref, const void *key, size_t len)
+{
+  struct sentry *e = malloc(sizeof(*e) + len);
+  if (!e)
+    return NN_ENOMEM;
+  e->last_seg = d->series_seg;
+  e->len = (uint32_t)len;
+  e->dropped = key == NULL;
+  if (len)
+    memcpy(e->key, key, len);
+  return smap_put(&d->series, ref, e);
+}
+
 /* Prometheus's order: external labels join first (a series' own label wins), then
  * write_relabel_configs. Out of memory stops the record; any other failure drops the
  * series for this destination (logged). */
@@ -369,7 +386,7 @@ static int on_series(void *ctx, uint64_t ref, const struct nn_label *ls, size_t 
                   nn_strerror(k));
     }
     if (k <= 0 || nout == 0)
-      return smap_put(&d->series, ref, DROPPED);
+      return put_series(d, ref, NULL, 0);
     out = d->lbuf;
   }
   nn_buf_reset(&d->key);
@@ -380,15 +397,10 @@ static int on_series(void *ctx, uint64_t ref, const struct nn_label *ls, size_t 
     if (e < 0) {
       NN_LOG_RL(NN_LOG_WARN, "remote", "%s: series ref %llu cannot be encoded (%s); not sent",
                 d->cfg->name, (unsigned long long)ref, nn_strerror(e));
-      return smap_put(&d->series, ref, DROPPED);
+      return put_series(d, ref, NULL, 0);
     }
   }
-  struct sentry *s = malloc(sizeof(*s) + d->key.len);
-  if (!s)
-    return NN_ENOMEM;
-  s->len = (uint32_t)d->key.len;
-  memcpy(s->key, d->key.data, d->key.len);
-  return smap_put(&d->series, ref, s);
+  return put_series(d, ref, d->key.data, d->key.len);
 }
 
 static void finish_record(struct remote_dest *d)
@@ -411,7 +423,7 @@ static int send_sample(struct remote_dest *d)
               "%s: sample for unknown series ref %llu in WAL segment %u "
               "(its series record is gone); not sent",
               d->cfg->name, (unsigned long long)d->s_ref, d->rec_seg);
-  } else if (e == DROPPED) {
+  } else if ((e->last_seg = d->rec_seg), e->dropped) {
     d->st.samples_filtered++;
     nn_metric_inc(d->m_filtered);
   } else {
@@ -476,6 +488,7 @@ static void pump(struct remote_dest *d, long *budget)
     (*budget)--;
     d->st.read_segment = rec.segment;
     if (rec.type == NN_TSDB_WAL_SERIES) {
+      d->series_seg = rec.segment;
       rc = nn_tsdb_wal_series_decode(rec.data, rec.len, on_series, d);
       if (rc < 0)
         nn_warn("remote", "%s: series record in WAL segment %u at %llu: %s", d->cfg->name,
@@ -548,6 +561,128 @@ static void on_resume(void *ud)
   schedule(d->r, 0);
 }
 
+/* ---- retiring series that a WAL checkpoint no longer has ---- */
+
+struct gc_job {
+  uv_work_t req;
+  struct remote_dest *d;
+  uint32_t ckpt;
+  uint64_t *refs;
+  size_t n, cap;
+  int rc;
+};
+
+static int gc_collect(void *ctx, uint64_t ref, const struct nn_label *ls, size_t n)
+{
+  struct gc_job *j = ctx;
+  if (j->n == j->cap) {
+    size_t nc = j->cap ? j->cap * 2 : 1024;
+    uint64_t *nr = realloc(j->refs, nc * sizeof(*nr));
+    if (!nr)
+      return NN_ENOMEM;
+    j->refs = nr;
+    j->cap = nc;
+  }
+  j->refs[j->n++] = ref;
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* On the thread pool: the refs of the checkpoint's series, sorted. Reads the whole
+ * checkpoint file (its chunks too), hence off the loop. */
+static void on_gc_work(uv_work_t *req)
+{
+  struct gc_job *j = req->data;
+  j->rc = nn_tsdb_wal_checkpoint_series(j->d->r->data_dir, j->ckpt, gc_collect, j);
+  if (j->rc == 0 && j->n)
+    qsort(j->refs, j->n, sizeof(*j->refs), cmp_u64);
+}
+
+/* Every segment before the checkpoint has been read (and no record from one is half
+ * sent), so a series it lacks and no later segment named is gone from the head for good:
+ * refs are never reused. */
+static bool gc_safe(const struct remote_dest *d, uint32_t ckpt)
+{
+  uint32_t seg;
+  uint64_t off;
+  nn_tsdb_wal_reader_position(d->rd, &seg, &off);
+  return seg >= ckpt && (!d->in_samples || d->rec_seg >= ckpt);
+}
+
+static void maybe_finish(struct nn_remote *r);
+
+static void on_gc_done(uv_work_t *req, int status)
+{
+  struct gc_job *j = req->data;
+  struct remote_dest *d = j->d;
+  struct nn_remote *r = d->r;
+  d->gc_running = false;
+  r->works--;
+  if (status == 0 && j->rc == 0 && !r->closing && gc_safe(d, j->ckpt)) {
+    struct smap *m = &d->series, keep = {0};
+    size_t gone = 0;
+    /* Sized for every entry up front, so moving entries over never allocates. */
+    size_t cap = 1024;
+    while (cap * 3 < (m->n + 1) * 4)
+      cap *= 2;
+    keep.refs = calloc(cap, sizeof(uint64_t));
+    keep.vals = calloc(cap, sizeof(void *));
+    keep.mask = cap - 1;
+    if (!keep.refs || !keep.vals) {
+      smap_free(&keep);
+      goto out;
+    }
+    for (size_t i = 0; m->refs && i <= m->mask; i++) {
+      if (!m->refs[i])
+        continue;
+      struct sentry *e = m->vals[i];
+      if (e->last_seg >= j->ckpt ||
+          bsearch(&m->refs[i], j->refs, j->n, sizeof(uint64_t), cmp_u64)) {
+        smap_put(&keep, m->refs[i], e); /* cannot fail: no growth needed */
+        m->refs[i] = 0;
+      } else {
+        gone++;
+      }
+    }
+    smap_free(m); /* frees the retired entries; the kept ones moved */
+    *m = keep;
+    d->series_retired += gone;
+    d->gc_ckpt = j->ckpt;
+  } else if (status == 0 && j->rc < 0) {
+    NN_LOG_RL(NN_LOG_WARN, "remote", "%s: reading WAL checkpoint %u: %s", d->cfg->name, j->ckpt,
+              nn_strerror(j->rc));
+    d->gc_ckpt = j->ckpt;
+  }
+out:
+  free(j->refs);
+  free(j);
+  if (r->closing)
+    maybe_finish(r);
+}
+
+static void maybe_gc(struct remote_dest *d, int64_t ckpt)
+{
+  if (ckpt <= d->gc_ckpt || d->gc_running || !gc_safe(d, (uint32_t)ckpt))
+    return;
+  struct gc_job *j = calloc(1, sizeof(*j));
+  if (!j)
+    return;
+  j->d = d;
+  j->ckpt = (uint32_t)ckpt;
+  j->req.data = j;
+  if (uv_queue_work(d->r->loop, &j->req, on_gc_work, on_gc_done) < 0) {
+    free(j);
+    return;
+  }
+  d->gc_running = true;
+  d->r->works++;
+}
+
 /* ---- positions, floor and backlog (once a second) ---- */
 
 static void on_pos_work(uv_work_t *req)
@@ -555,8 +690,6 @@ static void on_pos_work(uv_work_t *req)
   struct pos_write *w = req->data;
   w->rc = pos_save(w->d->pos_path, w->p);
 }
-
-static void maybe_finish(struct nn_remote *r);
 
 static void update_floor(struct nn_remote *r)
 {
@@ -633,9 +766,17 @@ static void check_backlog(struct remote_dest *d)
 static void on_tick(uv_timer_t *t)
 {
   struct nn_remote *r = t->data;
+  uint32_t first, last;
+  size_t nseg;
+  uint64_t last_size;
+  int64_t ckpt = -1;
+  if (nn_tsdb_wal_bounds(r->data_dir, &first, &last, &nseg, &last_size, &ckpt) < 0)
+    ckpt = -1;
   for (size_t i = 0; i < r->ndests; i++) {
     check_backlog(&r->dests[i]);
     save_async(&r->dests[i]);
+    if (ckpt >= 0)
+      maybe_gc(&r->dests[i], ckpt);
   }
   update_floor(r);
 }
@@ -985,6 +1126,7 @@ int nn_remote_dest_stats(const struct nn_remote *r, size_t i, struct nn_remote_d
   const struct remote_dest *d = &r->dests[i];
   *out = d->st;
   out->series = d->series.n;
+  out->series_retired = d->series_retired;
   out->saved_segment = d->persisted.seg;
   out->saved_offset = d->persisted.tok >> IDX_BITS;
   out->cut_loose = d->cut_loose;
@@ -993,6 +1135,15 @@ int nn_remote_dest_stats(const struct nn_remote *r, size_t i, struct nn_remote_d
     nn_tsdb_wal_reader_stats(d->rd, &rs);
     out->segments_skipped = rs.segments_skipped;
   }
-  out->caught_up = d->idle && !d->in_samples && pos_cmp(d->acked, d->added) == 0;
+  out->caught_up = false;
+  uint32_t first, last, seg;
+  uint64_t last_size, off;
+  size_t nseg;
+  int64_t ckpt;
+  if (d->rd && d->idle && !d->in_samples && pos_cmp(d->acked, d->added) == 0 &&
+      nn_tsdb_wal_bounds(r->data_dir, &first, &last, &nseg, &last_size, &ckpt) == 0) {
+    nn_tsdb_wal_reader_position(d->rd, &seg, &off);
+    out->caught_up = nseg == 0 || (seg == last && off == last_size) || seg > last;
+  }
   return 0;
 }

@@ -82,6 +82,7 @@ struct nn_remote_dest_stats {
   uint64_t samples_unknown;  /* their series record was never seen */
   uint64_t samples_too_big;  /* refused by the ship (larger than a batch) */
   uint64_t series;           /* series known */
+  uint64_t series_retired;   /* forgotten after a WAL checkpoint no longer had them */
   uint32_t read_segment;     /* where the reader is */
   uint32_t saved_segment;    /* saved position */
   uint64_t saved_offset;     /* record offset of the saved position */

@@ -73,7 +73,7 @@ static void test_config(void **state)
   assert_string_equal(d->name, "vm");
   assert_int_equal(d->codec, NN_CODEC_SNAPPY); /* remote write 1.0 */
   assert_int_equal(d->spool_max, 1ull << 30);
-  assert_int_equal(d->max_inflight, 2);
+  assert_int_equal(d->max_inflight, 1);
   assert_int_equal(d->write_relabel_configs.n, 1);
   assert_int_equal(d->headers.n, 1);
   nn_cfg_free(top_options, &t);
@@ -456,12 +456,50 @@ static void test_outage_and_close_while_down(void **state)
   nn_cfg_free(top_options, &cfg_top);
 }
 
+static bool retired(void)
+{
+  struct nn_remote_dest_stats a, b;
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &a), 0);
+  assert_int_equal(nn_remote_dest_stats(cur, 1, &b), 0);
+  return a.series_retired == 1 && b.series_retired == 1;
+}
+
+static void test_checkpoint_retires_series(void **state)
+{
+  open_remote();
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(f.db);
+  struct nn_label g[] = {{"__name__", "g"}, {"job", "api"}};
+  assert_int_equal(nn_tsdb_appender_append(a, g, 2, 10, 1, NULL), 0);
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  nn_tsdb_appender_destroy(a);
+  append(100, 20);
+  assert_true(run_until(caught_up, 10));
+  struct nn_remote_dest_stats st;
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &st), 0);
+  assert_int_equal(st.series, 5);
+  /* g leaves the head; the checkpoint lists only the m series. */
+  assert_int_equal(nn_tsdb_head_truncate(f.db, 50), 1);
+  assert_int_equal(nn_tsdb_checkpoint(f.db), 0);
+  append(200, 5); /* the reader moves past the checkpoint's segment */
+  assert_true(run_until(retired, 10));
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &st), 0);
+  assert_int_equal(st.series, 4);
+  append(300, 5); /* the m series are still known */
+  assert_true(run_until(caught_up, 10));
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &st), 0);
+  assert_int_equal(st.samples_unknown, 0);
+  assert_once(300, 5);
+  close_remote();
+  nn_cfg_free(top_options, &cfg_top);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config),
       cmocka_unit_test_setup_teardown(test_exactly_once_across_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outage_and_close_while_down, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_checkpoint_retires_series, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
