@@ -437,7 +437,7 @@ static int eval_vsel(struct nn__promql_ctx *c, const node_t *n, const struct nn_
   int64_t rmax = nn__promql_ref_time(c, n->at, n->at_ms, n->offset_ms, nn__promql_ts(g, g->n - 1));
   struct nn_series_set *set;
   int rc;
-  if ((rc = do_select(c, n, rmin - lb + 1, rmax, &set)) < 0)
+  if ((rc = do_select(c, n, nn__promql_first(c, rmin - lb), rmax, &set)) < 0)
     return rc;
   for (size_t s = 0; s < set->n; s++) {
     const struct nn_series *sr = &set->series[s];
@@ -454,7 +454,7 @@ static int eval_vsel(struct nn__promql_ctx *c, const node_t *n, const struct nn_
       int64_t ref = nn__promql_ref_time(c, n->at, n->at_ms, n->offset_ms, nn__promql_ts(g, i));
       while (j < sr->n && sr->t[j] <= ref)
         j++;
-      if (j == 0 || sr->t[j - 1] <= ref - lb)
+      if (j == 0 || nn__promql_before(c, sr->t[j - 1], ref - lb))
         continue;
       double v = sr->v[j - 1];
       if (nn_stale_nan(v))
@@ -493,7 +493,7 @@ int nn__promql_eval_range_vector(struct nn__promql_ctx *c, const node_t *n,
     int64_t rmax =
         nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, g->n - 1));
     struct nn_series_set *set;
-    if ((rc = do_select(c, vs, rmin - n->range_ms + 1, rmax, &set)) < 0)
+    if ((rc = do_select(c, vs, nn__promql_first(c, rmin - n->range_ms), rmax, &set)) < 0)
       return rc;
     out->range_ms = n->range_ms;
     out->offset_ms = vs->offset_ms;
@@ -1275,7 +1275,7 @@ static int build_matrix_result(struct nn__promql_ctx *c, const node_t *root, int
   for (size_t s = 0; s < rv.n; s++) {
     struct nn__promql_rser *rs = &rv.s[s];
     size_t lo = 0, hi = 0;
-    while (lo < rs->n && rs->t[lo] <= ref - rv.range_ms)
+    while (lo < rs->n && nn__promql_before(c, rs->t[lo], ref - rv.range_ms))
       lo++;
     hi = lo;
     while (hi < rs->n && rs->t[hi] <= ref)

@@ -607,7 +607,7 @@ static int range_series(struct nn__promql_ctx *c, int id, const struct nn__promq
     int64_t ts = nn__promql_ts(g, i);
     int64_t ref = nn__promql_ref_time(c, rv->at, rv->at_ms, rv->offset_ms, ts);
     int64_t start = ref - rv->range_ms;
-    while (lo < rs->n && rs->t[lo] <= start)
+    while (lo < rs->n && nn__promql_before(c, rs->t[lo], start))
       lo++;
     if (hi < lo)
       hi = lo;
@@ -676,7 +676,7 @@ static int eval_range_call(struct nn__promql_ctx *c, const node_t *n,
       bool present = false;
       for (size_t s = 0; s < rv.n && !present; s++) {
         const struct nn__promql_rser *rs = &rv.s[s];
-        while (lo[s] < rs->n && rs->t[lo[s]] <= ref - rv.range_ms)
+        while (lo[s] < rs->n && nn__promql_before(c, rs->t[lo[s]], ref - rv.range_ms))
           lo[s]++;
         present = lo[s] < rs->n && rs->t[lo[s]] <= ref;
       }

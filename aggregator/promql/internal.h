@@ -250,6 +250,19 @@ struct nn__promql_ctx {
   size_t free_steps_n;
 };
 
+/* Whether a sample at t lies before a window (or lookback) that starts at start: windows
+ * are left-open in Prometheus 3, closed in 2.x (nn_promql_opts.prometheus_v2). */
+static inline bool nn__promql_before(const struct nn__promql_ctx *c, int64_t t, int64_t start)
+{
+  return c->opts.prometheus_v2 ? t < start : t <= start;
+}
+
+/* The first millisecond a window starting at start can hold. */
+static inline int64_t nn__promql_first(const struct nn__promql_ctx *c, int64_t start)
+{
+  return c->opts.prometheus_v2 ? start : start + 1;
+}
+
 int nn__promql_fail(struct nn__promql_ctx *c, enum nn_promql_errtype t, int rc, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
 int nn__promql_check_deadline(struct nn__promql_ctx *c);

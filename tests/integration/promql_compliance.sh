@@ -52,4 +52,17 @@ start=$((end - NN_COMPLIANCE_SECONDS + 20))
   --min-pct "$NN_COMPLIANCE_MIN_PCT" | tee "$NN_TMP/compliance.txt"
 rc=${PIPESTATUS[0]}
 nn_check "PromQL compliance at least $NN_COMPLIANCE_MIN_PCT% of 539 queries" [ "$rc" -eq 0 ]
+# Prometheus remote-writes metric metadata every minute: nines serves what it scraped.
+meta_same() {
+  curl -s "http://127.0.0.1:$pport/api/v1/metadata?metric=demo_api_request_duration_seconds" \
+    >"$NN_TMP/prom-meta.json"
+  curl -s "http://127.0.0.1:$port/api/v1/metadata?metric=demo_api_request_duration_seconds" \
+    >"$NN_TMP/nines-meta.json"
+  python3 - "$NN_TMP/prom-meta.json" "$NN_TMP/nines-meta.json" <<'PY'
+import json, sys
+p, n = (json.load(open(f))["data"].get("demo_api_request_duration_seconds") for f in sys.argv[1:])
+sys.exit(0 if n and n[0]["type"] == "histogram" and (not p or p[0] == n[0]) else 1)
+PY
+}
+nn_check "remote-written metadata: /api/v1/metadata has the histogram's type and help" meta_same
 nn_finish

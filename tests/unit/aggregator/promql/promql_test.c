@@ -230,6 +230,22 @@ static void rate_at_series_start_follows_the_chosen_prometheus_version(void **st
   struct nn_promql_opts o = {.prometheus_v2 = true};
   assert_true(fabs(eval_one_opts(&ms, "increase(new_total[1m])", 120000, &o) - 12) < 1e-9);
   assert_true(fabs(eval_one_opts(&ms, "rate(new_total[1m])", 120000, &o) - 0.2) < 1e-9);
+  /* A sample exactly at the window's start: outside in 3.x (left-open), inside in 2.x. */
+  assert_true(eval_one(&ms, "count_over_time(new_total[10s])", 110000) == 1);
+  assert_true(eval_one_opts(&ms, "count_over_time(new_total[10s])", 110000, &o) == 2);
+  /* ... and the same for the lookback of an instant selector */
+  struct nn_promql_opts lb3 = {.lookback_ms = 30000}, lb2 = {.lookback_ms = 30000};
+  lb2.prometheus_v2 = true;
+  assert_true(eval_one_opts(&ms, "new_total", 150000, &lb2) == 12);
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  struct nn_promql_result r;
+  struct nn_querier q = memstore_querier(&ms);
+  assert_int_equal(nn_promql_parse("new_total", 9, &e, &err), 0);
+  assert_int_equal(nn_promql_eval_instant(&q, e, 150000, &lb3, &r, &err), 0);
+  assert_int_equal(r.nseries, 0);
+  nn_promql_result_fini(&r);
+  nn_promql_expr_free(e);
   memstore_clear(&ms);
 }
 
