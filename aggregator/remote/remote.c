@@ -917,6 +917,15 @@ static int open_dest(struct nn_remote *r, struct remote_dest *d, struct nn_metri
     nn_error("remote", "%s: cannot read %s: %s", c->name, d->pos_path, nn_strerror(rc));
     return rc;
   }
+  if (nseg && d->start.seg > last + 1) {
+    /* The WAL went backwards (a new data directory under an old remote/): the saved
+     * position can never be reached, so send what there is. */
+    nn_warn("remote",
+            "%s: saved position (WAL segment %u) is past the WAL's end (%u); "
+            "starting at its first segment",
+            c->name, d->start.seg, last);
+    d->start = (struct pos){first, 0};
+  }
   d->read = d->added = d->acked = d->persisted = d->start;
   /* Series come from the newest checkpoint and the segments from there (or from the
    * saved position, if retained segments before the checkpoint are still needed). */
