@@ -88,6 +88,15 @@ const struct nn_cfg_option nn_agent_logs_options[] = {
     {0},
 };
 
+/* Stream keys cached per (file, stdout/stderr): a file's labels never change, so the key is
+ * built once per file and stream, not once per line. Direct-mapped; a collision rebuilds. */
+#define KEY_CACHE_SLOTS 64
+struct key_cache {
+  uint64_t labels_id; /* 0: empty */
+  int stream;
+  struct nn_buf key;
+};
+
 struct held {
   struct held *next;
   struct nn_ship_token token;
@@ -104,6 +113,7 @@ struct nn_agent_logs {
   struct nn_logmetrics *lm;
   struct nn_metrics *metrics;
   struct nn_buf key, piece;
+  struct key_cache keys[KEY_CACHE_SLOTS];
   struct held *held_head, *held_tail;
   size_t held_bytes;
   bool ship_paused, closing;
@@ -119,7 +129,8 @@ struct nn_agent_logs {
 /* Stream key: the entry's Kubernetes labels (minus container_id and filename, which change
  * on every restart and would multiply streams), its stdout/stderr stream, and static labels,
  * in Loki's selector text. */
-static int stream_key(struct nn_agent_logs *l, const struct nn_tail_entry *e)
+static int build_stream_key(struct nn_agent_logs *l, const struct nn_tail_entry *e,
+                            struct nn_buf *out)
 {
   struct nn_label v[MAX_STATIC_LABELS + 8];
   size_t n = 0;
@@ -139,13 +150,34 @@ static int stream_key(struct nn_agent_logs *l, const struct nn_tail_entry *e)
     if (!nn_labels_get(v, n, l->static_labels[i].name))
       v[n++] = l->static_labels[i];
   n = nn_labels_canonicalize(v, n);
-  nn_buf_reset(&l->key);
-  return nn_labels_format(v, n, &l->key);
+  nn_buf_reset(out);
+  return nn_labels_format(v, n, out);
 }
 
-static void hold(struct nn_agent_logs *l, const struct nn_ship_token *tok)
+/* The entry's stream key, from the cache when its file and stream were seen before. */
+static const struct nn_buf *stream_key(struct nn_agent_logs *l, const struct nn_tail_entry *e)
 {
-  size_t need = sizeof(struct held) + l->key.len + l->piece.len;
+  if (e->labels_id == 0) {
+    if (build_stream_key(l, e, &l->key) < 0)
+      return NULL;
+    return &l->key;
+  }
+  int stream = (int)e->entry->stream;
+  struct key_cache *c =
+      &l->keys[(e->labels_id * NN_PARSE_NSTREAMS + (uint64_t)stream) % KEY_CACHE_SLOTS];
+  if (c->labels_id == e->labels_id && c->stream == stream)
+    return &c->key;
+  c->labels_id = 0;
+  if (build_stream_key(l, e, &c->key) < 0)
+    return NULL;
+  c->labels_id = e->labels_id;
+  c->stream = stream;
+  return &c->key;
+}
+
+static void hold(struct nn_agent_logs *l, const struct nn_buf *key, const struct nn_ship_token *tok)
+{
+  size_t need = sizeof(struct held) + key->len + l->piece.len;
   struct held *h = l->held_bytes + need <= OVERFLOW_MAX ? malloc(need) : NULL;
   if (!h) {
     /* Cannot happen while the tailer honours pause (one read chunk arrives at most); if it
@@ -156,10 +188,10 @@ static void hold(struct nn_agent_logs *l, const struct nn_ship_token *tok)
   }
   h->next = NULL;
   h->token = *tok;
-  h->key_len = l->key.len;
+  h->key_len = key->len;
   h->piece_len = l->piece.len;
-  memcpy(h->data, l->key.data, l->key.len);
-  memcpy(h->data + l->key.len, l->piece.data, l->piece.len);
+  memcpy(h->data, key->data, key->len);
+  memcpy(h->data + key->len, l->piece.data, l->piece.len);
   if (l->held_tail)
     l->held_tail->next = h;
   else
@@ -196,18 +228,19 @@ static void on_entry(void *ctx, const struct nn_tail_entry *e)
   if (l->lm)
     nn_logmetrics_observe(l->lm, e->labels, e->nlabels, e->entry->line, e->entry->len);
   nn_buf_reset(&l->piece);
-  if (stream_key(l, e) < 0 ||
+  const struct nn_buf *key = stream_key(l, e);
+  if (!key ||
       nn_ship_loki_entry_encode(&l->piece, e->entry->ts_ns, e->entry->line, e->entry->len) < 0) {
     NN_LOG_RL(NN_LOG_WARN, "logs", "entry of %s too large to encode; skipped", e->path);
     return;
   }
   if (l->held_head) {
-    hold(l, &tok);
+    hold(l, key, &tok);
     return;
   }
-  int rc = nn_ship_add(l->ship, l->key.data, l->key.len, l->piece.data, l->piece.len, &tok);
+  int rc = nn_ship_add(l->ship, key->data, key->len, l->piece.data, l->piece.len, &tok);
   if (rc == NN_EAGAIN)
-    hold(l, &tok);
+    hold(l, key, &tok);
   else if (rc < 0)
     NN_LOG_RL(NN_LOG_WARN, "logs", "cannot batch an entry of %s: %s", e->path, nn_strerror(rc));
 }
@@ -331,6 +364,8 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
   l->cfg = cfg;
   l->metrics = metrics;
   nn_buf_init(&l->key, 64 << 10);
+  for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
+    nn_buf_init(&l->keys[i].key, 64 << 10);
   nn_buf_init(&l->piece, cfg->max_line_size + 1024);
   for (size_t i = 0; i < cfg->labels.n && l->nstatic < MAX_STATIC_LABELS; i++)
     l->static_labels[l->nstatic++] = (struct nn_label){cfg->labels.keys[i], cfg->labels.values[i]};
@@ -372,6 +407,10 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
    * this, a batch spooled during an outage or at shutdown would also be read again from the
    * file after a restart and delivered twice (docs/format/spool.md, Durability). */
   sc.ack_spooled = true;
+  /* The files are the buffer while the destinations keep up: a full memory queue pauses the
+   * tailer rather than sending every batch through the disk spool and back (lz4, write,
+   * read, decode). The spool takes batches during outages, as before. */
+  sc.spool_failing_only = true;
   nn_ship_http_transport(l->http, &sc.transport);
   sc.metrics = metrics;
   if (nn_ship_create(loop, &sc, &l->ship) < 0)
@@ -449,6 +488,8 @@ static void on_ship_closed(void *ud)
     free(h);
   }
   nn_buf_fini(&l->key);
+  for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
+    nn_buf_fini(&l->keys[i].key);
   nn_buf_fini(&l->piece);
   for (size_t i = 0; i < l->ninclude; i++)
     free(l->include[i]);

@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "agent/parse/internal.h"
 #include "common/error.h"
 
 static int digits(const char *s, size_t n, int *out)
@@ -40,10 +41,12 @@ static int days_in_month(int y, int m)
   return dm[m - 1];
 }
 
-int nn_parse_rfc3339(const char *s, size_t n, int64_t *out_ns)
+/* The "YYYY-MM-DDTHH:MM:SS" part (19 bytes, n >= 20 checked by the caller) as seconds since
+ * the epoch, validated. */
+static int rfc3339_prefix(const char *s, int64_t *out_secs)
 {
   int y, mo, d, h, mi, sec;
-  if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+  if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
       s[13] != ':' || s[16] != ':')
     return NN_EINVAL;
   if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) || digits(s + 11, 2, &h) ||
@@ -51,6 +54,14 @@ int nn_parse_rfc3339(const char *s, size_t n, int64_t *out_ns)
     return NN_EINVAL;
   if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
     return NN_EINVAL;
+  /* A leap second (:60) is folded into the next second. */
+  *out_secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
+  return 0;
+}
+
+/* The fraction and zone after the 19-byte prefix whose value is secs. */
+static int rfc3339_rest(const char *s, size_t n, int64_t secs, int64_t *out_ns)
+{
   size_t i = 19;
   int64_t frac = 0;
   if (s[i] == '.') {
@@ -96,22 +107,46 @@ int nn_parse_rfc3339(const char *s, size_t n, int64_t *out_ns)
   }
   if (i != n)
     return NN_EINVAL;
-  /* A leap second (:60) is folded into the next second. int64 ns covers the years 1678 to
-   * 2261; anything outside is not a log timestamp. */
-  int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - off;
+  /* int64 ns covers the years 1678 to 2261; anything outside is not a log timestamp. */
+  secs -= off;
   if (secs < -INT64_C(9223372035) || secs > INT64_C(9223372035))
     return NN_EINVAL;
   *out_ns = secs * 1000000000 + frac;
   return 0;
 }
 
-int nn_parse_cri_line(const char *line, size_t len, struct nn_parse_cri_line *out)
+int nn__parse_rfc3339_cached(struct nn__parse_ts_cache *c, const char *s, size_t n, int64_t *out_ns)
+{
+  if (n < 20)
+    return NN_EINVAL;
+  int64_t secs;
+  if (c && c->valid && memcmp(s, c->prefix, sizeof(c->prefix)) == 0) {
+    secs = c->secs;
+  } else {
+    if (rfc3339_prefix(s, &secs) < 0)
+      return NN_EINVAL;
+    if (c) {
+      memcpy(c->prefix, s, sizeof(c->prefix));
+      c->secs = secs;
+      c->valid = true;
+    }
+  }
+  return rfc3339_rest(s, n, secs, out_ns);
+}
+
+int nn_parse_rfc3339(const char *s, size_t n, int64_t *out_ns)
+{
+  return nn__parse_rfc3339_cached(NULL, s, n, out_ns);
+}
+
+int nn__parse_cri_line_cached(struct nn__parse_ts_cache *c, const char *line, size_t len,
+                              struct nn_parse_cri_line *out)
 {
   const char *sp = memchr(line, ' ', len < 64 ? len : 64);
   if (!sp)
     return NN_EINVAL;
   size_t tlen = (size_t)(sp - line);
-  if (nn_parse_rfc3339(line, tlen, &out->ts_ns) < 0)
+  if (nn__parse_rfc3339_cached(c, line, tlen, &out->ts_ns) < 0)
     return NN_EINVAL;
   const char *p = sp + 1;
   size_t rest = len - tlen - 1;
@@ -140,6 +175,11 @@ int nn_parse_cri_line(const char *line, size_t len, struct nn_parse_cri_line *ou
     out->msg_len = 0;
   }
   return 0;
+}
+
+int nn_parse_cri_line(const char *line, size_t len, struct nn_parse_cri_line *out)
+{
+  return nn__parse_cri_line_cached(NULL, line, len, out);
 }
 
 enum nn_parse_format nn_parse_detect(const char *line, size_t len)

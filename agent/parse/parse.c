@@ -42,6 +42,7 @@ struct nn_parser {
   void *ctx;
   struct stream_state st[NN_PARSE_NSTREAMS];
   struct nn_buf scratch;
+  struct nn__parse_ts_cache ts_cache;
   uint64_t now_ms;
   uint64_t inflight; /* start of the line being fed until a join or an entry owns it */
   uint64_t fed_end;
@@ -260,7 +261,7 @@ void nn_parse_feed(struct nn_parser *p, const char *line, size_t len, uint64_t s
   switch (p->fmt) {
   case NN_PARSE_CRI: {
     struct nn_parse_cri_line c;
-    if (nn_parse_cri_line(line, len, &c) == 0) {
+    if (nn__parse_cri_line_cached(&p->ts_cache, line, len, &c) == 0) {
       fragment(p, c.stream, c.ts_ns, c.msg, c.msg_len, c.partial, flags, start, end);
       return;
     }

@@ -47,6 +47,18 @@ size_t nn__ship_varint_len(uint64_t v)
   return n;
 }
 
+/* Writes v at p (room for 10 bytes assumed); returns the byte count. */
+static inline size_t varint_raw(uint8_t *p, uint64_t v)
+{
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
 int nn__ship_put_varint(struct nn_buf *b, uint64_t v)
 {
   uint8_t tmp[10];
@@ -79,6 +91,7 @@ void nn__ship_builder_init(struct nn__ship_builder *b, const struct nn_ship_payl
 {
   memset(b, 0, sizeof(*b));
   b->payload = p;
+  b->last_group = SIZE_MAX;
   /* Item headers (8 bytes) against framing (at least 2): at most 3x the encoded size. */
   nn_buf_init(&b->arena, max_bytes * 4 + (1u << 20));
 }
@@ -130,12 +143,19 @@ int nn__ship_builder_add(struct nn__ship_builder *b, const void *key, size_t key
   int rc;
   if (key_len > UINT32_MAX / 2 || piece_len > UINT32_MAX / 2)
     return NN_ETOOBIG;
-  if ((b->ngroups + 1) * 2 > b->nslots && (rc = rehash(b, b->nslots ? b->nslots * 2 : 64)) < 0)
-    return rc;
-  uint64_t h = XXH3_64bits(key, key_len);
-  size_t i = h & (b->nslots - 1);
   struct group *g = NULL;
-  while (b->slots[i]) {
+  /* Consecutive records mostly share a key (one file's stream): try the last group first. */
+  if (b->last_group < b->ngroups) {
+    struct group *c = &b->groups[b->last_group];
+    if (c->key_len == key_len && memcmp(b->arena.data + c->key_off, key, key_len) == 0)
+      g = c;
+  }
+  if (!g && (b->ngroups + 1) * 2 > b->nslots &&
+      (rc = rehash(b, b->nslots ? b->nslots * 2 : 64)) < 0)
+    return rc;
+  uint64_t h = g ? 0 : XXH3_64bits(key, key_len);
+  size_t i = h & (b->nslots - 1);
+  while (!g && b->slots[i]) {
     struct group *c = &b->groups[b->slots[i] - 1];
     if (c->hash == h && c->key_len == key_len &&
         memcmp(b->arena.data + c->key_off, key, key_len) == 0) {
@@ -162,17 +182,18 @@ int nn__ship_builder_add(struct nn__ship_builder *b, const void *key, size_t key
     b->slots[i] = (uint32_t)++b->ngroups;
     b->est += framed(p->outer_field, (size_t)g->body_len);
   }
-  uint8_t head[8];
-  uint32_t off;
-  size_t before = b->arena.len;
-  nn__put32(head, NONE);
-  nn__put32(head + 4, (uint32_t)piece_len);
-  if ((rc = arena_put(&b->arena, head, sizeof(head), &off)) < 0 ||
-      (rc = nn_buf_append(&b->arena, piece, piece_len)) < 0) {
-    /* A new group may stay empty: finish skips it, and est only over-counts. */
-    b->arena.len = before;
+  b->last_group = (size_t)(g - b->groups);
+  /* A new group may stay empty on failure: finish skips it, and est only over-counts. */
+  if (b->arena.len > UINT32_MAX - piece_len - 24)
+    return NN_ETOOBIG;
+  if ((rc = nn_buf_reserve(&b->arena, 8 + piece_len)) < 0)
     return rc;
-  }
+  uint32_t off = (uint32_t)b->arena.len;
+  uint8_t *w = (uint8_t *)b->arena.data + off;
+  nn__put32(w, NONE);
+  nn__put32(w + 4, (uint32_t)piece_len);
+  memcpy(w + 8, piece, piece_len);
+  b->arena.len += 8 + piece_len;
   if (g->last != NONE)
     nn__put32((uint8_t *)b->arena.data + g->last, off);
   else
@@ -188,33 +209,40 @@ int nn__ship_builder_add(struct nn__ship_builder *b, const void *key, size_t key
 int nn__ship_builder_finish(struct nn__ship_builder *b, struct nn_buf *out)
 {
   const struct nn_ship_payload *p = b->payload;
+  /* est is an upper bound of the encoded size, so one reservation covers every write. */
   int rc = nn_buf_reserve(out, b->est + 1);
+  uint8_t *w = rc == 0 ? (uint8_t *)out->data + out->len : NULL;
   for (size_t gi = 0; rc == 0 && gi < b->ngroups; gi++) {
     const struct group *g = &b->groups[gi];
     if (g->first == NONE)
       continue;
-    rc = nn__ship_put_varint(out, (uint64_t)p->outer_field << 3 | 2);
-    if (rc == 0)
-      rc = nn__ship_put_varint(out, g->body_len);
-    if (rc == 0 && p->key_field) {
-      rc = nn__ship_put_varint(out, (uint64_t)p->key_field << 3 | 2);
-      if (rc == 0)
-        rc = nn__ship_put_varint(out, g->key_len);
+    w += varint_raw(w, (uint64_t)p->outer_field << 3 | 2);
+    w += varint_raw(w, g->body_len);
+    if (p->key_field) {
+      w += varint_raw(w, (uint64_t)p->key_field << 3 | 2);
+      w += varint_raw(w, g->key_len);
     }
-    if (rc == 0)
-      rc = nn_buf_append(out, b->arena.data + g->key_off, g->key_len);
-    for (uint32_t it = g->first; rc == 0 && it != NONE;) {
+    memcpy(w, b->arena.data + g->key_off, g->key_len);
+    w += g->key_len;
+    uint8_t ptag[10];
+    size_t ptag_len = varint_raw(ptag, (uint64_t)p->piece_field << 3 | 2);
+    for (uint32_t it = g->first; it != NONE;) {
       const uint8_t *h = (const uint8_t *)b->arena.data + it;
       uint32_t len = nn__get32(h + 4);
-      rc = nn__ship_put_varint(out, (uint64_t)p->piece_field << 3 | 2);
-      if (rc == 0)
-        rc = nn__ship_put_varint(out, len);
-      if (rc == 0)
-        rc = nn_buf_append(out, h + 8, len);
+      memcpy(w, ptag, ptag_len);
+      w += ptag_len;
+      w += varint_raw(w, len);
+      memcpy(w, h + 8, len);
+      w += len;
       it = nn__get32(h);
     }
   }
+  if (rc == 0) {
+    out->len = (size_t)((char *)w - out->data);
+    out->data[out->len] = '\0';
+  }
   nn_buf_reset(&b->arena);
+  b->last_group = SIZE_MAX;
   b->ngroups = 0;
   b->nrecords = 0;
   b->est = 0;
@@ -237,19 +265,31 @@ int nn_ship_loki_entry_encode(struct nn_buf *out, int64_t ts_ns, const char *lin
   }
   size_t ts_len = (sec ? 1 + nn__ship_varint_len((uint64_t)sec) : 0) +
                   (nsec ? 1 + nn__ship_varint_len((uint64_t)nsec) : 0);
-  size_t olen = out->len;
-  int rc = put_tag(out, 1, 2);
-  if (rc == 0)
-    rc = nn__ship_put_varint(out, ts_len);
-  if (rc == 0 && sec && (rc = put_tag(out, 1, 0)) == 0)
-    rc = nn__ship_put_varint(out, (uint64_t)sec);
-  if (rc == 0 && nsec && (rc = put_tag(out, 2, 0)) == 0)
-    rc = nn__ship_put_varint(out, (uint64_t)nsec);
-  if (rc == 0 && (rc = put_tag(out, 2, 2)) == 0 && (rc = nn__ship_put_varint(out, len)) == 0)
-    rc = nn_buf_append(out, line, len);
+  /* One reservation for the whole entry: 2 tags, 2 length varints (<= 10 each), the
+   * timestamp and the line. */
+  if (len > SIZE_MAX - 32 - ts_len)
+    return NN_ETOOBIG;
+  int rc = nn_buf_reserve(out, 2 + 10 + ts_len + 10 + len);
   if (rc < 0)
-    out->len = olen;
-  return rc;
+    return rc;
+  uint8_t *w = (uint8_t *)out->data + out->len;
+  *w++ = 1 << 3 | 2; /* EntryAdapter.timestamp */
+  w += varint_raw(w, ts_len);
+  if (sec) {
+    *w++ = 1 << 3 | 0;
+    w += varint_raw(w, (uint64_t)sec);
+  }
+  if (nsec) {
+    *w++ = 2 << 3 | 0;
+    w += varint_raw(w, (uint64_t)nsec);
+  }
+  *w++ = 2 << 3 | 2; /* EntryAdapter.line */
+  w += varint_raw(w, len);
+  memcpy(w, line, len);
+  w += len;
+  out->len = (size_t)((char *)w - out->data);
+  out->data[out->len] = '\0';
+  return 0;
 }
 
 int nn_ship_rw_sample_encode(struct nn_buf *out, double value, int64_t ts_ms)

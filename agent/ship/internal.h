@@ -126,7 +126,8 @@ struct nn__ship_builder {
   uint32_t *slots; /* hash table of group index + 1 */
   size_t nslots;
   size_t nrecords;
-  size_t est; /* encoded size estimate (upper bound) */
+  size_t est;        /* encoded size estimate (upper bound) */
+  size_t last_group; /* group of the previous record (SIZE_MAX: none) */
 };
 
 void nn__ship_builder_init(struct nn__ship_builder *b, const struct nn_ship_payload *p,

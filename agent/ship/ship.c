@@ -149,7 +149,7 @@ struct nn_ship {
   struct nn__ship_deadletter *dl;
 
   uv_timer_t age_timer, kick_timer, sync_timer;
-  bool paused, closing, draining, ack_spooled;
+  bool paused, closing, draining, ack_spooled, spool_failing_only, pause_logged;
   int open_handles;
   void (*on_closed)(void *ud);
   void *closed_ud;
@@ -473,12 +473,14 @@ static void spool_failed_slot(struct dest *d, struct slot *sl)
   sl->batch = NULL;
 }
 
-/* Moves the oldest memory batches to the spool while the memory queue is over its cap or the
- * destination is failing. Memory batches are always newer than spooled ones, so moving from
- * the head of one to the tail of the other keeps the order. */
+/* Moves the oldest memory batches to the spool while the memory queue is over its cap (unless
+ * spool_failing_only) or the destination is failing. Memory batches are always newer than spooled
+ * ones, so moving from the head of one to the tail of the other keeps the order. */
 static void balance(struct dest *d)
 {
-  while (d->spool && d->mq_count > 0 && (d->mem_bytes > d->mem_max || d->failures > 0)) {
+  bool spill_full = !d->s->spool_failing_only;
+  while (d->spool && d->mq_count > 0 &&
+         ((spill_full && d->mem_bytes > d->mem_max) || d->failures > 0)) {
     if (spool_batch(d, d->mq[d->mq_head]) < 0)
       break;
     batch_unref(mq_pop(d));
@@ -492,6 +494,8 @@ static bool dest_full(const struct dest *d)
     return false;
   if (!d->spool || d->spool_broken)
     return true; /* a broken spool takes nothing: memory is all there is */
+  if (s->spool_failing_only && d->failures == 0)
+    return true; /* healthy but slower than the producer: wait, do not spill */
   if (d->policy == NN_SHIP_FULL_DROP_OLDEST)
     return false;
   return !nn__ship_spool_has_room(d->spool, 2 * nn__ship_spool_record_bound(s->batch_size, 0, 0));
@@ -502,6 +506,8 @@ static bool dest_relaxed(const struct dest *d)
   const struct nn_ship *s = d->s;
   if (d->mem_bytes <= d->mem_max / 2)
     return true;
+  if (s->spool_failing_only && d->failures == 0)
+    return false;
   return d->spool && !d->spool_broken &&
          (d->policy == NN_SHIP_FULL_DROP_OLDEST ||
           nn__ship_spool_has_room(d->spool, 4 * nn__ship_spool_record_bound(s->batch_size, 0, 0)));
@@ -515,6 +521,18 @@ static bool want_pause(const struct nn_ship *s)
     if (dest_full(&s->dests[i]))
       return true;
   return false;
+}
+
+/* True when a pause is only a wait for healthy destinations to drain their memory queues. */
+static bool healthy_wait(const struct nn_ship *s)
+{
+  if (!s->spool_failing_only || s->ring_count + 1 >= s->ring_max)
+    return false;
+  for (size_t i = 0; i < s->ndests; i++) {
+    if (s->dests[i].failures > 0)
+      return false;
+  }
+  return true;
 }
 
 static bool can_resume(const struct nn_ship *s)
@@ -943,14 +961,23 @@ static void notify(struct nn_ship *s)
     s->paused = true;
     if (s->m_paused)
       nn_metric_set(s->m_paused, 1);
-    nn_info("ship", "%s: pausing producers (queues or spool full)", s->name);
+    /* Waiting for healthy destinations that are merely slower than the producer is routine
+     * (spool_failing_only): logged at debug, unlike a pause for failures or a full spool. */
+    s->pause_logged = !healthy_wait(s);
+    if (s->pause_logged)
+      nn_info("ship", "%s: pausing producers (queues or spool full)", s->name);
+    else
+      nn_debug("ship", "%s: pausing producers until the destinations catch up", s->name);
     if (s->owner.on_pause)
       s->owner.on_pause(s->owner.ud);
   } else if (s->paused && can_resume(s)) {
     s->paused = false;
     if (s->m_paused)
       nn_metric_set(s->m_paused, 0);
-    nn_info("ship", "%s: resuming producers", s->name);
+    if (s->pause_logged)
+      nn_info("ship", "%s: resuming producers", s->name);
+    else
+      nn_debug("ship", "%s: resuming producers", s->name);
     if (s->owner.on_resume)
       s->owner.on_resume(s->owner.ud);
   }
@@ -1202,6 +1229,7 @@ int nn_ship_create(uv_loop_t *loop, const struct nn_ship_config *c, struct nn_sh
   s->fsync_ms = c->fsync_interval_ms;
   s->max_retries = c->max_retries;
   s->ack_spooled = c->ack_spooled;
+  s->spool_failing_only = c->spool_failing_only;
   s->owner = c->owner;
   s->tp = c->transport;
   s->ring_max = c->max_unacked_batches;

@@ -143,8 +143,14 @@ struct nn_ship_config {
   uint32_t deadletter_max_files; /* 100 */
   uint64_t deadletter_max_bytes; /* 64 MiB */
   uint64_t seed;                 /* jitter seed; 0 picks one from the clock */
-  bool ack_spooled; /* also ack a batch once it is fsynced in every pending destination's
-                       spool, and let close wait for requests in flight (see nn_ship_close) */
+  bool ack_spooled;        /* also ack a batch once it is fsynced in every pending destination's
+                              spool, and let close wait for requests in flight (see nn_ship_close) */
+  bool spool_failing_only; /* a healthy destination whose memory queue is full pauses the
+                              producers instead of spilling batches to its spool: the spool
+                              only takes batches while a destination is failing (and at
+                              close). For producers whose source is itself durable (a tailer
+                              re-reads its file), so a slow but healthy receiver costs no disk
+                              round trip. Default false: spill whenever memory is full. */
   const struct nn_ship_dest_config *dests;
   size_t ndests;
   struct nn_ship_owner owner;

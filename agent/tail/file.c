@@ -31,6 +31,7 @@ static void on_parse_entry(void *ctx, const struct nn_parse_entry *e)
       .nlabels = f->nlabels,
       .path = f->path,
       .entry = e,
+      .labels_id = f->labels_id,
   };
   t->stats.entries++;
   if (e->flags & NN_PARSE_F_TRUNCATED)
@@ -183,6 +184,7 @@ int nn__tail_file_open(struct nn_tail *t, const char *path, const struct stat *s
     goto fail;
   }
   f->nlabels = nn_tail_path_labels(path, f->labels, f->label_store, 2 * strlen(path) + 8);
+  f->labels_id = ++t->next_labels_id;
   uint64_t off = t->restored.n ? nn__tail_ckpt_resume(t, f) : 0;
   if (!f->id_known && off == 0 && initial && t->cfg.start_at_end && fst.st_size > 0) {
     /* Start at the end, but on a line boundary: the rest of a line in progress is dropped,

@@ -66,6 +66,7 @@ struct nn__tail_file {
   struct nn_label labels[5];
   size_t nlabels;
   char *label_store;
+  uint64_t labels_id; /* nn_tail_entry.labels_id */
 };
 
 /* A checkpoint record, as loaded from or written to the positions file. */
@@ -95,6 +96,7 @@ struct nn_tail {
   uv_idle_t reader;
   uv_timer_t rescan_timer, soon_timer, tick_timer, ckpt_timer;
   int open_handles;
+  uint64_t next_labels_id;
   bool started, paused, destroying, ckpt_dirty, ckpt_busy, first_scan_done;
   struct nn_tail_stats stats;
 };

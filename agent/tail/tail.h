@@ -42,6 +42,9 @@ struct nn_tail_entry {
   size_t nlabels;
   const char *path; /* the path the file was discovered under */
   const struct nn_parse_entry *entry;
+  /* Identifies labels and path: the same for every entry of one opened file, never reused by
+   * another within the process (so a consumer may cache what it derives from them). */
+  uint64_t labels_id;
 };
 
 /* Called for every entry. The entry and its strings are valid only during the call. */
