@@ -5,7 +5,7 @@
 # and pushes it (zstd, 1 MiB batches) to nines-aggregator's /loki/api/v1/push. Figures are
 # the aggregator's alone, from the moment the agent starts until it reports every line
 # accepted: CPU-seconds per 1M lines, lines/s (bounded by the agent on a 2-CPU machine, so a
-# floor), growth of peak RSS, and bytes on disk per line (WAL and log chunks). No peer:
+# floor), growth of peak RSS, and bytes on disk per line after a clean shutdown. No peer:
 # Loki is not installable here.
 source "$(dirname "$0")/lib.sh"
 
@@ -54,8 +54,8 @@ YML
     bench_log "agglogs run $run: only $sent of $LINES lines delivered in ${TIMEOUT}s"
     exit 1
   fi
-  disk=$(bench_du "$BENCH_TMP/agg-$run")
   bench_stop "$GPID" 60
+  disk=$(bench_du "$BENCH_TMP/agg-$run") # after a clean shutdown: the WAL is cut into chunks
   rm -rf "$BENCH_TMP/agg-$run" "$BENCH_TMP/agent-$run"
   cpu_runs+="$(bench_calc "($c1 - $c0) / ($LINES / 1e6)") "
   rate_runs+="$(bench_calc "$LINES / ($t1 - $t0)") "

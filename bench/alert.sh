@@ -64,7 +64,7 @@ YML
 # warm-up, a random 0-5 s, then the spike; prints one JSON line with both latencies.
 cat >"$BENCH_TMP/driver.py" <<'PY'
 import datetime, json, os, random, sys, threading, time, urllib.parse, urllib.request
-path, svcs, spike_svc, warmup, am_nines, am_prom = sys.argv[1:7]
+path, svcs, spike_svc, warmup, am_nines, am_prom, q_nines, q_prom = sys.argv[1:9]
 svcs, warmup = svcs.split(","), float(warmup)
 BASE, SPIKE, TICK = 20, 200, 0.1  # lines/s per service; spike lines/s; writer period
 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -136,8 +136,26 @@ while time.time() < t0 + 90 and None in seen.values():
     time.sleep(0.05)
 stop.set()
 t.join()
+
+def first_seen(api):
+    """Seconds from the spike to the first stored sample that shows it (a jump of the 5xx
+    counter), from the system's own query API; None when there is none."""
+    q = urllib.parse.urlencode({"query": 'nines_log_http_requests_total{service="%s",status="500"}[2m]'
+                                % spike_svc})
+    try:
+        with urllib.request.urlopen("%s/api/v1/query?%s" % (api, q), timeout=10) as r:
+            res = json.load(r)["data"]["result"]
+    except (OSError, ValueError, KeyError):
+        return None
+    vals = [(float(ts), float(v)) for ts, v in res[0]["values"]] if res else []
+    for (_, v0), (ts, v) in zip(vals, vals[1:]):
+        if ts > t0 and v - v0 >= 50:
+            return ts - t0
+    return None
+
+scraped = {"nines": first_seen(q_nines), "prometheus": first_seen(q_prom)}
 print(json.dumps({"service": spike_svc, "nines": seen["nines"], "prometheus": seen["prometheus"],
-                  "fired": fired, "t0": t0}), flush=True)
+                  "fired": fired, "scraped": scraped, "t0": t0}), flush=True)
 PY
 
 bench_wait_quiet "alert"
@@ -212,7 +230,8 @@ YML
   bench_start APID "agent-$r" "$AGENT" --config "$d/agent.yml"
   bench_wait_http "http://127.0.0.1:$aport/-/ready"
   out=$(python3 "$BENCH_TMP/driver.py" "$logfile" "base,spike$r" "spike$r" "$WARMUP" \
-    "http://127.0.0.1:$am1" "http://127.0.0.1:$am2")
+    "http://127.0.0.1:$am1" "http://127.0.0.1:$am2" "http://127.0.0.1:$gport" \
+    "http://127.0.0.1:$pport")
   for pid in "$APID" "$GPID" "$PPID_"; do
     bench_stop "$pid"
     forget "$pid"
@@ -221,7 +240,12 @@ YML
   python3 -c 'import json, sys
 r = json.loads(sys.argv[1])
 def f(n):
-    return "none" if r[n] is None else "%.2f s (evaluation that fired: +%.2f s)" % (r[n], r["fired"][n])
+    sc = r["scraped"][n]
+    sc = "?" if sc is None else "+%.2f s" % sc
+    if r[n] is None:
+        return "none (first sample with the spike: %s)" % sc
+    return "%.2f s (first sample with the spike: %s, evaluation that fired: +%.2f s)" % (
+        r[n], sc, r["fired"][n])
 print("alert run %s: nines %s, prometheus %s" % (sys.argv[2], f("nines"), f("prometheus")))' \
     "$out" "$r" >&2
   rm -rf "$d"
