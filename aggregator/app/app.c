@@ -462,6 +462,7 @@ static int open_alerting(struct nn_agg_app *app)
     return rc;
   }
   struct nn_page_opts po = {.slos = nn_slo_json, .ud = app->slo};
+  nn_tsdb_querier(app->db, &po.querier); /* incident history from ALERTS */
   app->page = nn_page_create(&po, app->http);
   if (!app->page || nn_http_server_route(app->http, "/api/v1/slos", 0, on_slos, app->slo) < 0 ||
       nn_http_server_route(app->http, "/-/reload", 0, on_reload_req, app) < 0)

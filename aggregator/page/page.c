@@ -14,9 +14,15 @@
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/http_server.h"
+#include "common/units.h"
 #include "common/urlenc.h"
 
 #define MAX_PAGE (32u << 20)
+/* Incidents listed per SLO (the most recent); the count covers all of them. */
+#define MAX_INCIDENTS 5
+/* Samples one SLO's incident history may read: 30 d of a continuously firing page alert at
+ * a 10 s evaluation interval, with room for a few label variants. */
+#define MAX_INCIDENT_SAMPLES 2000000
 
 struct nn_page {
   struct nn_page_opts o;
@@ -314,11 +320,188 @@ static const char css[] =
     ".calendar .none{background:var(--nodata)}"
     "details.project{margin:8px 0;border:1px solid var(--line);border-radius:8px;padding:4px 12px}"
     "details.project>summary{font-weight:700;font-size:16px;cursor:pointer;padding:6px 0}"
-    ".alerts{color:var(--bad);font-weight:600}.muted{color:var(--muted)}"
+    ".alerts{color:var(--bad);font-weight:600;overflow-wrap:anywhere;min-width:9em}"
+    ".incidents{color:var(--ink);font-weight:400;font-size:.85em}"
+    ".incidents ul{margin:.2em 0 0;padding-left:1.1em}.incidents li.ongoing{color:var(--bad)}"
+    ".muted{color:var(--muted)}"
     "@media (max-width:700px){.hide-narrow{display:none}td,th{padding:4px}"
     ".verdict .headline{font-size:20px}table{font-size:13px}}"
     "@media print{form.filters,.exports{display:none}details.project{border:none}"
     "body{max-width:none}tr{break-inside:avoid}a{color:inherit;text-decoration:none}}";
+
+/* ---- incidents ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Appends inc, keeping the last max in out. */
+static void keep(struct nn_page_incident *out, size_t max, size_t *n, struct nn_page_incident inc)
+{
+  if (max > 0) {
+    if (*n >= max)
+      memmove(out, out + 1, (max - 1) * sizeof(*out));
+    out[*n < max ? *n : max - 1] = inc;
+  }
+  (*n)++;
+}
+
+int nn_page_incidents(const struct nn_querier *q, const char *slo_id, int64_t from_ms,
+                      int64_t now_ms, struct nn_page_incident *out, size_t max, size_t *n)
+{
+  static const char *const eq[][2] = {{"__name__", "ALERTS"},
+                                      {"alertstate", "firing"},
+                                      {"sloth_severity", "page"},
+                                      {"sloth_id", NULL}};
+  struct nn_matcher ms[4];
+  size_t nms = 0;
+  char err[128];
+  int rc = 0;
+  *n = 0;
+  for (; nms < 4; nms++) {
+    const char *v = eq[nms][1] ? eq[nms][1] : slo_id;
+    if ((rc = nn_matcher_init(&ms[nms], NN_MATCH_EQ, eq[nms][0], v, err, sizeof(err))) < 0)
+      goto out;
+  }
+  struct nn_select_hints h = {.mint = from_ms, .maxt = now_ms, .max_samples = MAX_INCIDENT_SAMPLES};
+  struct nn_series_set set = {0};
+  if ((rc = q->select(q->ctx, ms, nms, &h, &set)) < 0)
+    goto out;
+  /* The alert's label variants (alertname, tier labels) are one incident stream. */
+  size_t total = 0;
+  for (size_t s = 0; s < set.n; s++)
+    total += set.series[s].n;
+  int64_t *ts = malloc((total ? total : 1) * sizeof(*ts));
+  if (!ts) {
+    rc = NN_ENOMEM;
+  } else {
+    size_t k = 0;
+    for (size_t s = 0; s < set.n; s++)
+      for (size_t i = 0; i < set.series[s].n; i++)
+        if (!nn_stale_nan(set.series[s].v[i]))
+          ts[k++] = set.series[s].t[i];
+    qsort(ts, k, sizeof(*ts), cmp_i64);
+    struct nn_page_incident cur = {0};
+    for (size_t i = 0; i < k; i++) {
+      if (i > 0 && ts[i] - cur.end_ms <= NN_PAGE_INCIDENT_GAP_MS) {
+        cur.end_ms = ts[i];
+        continue;
+      }
+      if (i > 0)
+        keep(out, max, n, cur);
+      cur = (struct nn_page_incident){.start_ms = ts[i], .end_ms = ts[i]};
+    }
+    if (k > 0) {
+      cur.ongoing = now_ms - cur.end_ms <= NN_PAGE_INCIDENT_GAP_MS;
+      keep(out, max, n, cur);
+    }
+    free(ts);
+  }
+  if (set.release)
+    set.release(&set);
+out:
+  for (size_t i = 0; i < nms; i++)
+    nn_matcher_fini(&ms[i]);
+  return rc;
+}
+
+/* Adds "incidents": {"window":"30d","count":N,"list":[{"start","end","ongoing"}]} to each
+ * SLO, over its period, from the ALERTS series. */
+static void attach_incidents(json_t **v, size_t n, const struct nn_querier *q, double now_s)
+{
+  int64_t now_ms = (int64_t)(now_s * 1000);
+  for (size_t i = 0; i < n; i++) {
+    const char *period = sget(v[i], "period");
+    int64_t win_ms;
+    if (!*period || nn_duration_parse(period, strlen(period), &win_ms) < 0 || win_ms <= 0) {
+      period = "30d";
+      win_ms = 30LL * 86400 * 1000;
+    }
+    struct nn_page_incident inc[MAX_INCIDENTS];
+    size_t count = 0;
+    if (nn_page_incidents(q, sget(v[i], "id"), now_ms - win_ms, now_ms, inc, MAX_INCIDENTS,
+                          &count) < 0)
+      continue; /* no history: the row shows the current alerts only */
+    json_t *list = json_array();
+    size_t shown = count < MAX_INCIDENTS ? count : MAX_INCIDENTS;
+    for (size_t k = 0; k < shown; k++)
+      json_array_append_new(list,
+                            json_pack("{s:f,s:f,s:b}", "start", inc[k].start_ms / 1000.0, "end",
+                                      inc[k].end_ms / 1000.0, "ongoing", inc[k].ongoing));
+    json_object_set_new(
+        v[i], "incidents",
+        json_pack("{s:s,s:I,s:o}", "window", period, "count", (json_int_t)count, "list", list));
+  }
+}
+
+/* UTC wall-clock text: "2026-12-01 14:05" (full), "12-01 14:05" or "14:05". */
+enum clock_form { CLOCK_FULL, CLOCK_DAY, CLOCK_TIME };
+static void clock_text(struct nn_buf *b, double t, enum clock_form f)
+{
+  time_t tt = (time_t)t;
+  struct tm tm;
+  char s[32];
+  gmtime_r(&tt, &tm);
+  if (f == CLOCK_FULL)
+    strftime(s, sizeof(s), "%Y-%m-%d %H:%M", &tm);
+  else if (f == CLOCK_DAY)
+    strftime(s, sizeof(s), "%m-%d %H:%M", &tm);
+  else
+    strftime(s, sizeof(s), "%H:%M", &tm);
+  nn_buf_appends(b, s);
+}
+
+/* "3 page incidents in 30d" and the most recent ones, newest first:
+ * "2026-12-01 14:05 → 14:35 UTC (30 min)". */
+static void render_incidents(struct nn_buf *b, json_t *slo)
+{
+  json_t *inc = json_object_get(slo, "incidents");
+  if (!json_is_object(inc))
+    return;
+  json_int_t count = json_integer_value(json_object_get(inc, "count"));
+  json_t *list = json_object_get(inc, "list");
+  nn_buf_printf(b, "<div class=\"incidents\" data-count=\"%lld\">", (long long)count);
+  if (count == 0) { /* nothing to say on a quiet row */
+    nn_buf_appends(b, "</div>");
+    return;
+  }
+  nn_buf_printf(b, "<span class=\"muted\">%lld page incident%s", (long long)count,
+                count == 1 ? "" : "s");
+  nn_buf_appends(b, " in ");
+  esc(b, sget(inc, "window"));
+  nn_buf_appends(b, "</span>");
+  if (json_array_size(list) > 0)
+    nn_buf_appends(b, "<ul>");
+  for (size_t k = json_array_size(list); k-- > 0;) {
+    json_t *it = json_array_get(list, k);
+    double st = nget(it, "start"), en = nget(it, "end");
+    bool ongoing = json_is_true(json_object_get(it, "ongoing"));
+    if (isnan(st) || isnan(en))
+      continue;
+    nn_buf_appends(b, ongoing ? "<li class=\"ongoing\">" : "<li>");
+    clock_text(b, st, CLOCK_FULL);
+    if (ongoing) {
+      nn_buf_appends(b, " UTC, ongoing");
+    } else {
+      nn_buf_appends(b, " → ");
+      clock_text(b, en,
+                 (long long)(st / 86400) == (long long)(en / 86400) ? CLOCK_TIME : CLOCK_DAY);
+      nn_buf_appends(b, " UTC");
+    }
+    nn_buf_appends(b, " (");
+    double d = en - st;
+    if (d < 60)
+      nn_buf_appends(b, "<1 min");
+    else
+      duration(b, d);
+    nn_buf_appends(b, ")</li>");
+  }
+  if (json_array_size(list) > 0)
+    nn_buf_appends(b, "</ul>");
+  nn_buf_appends(b, "</div>");
+}
 
 static void render_row(struct nn_buf *b, json_t *slo)
 {
@@ -369,6 +552,7 @@ static void render_row(struct nn_buf *b, json_t *slo)
     nn_buf_appends(b, ": ");
     esc(b, sget(lb, "alertname"));
   }
+  render_incidents(b, slo);
   nn_buf_appends(b, "</td></tr>");
 }
 
@@ -576,7 +760,8 @@ static void md_cell(struct nn_buf *b, const char *s)
 static void render_csv(struct nn_buf *b, json_t **v, size_t n)
 {
   nn_buf_appends(b, "project,service,slo,status,objective,sli,budget_remaining,"
-                    "budget_remaining_minutes,burn_rate_1h,time_to_exhaustion_seconds\r\n");
+                    "budget_remaining_minutes,burn_rate_1h,time_to_exhaustion_seconds,"
+                    "page_incidents\r\n");
   for (size_t i = 0; i < n; i++) {
     csv_field(b, project_of(v[i]));
     nn_buf_appendc(b, ',');
@@ -594,6 +779,8 @@ static void render_csv(struct nn_buf *b, json_t **v, size_t n)
     csv_num(b, burn_1h(v[i]));
     nn_buf_appendc(b, ',');
     csv_num(b, nget(v[i], "time_to_exhaustion_seconds"));
+    nn_buf_appendc(b, ',');
+    csv_num(b, nget(json_object_get(v[i], "incidents"), "count"));
     nn_buf_appends(b, "\r\n");
   }
 }
@@ -608,12 +795,13 @@ static void render_md(struct nn_buf *b, json_t **v, size_t n, double now_s)
   gmtime_r(&t, &tm);
   char when[32];
   strftime(when, sizeof(when), "%Y-%m-%d", &tm);
-  nn_buf_printf(b,
-                "## SLO report, %s\n\n**%zu of %zu SLOs meeting target** · %zu at risk · "
-                "%zu breached · %zu without data\n\n"
-                "| Project | Service | SLO | Status | Objective | SLI | Budget left | Burn (1h) "
-                "| Exhausted in |\n|---|---|---|---|---:|---:|---:|---:|---:|\n",
-                when, counts[3], n, counts[1], counts[0], counts[2]);
+  nn_buf_printf(
+      b,
+      "## SLO report, %s\n\n**%zu of %zu SLOs meeting target** · %zu at risk · "
+      "%zu breached · %zu without data\n\n"
+      "| Project | Service | SLO | Status | Objective | SLI | Budget left | Burn (1h) "
+      "| Exhausted in | Page incidents |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|\n",
+      when, counts[3], n, counts[1], counts[0], counts[2]);
   for (size_t i = 0; i < n; i++) {
     nn_buf_appends(b, "| ");
     md_cell(b, project_of(v[i]));
@@ -635,6 +823,12 @@ static void render_md(struct nn_buf *b, json_t **v, size_t n, double now_s)
       nn_buf_printf(b, "%.1f×", burn);
     nn_buf_appends(b, " | ");
     duration(b, nget(v[i], "time_to_exhaustion_seconds"));
+    nn_buf_appends(b, " | ");
+    double inc = nget(json_object_get(v[i], "incidents"), "count");
+    if (isnan(inc))
+      nn_buf_appends(b, "—");
+    else
+      nn_buf_printf(b, "%.0f", inc);
     nn_buf_appends(b, " |\n");
   }
 }
@@ -661,6 +855,8 @@ int nn_page_render(const char *json, size_t len, enum nn_page_format fmt,
     if (json_is_object(s) && matches(s, f))
       v[n++] = s;
   }
+  if (o && o->querier.select)
+    attach_incidents(v, n, &o->querier, now_s);
   rank_projects(v, n);
   qsort(v, n, sizeof(*v), cmp_slo);
   if (fmt == NN_PAGE_CSV)

@@ -63,6 +63,14 @@ breached() {
 for _ in $(seq 90); do breached && break; sleep 1; done
 nn_check "the payments/api availability SLO is breached in the API" breached
 
+# The spike pages; the page derives the incident from the ALERTS series it left in the store.
+incident() {
+  curl -fsS "http://127.0.0.1:$port/" |
+    python3 -c 'import re,sys; h=sys.stdin.read(); m=re.search(r"id=\"slo-payments-api-requests-availability\".*?</tr>", h, re.S); sys.exit(0 if m and re.search(r"class=\"incidents\" data-count=\"[1-9]", m.group(0)) and "page incident" in m.group(0) else 1)'
+}
+for _ in $(seq 60); do incident && break; sleep 1; done
+nn_check "the payments/api row lists the page incident from the ALERTS history" incident
+
 if [ -z "$CHROME" ]; then
   echo "chromium is not installed (scripts/setup installs it)"
   NN_FAILS=$((NN_FAILS + 1))

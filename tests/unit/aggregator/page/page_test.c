@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The SLO page: verdict counts, roll-up, escaping of hostile names, filters, exports. */
+/* The SLO page: verdict counts, roll-up, escaping of hostile names, filters, exports, and
+ * page incidents derived from ALERTS series. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../promql/memstore.h"
 #include "aggregator/page/page.h"
 #include "common/buf.h"
 #include "common/error.h"
@@ -138,6 +140,97 @@ static void bad_json_is_an_error(void **state)
   nn_buf_fini(&b);
 }
 
+/* ALERTS{alertstate="firing",sloth_severity="page",sloth_id=id,alertname=name} every
+ * minute over [from_min, to_min] (minutes). */
+static void firing(struct memstore *ms, const char *id, const char *name, const char *severity,
+                   int from_min, int to_min)
+{
+  struct nn_label ls[] = {{"__name__", "ALERTS"},
+                          {"alertname", name},
+                          {"alertstate", "firing"},
+                          {"sloth_id", id},
+                          {"sloth_severity", severity}};
+  struct memseries *s = memstore_series(ms, ls, 5);
+  for (int m = from_min; m <= to_min; m++)
+    memstore_append(s, (int64_t)m * 60000, 1);
+}
+
+static void incidents_come_from_alerts_history(void **state)
+{
+  (void)state;
+  struct memstore ms = {0};
+  /* payments: a 30-minute page 3 days ago, then one that started 10 minutes ago and is
+   * still firing (two alert names overlap: one incident); a ticket never counts; another
+   * SLO's page is not ours; a page 40 days ago is outside the 30d window. */
+  int64_t now_min = 40 * 1440;
+  firing(&ms, "payments-api-availability", "PaymentsHighErrorRate", "page", (int)now_min - 3 * 1440,
+         (int)now_min - 3 * 1440 + 30);
+  firing(&ms, "payments-api-availability", "PaymentsHighErrorRate", "page", (int)now_min - 10,
+         (int)now_min);
+  firing(&ms, "payments-api-availability", "PaymentsHighErrorRateSlow", "page", (int)now_min - 8,
+         (int)now_min - 1);
+  firing(&ms, "payments-api-availability", "PaymentsTicket", "ticket", (int)now_min - 2000,
+         (int)now_min - 1000);
+  firing(&ms, "y", "SearchLatency", "page", (int)now_min - 100, (int)now_min - 90);
+  firing(&ms, "payments-api-availability", "PaymentsHighErrorRate", "page", 10, 20);
+  struct nn_querier q = memstore_querier(&ms);
+
+  struct nn_page_incident inc[5];
+  size_t n;
+  int64_t now = now_min * 60000;
+  assert_int_equal(
+      nn_page_incidents(&q, "payments-api-availability", now - 30LL * 86400000, now, inc, 5, &n),
+      0);
+  assert_int_equal(n, 2);
+  assert_true(inc[0].start_ms == (now_min - 3 * 1440) * 60000);
+  assert_true(inc[0].end_ms == (now_min - 3 * 1440 + 30) * 60000);
+  assert_false(inc[0].ongoing);
+  assert_true(inc[1].start_ms == (now_min - 10) * 60000 && inc[1].end_ms == now);
+  assert_true(inc[1].ongoing);
+  /* max 1 keeps the most recent; the count is still all of them */
+  assert_int_equal(nn_page_incidents(&q, "payments-api-availability", 0, now, inc, 1, &n), 0);
+  assert_int_equal(n, 3);
+  assert_true(inc[0].start_ms == (now_min - 10) * 60000);
+  /* a gap longer than 5 minutes splits an incident */
+  firing(&ms, "x", "Gap", "page", 100, 110);
+  firing(&ms, "x", "Gap", "page", 116, 120);
+  firing(&ms, "x", "Gap2", "page", 125, 125);
+  q = memstore_querier(&ms);
+  assert_int_equal(nn_page_incidents(&q, "x", 0, now, inc, 5, &n), 0);
+  assert_int_equal(n, 2);
+  assert_true(inc[0].end_ms == 110 * 60000 && inc[1].start_ms == 116 * 60000 &&
+              inc[1].end_ms == 125 * 60000);
+
+  /* The page lists them for the SLO over its period ("30d" when the JSON has none). */
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 22);
+  struct nn_page_opts o = {.title = "Acme SLOs", .querier = q};
+  assert_int_equal(
+      nn_page_render(fixture, strlen(fixture), NN_PAGE_HTML, NULL, &o, (double)now / 1000, &b), 0);
+  char *html = b.data;
+  const char *row = strstr(html, "id=\"slo-payments-api-availability\"");
+  assert_non_null(row);
+  const char *end = strstr(row, "</tr>");
+  const char *cell = strstr(row, "<div class=\"incidents\" data-count=\"2\">");
+  assert_true(cell && cell < end);
+  assert_non_null(strstr(cell, "2 page incidents in 30d"));
+  assert_non_null(strstr(cell, "<li class=\"ongoing\">"));
+  assert_non_null(strstr(cell, "(30 min)"));
+  /* the SLO without incidents says so; the hostile one is still escaped */
+  assert_non_null(strstr(html, "<div class=\"incidents\" data-count=\"0\"></div>"));
+  assert_null(strstr(html, "<script>alert(1)"));
+  nn_buf_reset(&b);
+  assert_int_equal(
+      nn_page_render(fixture, strlen(fixture), NN_PAGE_CSV, NULL, &o, (double)now / 1000, &b), 0);
+  assert_non_null(strstr(b.data, ",page_incidents\r\n"));
+  const char *line = strstr(b.data, "\"payments\",\"payments-api\",\"availability\",");
+  if (!line)
+    fail_msg("%s", b.data);
+  assert_non_null(strstr(line, ",2\r\n"));
+  nn_buf_fini(&b);
+  memstore_clear(&ms);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -146,6 +239,7 @@ int main(void)
       cmocka_unit_test(filters_narrow_the_page),
       cmocka_unit_test(csv_and_markdown_exports),
       cmocka_unit_test(bad_json_is_an_error),
+      cmocka_unit_test(incidents_come_from_alerts_history),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
