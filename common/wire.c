@@ -272,6 +272,31 @@ static void rw_field_err(char *err, size_t errlen, const struct rw_msg *d, const
           f ? f->name : "<unknown>", tag, at, detail);
 }
 
+/* Recognises the encoding every real sender uses for the two messages of which a request
+ * holds millions, Sample {value, timestamp} and Label {name, value} with short strings,
+ * so that the first pass steps over them without the general walk. Anything else (other
+ * order, long strings, unknown fields) is left to rw_check. */
+static bool rw_canonical(int m, const uint8_t *p, size_t n)
+{
+  if (m == M_SAMPLE) {
+    /* 09 <8 bytes> 10 <varint to the end> */
+    if (n < 11 || n > 20 || p[0] != 0x09 || p[9] != 0x10 || p[n - 1] >= 0x80)
+      return false;
+    for (size_t i = 10; i + 1 < n; i++)
+      if (p[i] < 0x80)
+        return false;
+    return true;
+  }
+  if (m == M_LABEL) {
+    /* 0a <len < 128> name 12 <len < 128> value, nothing after */
+    if (n < 4 || p[0] != 0x0a || p[1] >= 0x80 || (size_t)p[1] + 4 > n)
+      return false;
+    size_t k = 2 + (size_t)p[1];
+    return p[k] == 0x12 && p[k + 1] < 0x80 && k + 2 + p[k + 1] == n;
+  }
+  return false;
+}
+
 /* First pass: the checks of check_wire, plus protobuf-c's own limits (keys and length
  * prefixes of at most 5 bytes), so that both decoders accept exactly the same bodies;
  * and counts of series, labels and samples for the second pass. */
@@ -341,7 +366,8 @@ static bool rw_check(int m, const uint8_t *p, size_t n, size_t base, size_t *cou
         rw_field_err(err, errlen, d, f, tag, at, "length prefix longer than 5 bytes");
         return true;
       }
-      if (f && f->sub >= 0 && rw_check(f->sub, p + i, (size_t)v, base + i, count, err, errlen))
+      if (f && f->sub >= 0 && !rw_canonical(f->sub, p + i, (size_t)v) &&
+          rw_check(f->sub, p + i, (size_t)v, base + i, count, err, errlen))
         return true;
       if (f)
         count[f->count]++;
@@ -492,6 +518,16 @@ static void rw_fill_series(struct rw_fill *fs, const uint8_t *p, const uint8_t *
   ts->n_samples = (uint32_t)(fs->nsamples - s0);
 }
 
+static void terminate_labels(const struct rw_fill *fs, char *base, size_t from)
+{
+  for (size_t i = from; i < fs->nlabels; i++) {
+    if (fs->lens[2 * i])
+      base[fs->labels[i].name - base + fs->lens[2 * i]] = '\0';
+    if (fs->lens[2 * i + 1])
+      base[fs->labels[i].value - base + fs->lens[2 * i + 1]] = '\0';
+  }
+}
+
 int nn_wire_rw_parse(void *buf, size_t n, struct nn_pool *pool, struct nn_wire_rw_request *out,
                      char *err, size_t errlen)
 {
@@ -521,24 +557,23 @@ int nn_wire_rw_parse(void *buf, size_t n, struct nn_pool *pool, struct nn_wire_r
     set_err(err, errlen, "%s: out of memory", rw_msgs[M_WRITE].name);
     return NN_ENOMEM;
   }
+  /* A string is NUL-terminated only once the byte after it, the next field's key (or
+   * a key after the enclosing message), has been read: the labels of one series right
+   * after the next top-level field's key, while they are still in the cache. */
+  size_t done = 0;
   while (p < end) {
     uint64_t key = rw_varint(&p);
     const uint8_t *s = NULL;
     rw_skip(&p, key & 7, &s);
+    terminate_labels(&fs, buf, done);
+    done = fs.nlabels;
     if (key == (1 << 3 | 2))
       rw_fill_series(&fs, s, p);
     else if (key == (3 << 3 | 2))
       rw_fill_meta(&fs, s, p);
   }
-  /* Strings are terminated only now: the byte after one is the next field's key (or past
-   * the message), which the fill pass had to read first. */
+  terminate_labels(&fs, buf, done);
   char *base = buf;
-  for (size_t i = 0; i < fs.nlabels; i++) {
-    if (fs.lens[2 * i])
-      base[fs.labels[i].name - base + fs.lens[2 * i]] = '\0';
-    if (fs.lens[2 * i + 1])
-      base[fs.labels[i].value - base + fs.lens[2 * i + 1]] = '\0';
-  }
   for (size_t i = 0; i < fs.nmeta; i++) {
     const char *strs[3] = {fs.meta[i].metric_family_name, fs.meta[i].help, fs.meta[i].unit};
     for (int k = 0; k < 3; k++)

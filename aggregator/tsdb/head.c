@@ -431,8 +431,35 @@ static int add(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t,
   return 0;
 }
 
+uint64_t nn_tsdb_labels_hash(const struct nn_label *ls, size_t n)
+{
+  return labels_hash(ls, n);
+}
+
+void nn_tsdb_prefetch(const struct nn_tsdb *db, uint64_t h, int stage)
+{
+  if (!db->by_hash)
+    return;
+  const struct nn__tsdb_hslot *slot = &db->by_hash[h & db->mask];
+  if (stage == 0) {
+    __builtin_prefetch(slot);
+    return;
+  }
+  /* The slot came in at stage 0: start on the series, whose labels the lookup compares. */
+  if (slot->s && slot->hash == h) {
+    __builtin_prefetch(slot->s);
+    __builtin_prefetch((const char *)slot->s + 64);
+  }
+}
+
 int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
                             int64_t t, double v, uint64_t *ref)
+{
+  return nn_tsdb_appender_append_hashed(a, ls, n, n ? labels_hash(ls, n) : 0, t, v, ref);
+}
+
+int nn_tsdb_appender_append_hashed(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
+                                   uint64_t h, int64_t t, double v, uint64_t *ref)
 {
   struct nn_tsdb *db = a->db;
   if (db->active && db->active != a)
@@ -443,7 +470,6 @@ int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *l
     db->st.out_of_bounds++;
     return NN_TSDB_EOUTOFBOUNDS;
   }
-  uint64_t h = labels_hash(ls, n);
   struct nn__tsdb_series *s = nn__tsdb_series_get(db, h, ls, n);
   if (!s) {
     /* Only new label sets are checked: a found series equals one checked before. */

@@ -74,6 +74,15 @@ void nn_tsdb_appender_destroy(struct nn_tsdb_appender *a);
  * newest sample of a series with identical value bits returns 0 and stores nothing. */
 int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
                             int64_t t, double v, uint64_t *ref);
+/* The store's hash of a canonical label set (the value of nn_labels_hash). */
+uint64_t nn_tsdb_labels_hash(const struct nn_label *ls, size_t n);
+/* As append, with h = nn_tsdb_labels_hash(ls, n) computed by the caller. */
+int nn_tsdb_appender_append_hashed(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
+                                   uint64_t h, int64_t t, double v, uint64_t *ref);
+/* A hint for batches: starts loading into the cache what appending to the series with
+ * labels hash h will read, so that lookups do not each wait for memory. Call it with
+ * stage 0 some series ahead of the append, then with stage 1 a few series ahead. */
+void nn_tsdb_prefetch(const struct nn_tsdb *db, uint64_t h, int stage);
 /* As append, for a ref returned earlier; NN_ENOTFOUND if the series is gone. */
 int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_t t, double v);
 /* Series in the head: a cheap read for per-series limits (nn_tsdb_stats gathers much more). */
