@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # Remote-write metric metadata: a metadata-only WriteRequest (as Prometheus sends every
 # minute) is stored and served by /api/v1/metadata with Prometheus's shape and parameters,
-# per tenant with multi-tenancy, and survives a restart.
+# per tenant with multi-tenancy, and survives a restart; nines-agent sends the metadata of
+# what it scrapes.
 source "$(dirname "$0")/lib.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 port=$(nn_free_port)
@@ -73,4 +74,36 @@ nn_start agg2 "$AGG" --config "$NN_TMP/agg.yml"
 nn_wait_http "http://127.0.0.1:$port/-/ready"
 nn_check "after a restart the same metadata is served" [ "$(get "$api/metadata")" = "$all" ]
 nn_check "and it is not empty" [ "$all" != '{"status":"success","data":{}}' ]
+
+# nines-agent scrapes a target and remote-writes its TYPE/HELP to a (single-tenant) aggregator.
+p2=$(nn_free_port) gport=$(nn_free_port) agport=$(nn_free_port)
+nn_start agg3 "$AGG" --listen-address "127.0.0.1:$p2" --data-dir "$NN_TMP/agg3"
+nn_start gen /usr/bin/python3 "$NN_SOURCE_DIR/tests/e2e/scrape_target.py" gen --port "$gport"
+nn_wait_http "http://127.0.0.1:$p2/-/ready"
+nn_wait_http "http://127.0.0.1:$gport/metrics"
+cat >"$NN_TMP/agent.yml" <<YML
+listen_address: 127.0.0.1:$agport
+data_dir: $NN_TMP/agent-data
+logs: {enabled: false}
+scrape:
+  scrape_interval: 1s
+  scrape_timeout: 500ms
+  scrape_configs:
+    - job_name: gen
+      static_configs: [{targets: ['127.0.0.1:$gport']}]
+remote_write:
+  batch_wait: 200ms
+  destinations: [{name: agg, url: 'http://127.0.0.1:$p2/api/v1/write', codec: zstd}]
+YML
+nn_start agent "$NN_BINARY_DIR/agent/nines-agent" --config "$NN_TMP/agent.yml"
+agent_meta() {
+  [ "$(curl -s "http://127.0.0.1:$p2/api/v1/metadata?metric=gen_latency_seconds")" = \
+    '{"status":"success","data":{"gen_latency_seconds":[{"type":"histogram","help":"Request latency.","unit":""}]}}' ]
+}
+for _ in $(seq 50); do agent_meta && break; sleep 0.2; done
+nn_check "the agent's scrape metadata reaches /api/v1/metadata" agent_meta
+nn_check "and its counters are typed as such" bash -c \
+  "curl -s 'http://127.0.0.1:$p2/api/v1/metadata?metric=gen_requests_total' | grep -q '\"type\":\"counter\"'"
+nn_check "the agent's samples still arrive" bash -c \
+  "curl -s 'http://127.0.0.1:$p2/api/v1/query?query=gen_constant' | grep -q '\"value\"'"
 nn_finish
