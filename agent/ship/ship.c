@@ -23,6 +23,7 @@
 #define ID_MAX         160
 #define BATCH_OVERHEAD 256  /* bookkeeping charged per queued batch */
 #define DRAIN_MS       5000 /* longest a close waits for requests in flight */
+#define BATCH_POOL     2    /* spare batches kept with their buffers: no allocation per batch */
 
 enum slot_state { SLOT_FREE, SLOT_SENDING, SLOT_WAIT, SLOT_DONE };
 
@@ -32,6 +33,8 @@ static const char *const drop_reason_names[DROP_NREASONS] = {"rejected", "spool_
 
 /* A closed batch, shared by every destination that still holds it in memory. */
 struct batch {
+  struct nn_ship *s;
+  struct batch *next_free; /* in the ship's pool of spare batches */
   uint32_t refs;
   uint64_t seq;
   uint32_t nrecords;
@@ -139,6 +142,8 @@ struct nn_ship {
   struct nn_ship_token first_tok;
   uint64_t next_seq;
 
+  struct batch *pool; /* spare batches, payload storage kept */
+  uint32_t npool;
   struct ack_entry *ring;
   size_t ring_head, ring_count, ring_cap, ring_max;
   uint64_t ring_head_seq;
@@ -176,10 +181,39 @@ static struct dest *dest_of_timer(uv_timer_t *t)
 
 static void batch_unref(struct batch *b)
 {
-  if (b && --b->refs == 0) {
-    nn_buf_fini(&b->payload);
-    free(b);
+  if (!b || --b->refs > 0)
+    return;
+  struct nn_ship *s = b->s;
+  if (s && s->npool < BATCH_POOL && !s->closing) {
+    /* Kept for the next batch: a 1 MiB payload buffer is not unmapped and mapped again
+     * (and grown by doubling) for every batch. */
+    nn_buf_reset(&b->payload);
+    b->next_free = s->pool;
+    s->pool = b;
+    s->npool++;
+    return;
   }
+  nn_buf_fini(&b->payload);
+  free(b);
+}
+
+static struct batch *batch_new(struct nn_ship *s)
+{
+  struct batch *b = s->pool;
+  if (b) {
+    s->pool = b->next_free;
+    s->npool--;
+  } else {
+    if (!(b = malloc(sizeof(*b))))
+      return NULL;
+    nn_buf_init(&b->payload, NN_SHIP_SPOOL_MAX_RAW);
+  }
+  struct nn_buf payload = b->payload;
+  memset(b, 0, sizeof(*b));
+  b->payload = payload;
+  b->s = s;
+  b->refs = 1;
+  return b;
 }
 
 static uint64_t batch_cost(const struct batch *b)
@@ -853,13 +887,11 @@ static int close_batch(struct nn_ship *s)
     if (ring_grow(s) < 0)
       return NN_ENOMEM;
   }
-  struct batch *b = calloc(1, sizeof(*b));
+  struct batch *b = batch_new(s);
   if (!b)
     return NN_ENOMEM;
-  b->refs = 1;
   b->seq = s->next_seq;
   b->nrecords = (uint32_t)s->builder.nrecords;
-  nn_buf_init(&b->payload, NN_SHIP_SPOOL_MAX_RAW);
   int rc = nn__ship_builder_finish(&s->builder, &b->payload);
   if (rc < 0) {
     /* Only out of memory: these records are lost to the ship; their tokens are never acked,
@@ -1119,6 +1151,12 @@ static void free_ship(struct nn_ship *s)
     free(d->url);
   }
   free(s->dests);
+  while (s->pool) {
+    struct batch *b = s->pool;
+    s->pool = b->next_free;
+    nn_buf_fini(&b->payload);
+    free(b);
+  }
   for (size_t i = 0; i < s->ring_count; i++)
     free(s->ring[(s->ring_head + i) % s->ring_cap].tokens);
   free(s->ring);

@@ -250,8 +250,9 @@ static void on_ckpt_done(uv_work_t *req, int status)
 {
   struct ckpt_work *w = req->data;
   struct nn_tail *t = w->t;
+  bool w_ok = w->rc >= 0 && status >= 0;
   t->ckpt_busy = false;
-  if (w->rc < 0 || status < 0) {
+  if (!w_ok) {
     t->stats.checkpoint_errors++;
     t->ckpt_dirty = true;
     NN_LOG_RL(NN_LOG_ERROR, "tail", "writing %s: %s", t->positions_path,
@@ -262,8 +263,14 @@ static void on_ckpt_done(uv_work_t *req, int status)
   free(w->data);
   free(w);
   t->open_handles--;
-  if (t->destroying && t->open_handles == 0)
+  if (t->destroying && t->open_handles == 0) {
     nn__tail_free(t); /* the last close callback already ran; see nn_tail_destroy */
+    return;
+  }
+  if (t->ckpt_follow && !t->destroying && w_ok) {
+    t->ckpt_follow = false;
+    nn__tail_ckpt_write_async(t); /* acks that arrived during this write */
+  }
 }
 
 void nn__tail_ckpt_write_async(struct nn_tail *t)

@@ -98,6 +98,7 @@ struct nn_tail {
   int open_handles;
   uint64_t next_labels_id;
   bool started, paused, destroying, ckpt_dirty, ckpt_busy, first_scan_done;
+  bool ckpt_follow; /* nn_tail_flush_acks asked during a write: write again when it ends */
   struct nn_tail_stats stats;
 };
 

@@ -349,6 +349,17 @@ int nn_tail_ack(struct nn_tail *t, uint64_t file_id, uint64_t offset)
   return 0;
 }
 
+void nn_tail_flush_acks(struct nn_tail *t)
+{
+  if (!t->positions_path || t->destroying || !t->ckpt_dirty)
+    return;
+  if (t->ckpt_busy) {
+    t->ckpt_follow = true;
+    return;
+  }
+  nn__tail_ckpt_write_async(t);
+}
+
 int nn_tail_checkpoint(struct nn_tail *t)
 {
   return nn__tail_ckpt_write_sync(t);

@@ -96,6 +96,11 @@ bool nn_tail_paused(const struct nn_tail *t);
  * are checkpointed at the next write. NN_ENOTFOUND when the file is no longer tracked
  * (closed after rotation, or truncated since), NN_EINVAL for an offset past what was read. */
 int nn_tail_ack(struct nn_tail *t, uint64_t file_id, uint64_t offset);
+/* Starts writing the positions file now (on a worker) if acks moved an offset since the last
+ * write, instead of at the next checkpoint_interval tick. One write is in flight at a time;
+ * offsets acknowledged during it are written as soon as it ends. Call after a batch of acks:
+ * the sooner the checkpoint follows delivery, the less a crash sends twice. */
+void nn_tail_flush_acks(struct nn_tail *t);
 /* Writes the positions file now, synchronously (tests, shutdown). */
 int nn_tail_checkpoint(struct nn_tail *t);
 /* Forces a discovery pass now (also run on inotify events and every rescan interval). */

@@ -84,6 +84,53 @@ static void rfc3339_parses_offsets_fractions_and_rejects_garbage(void **state)
     assert_int_equal(nn_parse_rfc3339(bad[i], strlen(bad[i]), &ns), NN_EINVAL);
 }
 
+/* The parser reuses the seconds of the previous line's timestamp when the date and time
+ * text is the same: every line must still get exactly what a fresh parse gives, and a line
+ * whose zone or fraction is broken must not borrow the previous line's value. */
+static void cri_timestamps_of_consecutive_lines_match_fresh_parses(void **state)
+{
+  static const char *const ts[] = {
+      "2024-02-29T12:34:56.000000001Z", "2024-02-29T12:34:56.5Z",     "2024-02-29T12:34:56Z",
+      "2024-02-29T12:34:56.25+02:00",   "2024-02-29T12:34:57.1Z",     "2024-02-29T12:34:56.9Z",
+      "2024-03-01T00:00:00.0Z",         "2024-02-29T12:34:56.1-0130",
+  };
+  struct got g = {0};
+  struct nn_parse_config cfg = {.format = NN_PARSE_CRI};
+  struct nn_parser *p = nn_parse_create(&cfg, on_entry, &g);
+  assert_non_null(p);
+  char line[128];
+  uint64_t off = 0;
+  for (size_t i = 0; i < sizeof(ts) / sizeof(ts[0]); i++) {
+    int n = snprintf(line, sizeof(line), "%s stdout F line %zu", ts[i], i);
+    nn_parse_feed(p, line, (size_t)n, off, off + (size_t)n + 1, false);
+    off += (size_t)n + 1;
+    assert_int_equal(g.n, (int)i + 1);
+    int64_t want;
+    assert_int_equal(nn_parse_rfc3339(ts[i], strlen(ts[i]), &want), 0);
+    assert_int_equal(g.v[i].e.ts_ns, want);
+    assert_int_equal(g.v[i].e.flags & NN_PARSE_F_BAD_FORMAT, 0);
+  }
+  /* Same date and time text as the line before, broken after it: bad framing, raw line. */
+  static const char *const bad[] = {"2024-02-29T12:34:56.1-01 stdout F x",
+                                    "2024-02-29T12:34:56. stdout F x",
+                                    "2024-02-29T12:34:56.1Zq stdout F x"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    size_t n = strlen(bad[i]);
+    int before = g.n;
+    nn_parse_feed(p, bad[i], n, off, off + n + 1, false);
+    off += n + 1;
+    assert_int_equal(g.n, before + 1);
+    assert_true(g.v[before].e.flags & NN_PARSE_F_BAD_FORMAT);
+    assert_int_equal(g.v[before].e.ts_ns, 0);
+  }
+  /* And a date that does not exist after a valid line with the same time text. */
+  const char *l = "2023-02-29T12:34:56.1Z stdout F x";
+  nn_parse_feed(p, l, strlen(l), off, off + strlen(l) + 1, false);
+  assert_true(g.v[g.n - 1].e.flags & NN_PARSE_F_BAD_FORMAT);
+  nn_parse_destroy(p);
+  got_free(&g);
+}
+
 static void cri_line_fields_and_detection(void **state)
 {
   struct nn_parse_cri_line c;
@@ -321,6 +368,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(rfc3339_parses_offsets_fractions_and_rejects_garbage),
       cmocka_unit_test(cri_line_fields_and_detection),
+      cmocka_unit_test(cri_timestamps_of_consecutive_lines_match_fresh_parses),
       cmocka_unit_test(cri_partial_fragments_join_per_stream),
       cmocka_unit_test(cri_join_is_capped_and_flagged),
       cmocka_unit_test(cri_partial_flushes_on_timeout_and_on_flush),

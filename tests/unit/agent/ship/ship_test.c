@@ -596,6 +596,84 @@ static void full_spool_pauses_producers_then_resumes(void **state)
   close_ship(s);
 }
 
+/* Adds records until the ship pauses its producer (or max records); returns the count. */
+static unsigned add_until_paused(struct nn_ship *s, unsigned from, unsigned max)
+{
+  unsigned i = from;
+  while (i < max && !ow.paused) {
+    assert_int_equal(add_rec(s, i, 40), 0);
+    i++;
+    uv_run(&loop, UV_RUN_NOWAIT);
+  }
+  return i;
+}
+
+/* A slow but healthy destination: by default the memory queue spills to the spool and the
+ * producer never waits; with spool_failing_only the producer is paused instead and the spool
+ * stays empty, until the destination fails, when the spool takes batches again. */
+static void slow_healthy_destination_pauses_instead_of_spooling(void **state)
+{
+  struct nn_ship *s;
+  base_config(1);
+  cfg.data_dir = tmpdir;
+  cfg.batch_size = 1024;
+  cfg.backoff_min_ms = 5;
+  cfg.backoff_max_ms = 10;
+  dcfg[0].mem_queue_max = 4096;
+  fk.status[0] = 0; /* requests are held: answered only by respond() */
+
+  /* Default: spills, never pauses. */
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), 0);
+  unsigned n = add_until_paused(s, 0, 400);
+  assert_int_equal(n, 400);
+  assert_false(ow.paused);
+  assert_true(stats(s, 0).spool_bytes > 0);
+  respond(0, 204);
+  close_ship(s);
+  rm_rf(tmpdir);
+  assert_int_equal(mkdir(tmpdir, 0700), 0);
+  memset(&ow, 0, sizeof(ow));
+  memset(fk.ndelivered, 0, sizeof(fk.ndelivered));
+
+  cfg.spool_failing_only = true;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), 0);
+  n = add_until_paused(s, 0, 400);
+  assert_true(n < 400);
+  assert_true(ow.paused);
+  struct nn_ship_dest_stats st = stats(s, 0);
+  assert_int_equal(st.spool_bytes, 0);
+  assert_true(st.mem_bytes >= 4096);
+  assert_true(st.mem_bytes <= 4096 + 2 * 1024 + 512);
+  /* Answers drain memory: the producer resumes and is paused again, never spooling. */
+  for (int round = 0; round < 200 && n < 400; round++) {
+    respond(0, 204);
+    run_for(2);
+    n = add_until_paused(s, n, 400);
+    assert_int_equal(stats(s, 0).spool_bytes, 0);
+  }
+  assert_int_equal(n, 400);
+  assert_true(ow.resumes >= 1);
+  /* The destination fails: the memory queue goes to the spool and the producer resumes. */
+  respond(0, 503);
+  run_for(20);
+  st = stats(s, 0);
+  assert_true(st.spool_bytes > 0);
+  assert_true(st.failures > 0);
+  assert_false(ow.paused);
+  unsigned m = add_until_paused(s, n, 600);
+  assert_int_equal(m, 600);
+  /* Healthy again: everything arrives once, in order. */
+  fk.status[0] = 204;
+  respond(0, 204);
+  assert_int_equal(nn_ship_flush(s), 0);
+  size_t all = m;
+  assert_true(run_until(acks_at_least, &all, 5000));
+  assert_acked_in_order(m);
+  assert_delivered_in_order(0, m);
+  assert_int_equal(stats(s, 0).dropped_full, 0);
+  close_ship(s);
+}
+
 static void drop_oldest_counts_every_dropped_record(void **state)
 {
   struct nn_ship *s;
@@ -801,6 +879,8 @@ int main(void)
                                       teardown),
       cmocka_unit_test_setup_teardown(outage_spools_then_drains_in_order, setup, teardown),
       cmocka_unit_test_setup_teardown(full_spool_pauses_producers_then_resumes, setup, teardown),
+      cmocka_unit_test_setup_teardown(slow_healthy_destination_pauses_instead_of_spooling, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(drop_oldest_counts_every_dropped_record, setup, teardown),
       cmocka_unit_test_setup_teardown(restart_drains_the_existing_spool, setup, teardown),
       cmocka_unit_test_setup_teardown(two_destinations_ack_only_after_both, setup, teardown),

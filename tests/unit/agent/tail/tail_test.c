@@ -378,6 +378,61 @@ static void restart_resumes_at_the_acknowledged_offset(void **state)
   assert_int_equal(st.checkpoint_mismatches, 0);
 }
 
+static uint64_t ckpt_writes(struct fx *f)
+{
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  return st.checkpoint_writes;
+}
+
+/* nn_tail_flush_acks writes the acknowledged offsets at once, without waiting for the
+ * checkpoint timer; acks during a write are written right after it. A copy of the positions
+ * file taken then (what a crash would leave) resumes after the acknowledged entries. */
+static void flush_acks_writes_the_checkpoint_without_waiting_for_the_timer(void **state)
+{
+  struct fx *f = *state;
+  char p[512], data[512], data2[512], cmd[1800];
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "data", data, sizeof(data));
+  path_of(f, "data2", data2, sizeof(data2));
+  f->cfg.data_dir = data;
+  f->cfg.checkpoint_interval_ms = 3600 * 1000; /* the timer never fires in this test */
+  f->cfg.parse.format = NN_PARSE_CRI;
+  append(p, "2024-01-02T03:04:05Z stdout F l1\n"
+            "2024-01-02T03:04:05Z stdout F l2\n"
+            "2024-01-02T03:04:05Z stdout F l3\n"
+            "2024-01-02T03:04:05Z stdout F l4\n");
+  start_tail(f);
+  run_until(f, 4, 2000);
+  assert_int_equal(f->s.n, 4);
+  uint64_t w0 = ckpt_writes(f);
+  nn_tail_flush_acks(f->t); /* nothing acknowledged: nothing written */
+  run_for(f, 50);
+  assert_int_equal(ckpt_writes(f), w0);
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[0], f->s.commit[0]), 0);
+  nn_tail_flush_acks(f->t);
+  /* The second ack lands while the first write is in flight: it is written after it. */
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[1], f->s.commit[1]), 0);
+  nn_tail_flush_acks(f->t);
+  for (int i = 0; i < 200 && ckpt_writes(f) < w0 + 2; i++)
+    run_for(f, 10);
+  assert_int_equal(ckpt_writes(f), w0 + 2);
+  run_for(f, 50);
+  assert_int_equal(ckpt_writes(f), w0 + 2); /* nothing new: no further writes */
+  snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/positions' '%s/positions'", data2, data,
+           data2);
+  assert_int_equal(system(cmd), 0);
+  stop_tail(f);
+  sink_clear(&f->s);
+  f->cfg.data_dir = data2;
+  start_tail(f);
+  run_until(f, 2, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 2);
+  assert_string_equal(f->s.line[0], "l3");
+  assert_string_equal(f->s.line[1], "l4");
+}
+
 static void checkpoint_with_mismatching_fingerprint_means_a_new_file(void **state)
 {
   struct fx *f = *state;
@@ -518,6 +573,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(ten_mib_line_is_truncated_and_tailing_continues, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(restart_resumes_at_the_acknowledged_offset, setup, teardown),
+      cmocka_unit_test_setup_teardown(
+          flush_acks_writes_the_checkpoint_without_waiting_for_the_timer, setup, teardown),
       cmocka_unit_test_setup_teardown(checkpoint_with_mismatching_fingerprint_means_a_new_file,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(corrupt_positions_file_is_ignored, setup, teardown),
