@@ -23,10 +23,9 @@ struct nn__scrape_dtarget {
 
 /* One series a target has produced. Its remote-write encoded labels (TimeSeries.labels
  * fields, sorted by name) are its identity and what the shipper sends, so a repeated scrape
- * encodes nothing. ~32 bytes plus the encoded labels. */
+ * encodes nothing. 19 bytes plus the encoded labels. */
 struct nn__scrape_series {
   struct nn__scrape_series *next; /* hash chain */
-  uint64_t hash;                  /* of enc */
   uint32_t seen;                  /* scrape iteration that last saw it */
   uint32_t enc_len;
   bool live;   /* emitted by the last successful scrape: ending it needs a stale marker */
@@ -118,10 +117,7 @@ struct nn_scrape {
   struct nn_relabel_scratch scratch;
   char *keybuf;
   size_t keycap;
-  struct nn__scrape_series **batch_series;
-  double *batch_v;
-  int64_t *batch_t;
-  size_t batch_n, batch_cap;
+  size_t batch_n; /* scraped samples at the start of out */
   struct nn_scrape_sample *out;
   size_t out_cap;
   struct nn_pool label_pool; /* decoded labels for a sink that wants them */

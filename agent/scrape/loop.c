@@ -51,12 +51,14 @@ static struct nn__scrape_series *cache_find(const struct nn__scrape_cache *c, ui
   if (!c->nbuckets)
     return NULL;
   for (struct nn__scrape_series *e = c->buckets[h & (c->nbuckets - 1)]; e; e = e->next)
-    if (e->hash == h && e->enc_len == len && memcmp(e->enc, enc, len) == 0)
+    if (e->enc_len == len && memcmp(e->enc, enc, len) == 0)
       return e;
   return NULL;
 }
 
-static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e)
+/* Adds e, whose labels hash to h. Hashes are not kept (8 bytes a series): a rehash, which
+ * happens only as the cache doubles, computes them again. */
+static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e, uint64_t h)
 {
   if (c->n + 1 > c->nbuckets) {
     size_t nb = c->nbuckets ? c->nbuckets * 2 : 64;
@@ -67,8 +69,9 @@ static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e)
       struct nn__scrape_series *x = c->buckets[i];
       while (x) {
         struct nn__scrape_series *next = x->next;
-        x->next = b[x->hash & (nb - 1)];
-        b[x->hash & (nb - 1)] = x;
+        size_t k = XXH3_64bits(x->enc, x->enc_len) & (nb - 1);
+        x->next = b[k];
+        b[k] = x;
         x = next;
       }
     }
@@ -76,8 +79,8 @@ static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e)
     c->buckets = b;
     c->nbuckets = nb;
   }
-  e->next = c->buckets[e->hash & (c->nbuckets - 1)];
-  c->buckets[e->hash & (c->nbuckets - 1)] = e;
+  e->next = c->buckets[h & (c->nbuckets - 1)];
+  c->buckets[h & (c->nbuckets - 1)] = e;
   c->n++;
   return 0;
 }
@@ -136,8 +139,7 @@ static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrap
   memset(e, 0, sizeof(*e));
   memcpy(e->enc, s->keybuf, len);
   e->enc_len = (uint32_t)len;
-  e->hash = h;
-  if (cache_insert(c, e) < 0) {
+  if (cache_insert(c, e, h) < 0) {
     free(e);
     return NULL;
   }
@@ -253,28 +255,32 @@ static void raw_prune(struct nn__scrape_target *t, bool any_dead)
 
 /* ---- batch ---- */
 
+static struct nn_scrape_sample sample_of(const struct nn__scrape_series *e, int64_t t, double v)
+{
+  return (struct nn_scrape_sample){
+      .rw_labels = e->enc, .rw_labels_len = e->enc_len, .t_ms = t, .v = v};
+}
+
+static int ensure_out(struct nn_scrape *s, size_t need)
+{
+  if (need <= s->out_cap)
+    return 0;
+  size_t cap = need + need / 2 + 64;
+  struct nn_scrape_sample *o = realloc(s->out, cap * sizeof(*o));
+  if (!o)
+    return NN_ENOMEM;
+  s->out = o;
+  s->out_cap = cap;
+  return 0;
+}
+
+/* Scraped samples go straight into the batch handed to the sink. */
 static int batch_push(struct nn_scrape *s, struct nn__scrape_series *e, int64_t t, double v)
 {
-  if (s->batch_n == s->batch_cap) {
-    size_t cap = s->batch_cap ? s->batch_cap * 2 : 1024;
-    struct nn__scrape_series **bs = realloc(s->batch_series, cap * sizeof(*bs));
-    if (!bs)
-      return NN_ENOMEM;
-    s->batch_series = bs;
-    double *bv = realloc(s->batch_v, cap * sizeof(*bv));
-    if (!bv)
-      return NN_ENOMEM;
-    s->batch_v = bv;
-    int64_t *bt = realloc(s->batch_t, cap * sizeof(*bt));
-    if (!bt)
-      return NN_ENOMEM;
-    s->batch_t = bt;
-    s->batch_cap = cap;
-  }
-  s->batch_series[s->batch_n] = e;
-  s->batch_v[s->batch_n] = v;
-  s->batch_t[s->batch_n] = t;
-  s->batch_n++;
+  int rc = ensure_out(s, s->batch_n + 1);
+  if (rc < 0)
+    return rc;
+  s->out[s->batch_n++] = sample_of(e, t, v);
   return 0;
 }
 
@@ -552,19 +558,6 @@ static int on_meta(void *ud, const struct nn_expfmt_meta *m)
 
 /* ---- finishing a scrape ---- */
 
-static int ensure_out(struct nn_scrape *s, size_t need)
-{
-  if (need <= s->out_cap)
-    return 0;
-  size_t cap = need + need / 2 + 64;
-  struct nn_scrape_sample *o = realloc(s->out, cap * sizeof(*o));
-  if (!o)
-    return NN_ENOMEM;
-  s->out = o;
-  s->out_cap = cap;
-  return 0;
-}
-
 static void update_health(struct nn__scrape_target *t, int health)
 {
   struct nn__scrape_job *j = t->job;
@@ -585,12 +578,6 @@ static void update_health(struct nn__scrape_target *t, int health)
   if (mt)
     nn_metric_add(mt, 1);
   t->health = health;
-}
-
-static struct nn_scrape_sample sample_of(const struct nn__scrape_series *e, int64_t t, double v)
-{
-  return (struct nn_scrape_sample){
-      .rw_labels = e->enc, .rw_labels_len = e->enc_len, .t_ms = t, .v = v};
 }
 
 /* Reads a varint length (our own encoding: well-formed by construction). */
@@ -674,7 +661,7 @@ static int decode_labels(struct nn_scrape *s, size_t nout)
         return NN_ENOMEM;
     }
     o->labels = l;
-    o->nlabels = n;
+    o->nlabels = (uint32_t)n;
   }
   return 0;
 }
@@ -720,20 +707,17 @@ static void finish(struct sctx *c, bool ok, double duration_s)
   struct nn__scrape_series *dead = NULL;
   size_t nout = 0;
 
-  if (ensure_out(s, s->batch_n + REPORT_N + t->cache.n) < 0) {
-    NN_LOG_RL(NN_LOG_ERROR, "scrape", "out of memory emitting a scrape of %s", t->url);
+  /* The batch holds distinct series of the cache, and the stale markers are for the other
+   * ones: cache.n (up & co. included) is room for both. */
+  if (ensure_out(s, REPORT_N + t->cache.n) < 0) {
+    snprintf(c->err, sizeof(c->err), "out of memory emitting the scrape");
     ok = false;
-    s->batch_n = 0;
-    if (ensure_out(s, REPORT_N + t->cache.n) < 0)
-      goto out;
+    goto out;
   }
-  if (ok) {
-    for (size_t i = 0; i < s->batch_n; i++) {
-      s->out[nout++] = sample_of(s->batch_series[i], s->batch_t[i], s->batch_v[i]);
-    }
-  } else {
+  if (ok)
+    nout = s->batch_n;
+  else
     s->nmeta = 0;
-  }
   double vals[REPORT_N] = {ok ? 1 : 0, duration_s, (double)c->total, (double)c->added,
                            (double)c->series_added};
   for (int i = 0; i < REPORT_N; i++) {

@@ -30,9 +30,6 @@ void nn__scrape_handle_closed(struct nn_scrape *s)
     nn_pool_fini(&s->label_pool);
     free(s->lab);
     free(s->keybuf);
-    free(s->batch_series);
-    free(s->batch_v);
-    free(s->batch_t);
     free(s->out);
     free(s->meta);
     free(s->jobs);

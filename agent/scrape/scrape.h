@@ -85,10 +85,10 @@ struct nn_scrape_sample {
   /* The series' labels, canonical (sorted by name, __name__ included), as the
    * TimeSeries.labels fields of remote write: what a remote-write sender sends as is. */
   const void *rw_labels;
-  size_t rw_labels_len;
   /* The same labels decoded; only for a sink that asked for them (NULL/0 otherwise). */
   const struct nn_label *labels;
-  size_t nlabels;
+  uint32_t rw_labels_len;
+  uint32_t nlabels;
   int64_t t_ms;
   double v; /* stale markers carry NN_SCRAPE_STALE_NAN_BITS */
 };
