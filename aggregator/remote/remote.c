@@ -128,6 +128,7 @@ struct nn_remote {
   int handles;
   bool closing, finished;
   int ships_open, works;
+  uint64_t ticks;
   void (*on_closed)(void *ud);
   void *closed_ud;
 };
@@ -763,9 +764,18 @@ static void check_backlog(struct remote_dest *d)
   d->cut_loose = cut;
 }
 
+/* Positions are saved every tick (250 ms): after a SIGKILL, what the receiver took since
+ * the last save is sent again, so the interval bounds the duplicates. Directory scans
+ * (backlog, checkpoints) run every fourth tick. */
+#define TICK_MS 250
+
 static void on_tick(uv_timer_t *t)
 {
   struct nn_remote *r = t->data;
+  for (size_t i = 0; i < r->ndests; i++)
+    save_async(&r->dests[i]);
+  if (r->ticks++ % 4 != 0)
+    return;
   uint32_t first, last;
   size_t nseg;
   uint64_t last_size;
@@ -774,7 +784,6 @@ static void on_tick(uv_timer_t *t)
     ckpt = -1;
   for (size_t i = 0; i < r->ndests; i++) {
     check_backlog(&r->dests[i]);
-    save_async(&r->dests[i]);
     if (ckpt >= 0)
       maybe_gc(&r->dests[i], ckpt);
   }
@@ -1097,7 +1106,7 @@ struct nn_remote *nn_remote_create(const struct nn_remote_opts *o)
   r->poll.data = r->tick.data = r;
   r->handles = 2;
   uv_timer_start(&r->poll, on_poll, 0, 0);
-  uv_timer_start(&r->tick, on_tick, 1000, 1000);
+  uv_timer_start(&r->tick, on_tick, TICK_MS, TICK_MS);
   return r;
 fail:
   nn_remote_close(r, NULL, NULL);
