@@ -404,12 +404,14 @@ static int add(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t,
       return NN_EOUTOFORDER;
     }
     if (t == s->last_t) {
-      if (memcmp(&v, &s->last_v, sizeof(v)) == 0) {
-        db->st.duplicate_identical++;
-        return 0;
+      if (memcmp(&v, &s->last_v, sizeof(v)) != 0) {
+        db->st.duplicate++;
+        return NN_EDUPLICATE;
       }
-      db->st.duplicate++;
-      return NN_EDUPLICATE;
+      db->st.duplicate_identical++;
+      if (!db->relog)
+        return 0;
+      /* Logged again (the WAL may have lost it); commit does not store it twice. */
     }
   }
   if (a->n == a->cap) {
@@ -630,6 +632,8 @@ int nn_tsdb_appender_commit(struct nn_tsdb_appender *a)
       __builtin_prefetch(a->e[i + 8].s);
     if (i + 4 < a->n && a->e[i + 4].s->head.buf)
       __builtin_prefetch(a->e[i + 4].s->head.buf + (a->e[i + 4].s->head.nbits >> 3), 1);
+    if (p->s->head.n > 0 && p->t <= p->s->head.t)
+      continue; /* an identical resend, logged again (db->relog) */
     int crc = nn__tsdb_series_commit(db, p->s, p->t, p->v);
     if (crc < 0) {
       /* Only OOM gets here; the WAL has the sample, so a restart restores it. */
@@ -647,6 +651,14 @@ out:
     db->active = NULL;
   nn_buf_reset(&a->rec);
   return rc;
+}
+
+void nn__tsdb_head_wal_failed(struct nn_tsdb *db)
+{
+  db->relog = true;
+  for (size_t i = 0; i <= db->mask; i++)
+    if (db->by_ref[i])
+      db->by_ref[i]->flags &= (uint8_t)~NN__TSDB_SERIES_LOGGED;
 }
 
 /* ---- checkpoint snapshot ---- */

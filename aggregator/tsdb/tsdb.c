@@ -143,6 +143,8 @@ void nn__tsdb_dispatch(struct nn_tsdb *db)
   int fail = 0;
   if (db->wal)
     nn__tsdb_wal_progress(db->wal, &durable, &lo, &hi, &fail);
+  if (fail)
+    nn__tsdb_head_wal_failed(db);
   while (db->wait_head && db->wait_head->seq <= durable) {
     struct nn_tsdb_durable_req *r = db->wait_head;
     db->wait_head = r->next;

@@ -90,22 +90,87 @@ e2e_note "aggregator disk full: $(avail_kb "$NN_TMP/agg") kB free"
 load full 5
 nn_check "aggregator: remote write refused with 5xx/429 while full" refused_ok "$NN_TMP/rw.full"
 nn_check "aggregator: Loki push refused with 5xx/429 while full" refused_ok "$NN_TMP/loki.full"
-"$PY" "$E2E/hostile.py" --rw "$NN_TMP/one" m_full $(($(date +%s) * 1000)) 1 1
-code=$(curl -s -o "$NN_TMP/resp" -w '%{http_code}' "$G/api/v1/write" --data-binary @"$NN_TMP/one" \
-  -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy')
+# The retry cases: a client that got a 5xx sends the same request again. Bodies of 300
+# series (a WAL record larger than the slack left in a file's last page).
+now_ms=$(($(date +%s) * 1000))
+rwbody() { "$PY" "$E2E/hostile.py" --rw "$NN_TMP/$1" "$2" "$3" "$4" 300; } # FILE METRIC TS V
+rwpost() {
+  curl -s -o "$NN_TMP/resp" -w '%{http_code}' "$G/api/v1/write" --data-binary @"$NN_TMP/$1" \
+    -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy'
+}
+# lokibody FILE JOB TS_NS TAG: 100 streams of JOB, one entry each.
+lokibody() {
+  python3 -c '
+import json, sys
+job, ts, tag = sys.argv[2], sys.argv[3], sys.argv[4]
+json.dump({"streams": [{"stream": {"job": job, "stream": "%s-%d" % (job, k)},
+                        "values": [[ts, "%s line %d %s" % (tag, k, "x" * 40)]]} for k in range(100)]},
+          open(sys.argv[1], "w"))' "$NN_TMP/$1" "$2" "$3" "$4"
+}
+lokipost() { # FILE [BATCH_ID]
+  curl -s -o "$NN_TMP/resp" -w '%{http_code}' "$G/loki/api/v1/push" -H 'Content-Type: application/json' \
+    ${2:+-H "X-Nines-Batch-Id: $2"} --data-binary @"$NN_TMP/$1"
+}
+is_5xx_429() { [ "$1" -ge 500 ] || [ "$1" = 429 ]; }
+rwbody a2 df_old $((now_ms - 2000)) 2    # series that existed before the disk filled
+rwbody b2 df_new $((now_ms - 2000)) 2    # series first seen while full
+rwbody b3 df_new $((now_ms - 1000)) 3
+lokibody la2 df_old "$(((now_ms - 2000) * 1000000))" a2
+lokibody lb2 df_new "$(((now_ms - 2000) * 1000000))" b2
+lokibody lb3 df_new "$(((now_ms - 1000) * 1000000))" b3
+code=$(rwpost a2)
 echo "# a write while full: $code $(head -c 300 "$NN_TMP/resp")"
-nn_check "aggregator: a write while full gets 5xx/429 ($code)" [ "$code" -ge 500 -o "$code" = 429 ]
+nn_check "aggregator: a write while full gets 5xx/429 ($code)" is_5xx_429 "$code"
 nn_check "aggregator: the answer says why" grep -qi 'space\|disk\|wal' "$NN_TMP/resp"
+code=$(rwpost a2)
+nn_check "aggregator: the same write again (the client's retry) is not acknowledged while full ($code)" \
+  is_5xx_429 "$code"
+code=$(rwpost b2)
+nn_check "aggregator: samples of series first seen while full get 5xx/429 ($code)" is_5xx_429 "$code"
+code=$(lokipost la2 df-la2)
+nn_check "aggregator: a Loki push while full gets 5xx/429 ($code)" is_5xx_429 "$code"
+code=$(lokipost la2 df-la2)
+nn_check "aggregator: the same push again (same batch id) is not acknowledged while full ($code)" \
+  is_5xx_429 "$code"
+code=$(lokipost la2)
+nn_check "aggregator: the same push again (no batch id) is not acknowledged while full ($code)" \
+  is_5xx_429 "$code"
+code=$(lokipost lb2 df-lb2)
+nn_check "aggregator: a push of streams first seen while full gets 5xx/429 ($code)" is_5xx_429 "$code"
 nn_check "aggregator: still running" alive "$PID_agg"
 nn_check "aggregator: /-/healthy answers while full" curl -fsS -o /dev/null --max-time 5 "$G/-/healthy"
 nn_check "aggregator: queries work while full" \
   bash -c "curl -fsS --max-time 10 '$G/api/v1/query?query=count(rwload_value)' | grep -q success"
+# Keep writing for a while: every answer stays a 5xx/429, and the process stays up.
+codes=""
+for ((i = 0; i < 20; i++)); do
+  codes+=" $(rwpost a2)"
+  sleep 0.1
+done
+all_5xx_429() {
+  local c
+  for c in "$@"; do [ "$c" -ge 500 ] || [ "$c" = 429 ] || return 1; done
+}
+# shellcheck disable=SC2086
+nn_check "aggregator: 20 more writes while full all get 5xx/429 ($codes)" all_5xx_429 $codes
 fails=$(e2e_metric "$gport" '^nines_tsdb_wal_write_failures_total')
 nn_check "aggregator: /metrics counts failed WAL writes ($fails)" [ "$fails" -gt 0 ]
+for h in remote_write loki_push; do
+  n=$(e2e_metric "$gport" "^nines_ingest_requests_total\\{handler=\"$h\",code=\"5xx\"\\}")
+  nn_check "aggregator: /metrics counts the $h 5xx answers ($n)" [ "$n" -gt 0 ]
+done
 nn_check "aggregator: the log says the disk is full" grep -q 'No space left on device' "$NN_TMP/agg.log"
 rm -f "$NN_TMP/agg/filler"
 e2e_note "aggregator disk has room again: $(avail_kb "$NN_TMP/agg") kB free"
 sleep 1
+code=$(rwpost a2)
+nn_check "aggregator: the retried write is acknowledged once there is room ($code)" [ "$code" = 204 ]
+code=$(rwpost b3)
+nn_check "aggregator: the new series take samples once there is room ($code)" [ "$code" = 204 ]
+code=$(lokipost la2 df-la2)
+nn_check "aggregator: the retried push is acknowledged once there is room ($code)" [ "$code" = 204 ]
+code=$(lokipost lb3 df-lb3)
+nn_check "aggregator: the new streams take entries once there is room ($code)" [ "$code" = 204 ]
 load after 3
 nn_check "aggregator: writes acknowledged again once there is room (rw)" acked_all "$NN_TMP/rw.after"
 nn_check "aggregator: writes acknowledged again once there is room (Loki)" acked_all "$NN_TMP/loki.after"
@@ -118,6 +183,27 @@ nn_check "aggregator: after a restart every acknowledged sample is there" \
   "$PY" "$CHECK" rw "$G" "$NN_TMP/rw.ledger"
 nn_check "aggregator: after a restart every acknowledged log entry is there" \
   "$PY" "$CHECK" loki "$G" "$NN_TMP/loki.ledger"
+# values METRIC: the sorted distinct values of METRIC's samples, and the series count.
+values() {
+  curl -fsS "$G/api/v1/query" --data-urlencode "query=$1[5m]" --data-urlencode "time=$((now_ms / 1000))" |
+    "$PY" -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(len(r), sorted({v[1] for s in r for v in s["values"]}))'
+}
+# lines JOB: the count of each tag among JOB's log lines.
+lines() {
+  curl -fsS "$G/loki/api/v1/query_range" --data-urlencode "query={job=\"$1\"}" --data-urlencode since=1h \
+    --data-urlencode limit=5000 |
+    "$PY" -c 'import collections,json,sys; r=json.load(sys.stdin)["data"]["result"]; print(sorted(collections.Counter(v[1].split()[0] for s in r for v in s["values"]).items()))'
+}
+v=$(values df_old)
+nn_check "aggregator: after a restart the retried write is there ($v)" [ "$v" = "300 ['2']" ]
+v=$(values df_new)
+nn_check "aggregator: after a restart the series first seen while full have their later samples ($v)" \
+  [ "$v" = "300 ['3']" ]
+v=$(lines df_old)
+nn_check "aggregator: after a restart the retried push is there ($v)" [ "$v" = "[('a2', 100)]" ]
+v=$(lines df_new)
+nn_check "aggregator: after a restart the streams first seen while full have their later entries ($v)" \
+  [ "$v" = "[('b3', 100)]" ]
 e2e_stop "$PID_agg2"
 
 # ---- agent -----------------------------------------------------------------------------
