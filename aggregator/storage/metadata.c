@@ -30,6 +30,7 @@ struct nn_metadata {
   size_t max_entries;
   struct entry *e;
   size_t n, cap;
+  size_t bytes; /* string blocks held */
   bool dirty;
   uint64_t updates, dropped;
 };
@@ -117,6 +118,10 @@ int nn_metadata_set(struct nn_metadata *md, const char *tenant, const char *fami
     return NN_ELIMIT;
   }
   size_t total = family_len + tenant_len + help_len + unit_len + 4;
+  if (md->bytes + total > NN_METADATA_MAX_BYTES) {
+    md->dropped++;
+    return NN_ELIMIT;
+  }
   char *block = malloc(total);
   if (!block)
     return NN_ENOMEM;
@@ -139,6 +144,7 @@ int nn_metadata_set(struct nn_metadata *md, const char *tenant, const char *fami
       free(block);
       return 0;
     }
+    md->bytes -= strlen(e->family) + strlen(e->tenant) + strlen(e->help) + strlen(e->unit) + 4;
     free(e->block);
     *e = ne;
   } else {
@@ -161,6 +167,7 @@ int nn_metadata_set(struct nn_metadata *md, const char *tenant, const char *fami
     md->e[at] = ne;
     md->n++;
   }
+  md->bytes += total;
   md->updates++;
   md->dirty = true;
   return 1;

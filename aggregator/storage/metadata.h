@@ -26,6 +26,8 @@ enum nn_metadata_type {
 
 /* Longest family name, help or unit kept; longer entries are dropped and counted. */
 #define NN_METADATA_MAX_FIELD 4096
+/* Bytes of strings the store holds at most, whatever max_entries says. */
+#define NN_METADATA_MAX_BYTES (64u << 20)
 
 struct nn_metadata_stats {
   size_t entries;
@@ -53,7 +55,8 @@ int nn_metadata_save(struct nn_metadata *md);
 
 /* Stores one entry; tenant NULL or "" is the default tenant. Returns 1 if the store
  * changed, 0 if the entry was already there, NN_ELIMIT (counted as dropped) when the store
- * is full or a field is too long or not UTF-8, NN_EINVAL without a family name, NN_ENOMEM. */
+ * is full (entries or bytes) or a field is too long or not UTF-8, NN_EINVAL without a family name,
+ * NN_ENOMEM. */
 int nn_metadata_set(struct nn_metadata *md, const char *tenant, const char *family,
                     size_t family_len, int type, const char *help, size_t help_len,
                     const char *unit, size_t unit_len);
