@@ -325,6 +325,20 @@ static int open_stores(struct nn_agg_app *app)
   return 0;
 }
 
+static double metadata_entries(void *ud)
+{
+  struct nn_metadata_stats st;
+  nn_metadata_stats(((struct nn_agg_app *)ud)->metadata, &st);
+  return (double)st.entries;
+}
+
+static double metadata_dropped(void *ud)
+{
+  struct nn_metadata_stats st;
+  nn_metadata_stats(((struct nn_agg_app *)ud)->metadata, &st);
+  return (double)st.dropped_total;
+}
+
 /* Metric metadata from remote write, kept in <data_dir>/metadata. */
 static int open_metadata(struct nn_agg_app *app)
 {
@@ -339,6 +353,13 @@ static int open_metadata(struct nn_agg_app *app)
     nn_warn("app", "metric metadata in %s: %s (kept what was readable; senders re-send it)", path,
             nn_strerror(rc));
   nn_ingest_set_metadata(app->ingest, app->metadata);
+  if (!nn_metrics_func(app->metrics, NN_METRIC_GAUGE, "nines_metadata_entries",
+                       "Metric metadata entries (family, tenant) stored from remote write.", NULL,
+                       metadata_entries, app) ||
+      !nn_metrics_func(app->metrics, NN_METRIC_COUNTER, "nines_metadata_dropped_total",
+                       "Metric metadata entries refused: store full, field too long, not UTF-8.",
+                       NULL, metadata_dropped, app))
+    return NN_ENOMEM;
   return 0;
 }
 

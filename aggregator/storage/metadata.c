@@ -451,6 +451,10 @@ int nn_metadata_json(const struct nn_metadata *md, const char *tenant, const cha
 
 void nn_metadata_stats(const struct nn_metadata *md, struct nn_metadata_stats *st)
 {
+  if (!md) {
+    *st = (struct nn_metadata_stats){0};
+    return;
+  }
   st->entries = md->n;
   st->updates_total = md->updates;
   st->dropped_total = md->dropped;

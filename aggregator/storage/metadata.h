@@ -74,6 +74,7 @@ int nn_metadata_add_write_request(struct nn_metadata *md, const char *tenant, co
 int nn_metadata_json(const struct nn_metadata *md, const char *tenant, const char *metric,
                      long limit, long limit_per_metric, struct nn_buf *out);
 
+/* Zeros for md NULL. */
 void nn_metadata_stats(const struct nn_metadata *md, struct nn_metadata_stats *st);
 const char *nn_metadata_type_name(int type);
 

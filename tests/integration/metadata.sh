@@ -66,6 +66,9 @@ code=$(curl -s -o "$NN_TMP/bad.json" -w '%{http_code}' "$api/metadata?limit=abc"
 nn_check "limit=abc is 400 bad_data 'limit must be a number'" \
   bash -c "[ $code = 400 ] && grep -q '\"errorType\":\"bad_data\",\"error\":\"limit must be a number\"' '$NN_TMP/bad.json'"
 
+nn_check "/metrics counts the stored entries" bash -c \
+  "curl -s http://127.0.0.1:$port/metrics | grep -qx 'nines_metadata_entries 4'"
+
 # A restart keeps what was stored.
 kill "$PID_agg"
 wait "$PID_agg" || true
