@@ -247,6 +247,21 @@ static void rate_at_series_start_follows_the_chosen_prometheus_version(void **st
   nn_promql_result_fini(&r);
   nn_promql_expr_free(e);
   memstore_clear(&ms);
+
+  /* histogram_quantile: 3.x evens out the 1e-13 relative noise between the first two
+   * buckets (rank 1+5e-14 then lands in +Inf: the second bucket's bound), 2.x
+   * interpolates inside the second bucket. */
+  struct memstore hs = {0};
+  static const char *const les[] = {"1", "2", "+Inf"};
+  const double counts[] = {1, 1 + 1e-13, 2};
+  for (int i = 0; i < 3; i++) {
+    struct nn_label hl[] = {{"__name__", "h_bucket"}, {"le", les[i]}};
+    memstore_append(memstore_series(&hs, hl, 2), 60000, counts[i]);
+  }
+  const char *hq = "histogram_quantile(0.500000000000025, h_bucket)";
+  assert_true(eval_one(&hs, hq, 60000) == 2);
+  assert_true(fabs(eval_one_opts(&hs, hq, 60000, &o) - 1.5) < 1e-6);
+  memstore_clear(&hs);
 }
 
 static void rate_extrapolation_matches_hand_computation(void **state)
