@@ -555,6 +555,7 @@ struct nn_agg_app *nn_agg_app_create(uv_loop_t *loop, const struct nn_agg_config
   struct nn_web_opts wo = {
       .logs = app->logs,
       .metadata = app->metadata,
+      .multi_tenancy = cfg->ingest.multi_tenancy,
       .lookback_ms = cfg->query.lookback_delta_ms,
       .query_timeout_ms = cfg->query.timeout_ms,
       .query_max_samples = cfg->query.max_samples > 0 ? (uint64_t)cfg->query.max_samples : 0,

@@ -800,7 +800,7 @@ static bool atoi_param(const char *s, long *out)
 }
 
 /* /api/v1/metadata: limit, limit_per_metric and metric as Prometheus reads them; with
- * X-Scope-OrgID, only that tenant's entries. */
+ * multi-tenancy and X-Scope-OrgID, only that tenant's entries. */
 static void on_metadata(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
@@ -820,7 +820,7 @@ static void on_metadata(struct nn_http_req *req, void *ud)
   }
   const char *metric = param(&p, "metric");
   size_t tl;
-  const char *th = nn_http_req_header(req, "x-scope-orgid", &tl);
+  const char *th = w->o.multi_tenancy ? nn_http_req_header(req, "x-scope-orgid", &tl) : NULL;
   char tenant[151];
   if (th)
     snprintf(tenant, sizeof(tenant), "%.*s", (int)(tl < 150 ? tl : 150), th);

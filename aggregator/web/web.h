@@ -23,6 +23,7 @@ struct nn_web_opts {
   struct nn_querier querier;    /* the series store */
   struct nn_logstore *logs;     /* may be NULL */
   struct nn_metadata *metadata; /* may be NULL: /api/v1/metadata answers {} */
+  bool multi_tenancy;           /* X-Scope-OrgID picks the tenant's metadata */
   int64_t lookback_ms;          /* 0 = 5m */
   int64_t query_timeout_ms;     /* 0 = 2m */
   uint64_t query_max_samples;   /* 0 = 50,000,000 */
