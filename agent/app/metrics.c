@@ -68,6 +68,8 @@ struct nn_agent_metrics {
   struct nn_buf meta_key; /* one encoded MetricMetadata */
   int closing;
   struct nn_ship_http *http;
+  uint8_t *key; /* one series' encoded labels */
+  size_t keycap;
   struct nn_metric *dropped;
   void (*on_closed)(void *ud);
   void *closed_ud;
@@ -128,9 +130,22 @@ static void on_batch(void *ud, const struct nn_scrape_batch *b)
   uint8_t piece[NN_WIRE_RW_SAMPLE_MAX];
   for (size_t i = 0; i < b->nsamples; i++) {
     const struct nn_scrape_sample *s = &b->samples[i];
+    int rc = 0;
+    if (s->rw_labels_len > m->keycap) {
+      uint8_t *k = realloc(m->key, s->rw_labels_len);
+      if (k) {
+        m->key = k;
+        m->keycap = s->rw_labels_len;
+      } else {
+        rc = NN_ENOMEM;
+      }
+    }
     /* The scraper keeps each series' labels encoded: only the Sample is new per sample. */
-    size_t n = nn_wire_rw_sample_put(piece, s->v, s->t_ms);
-    int rc = nn_ship_add(m->ship, s->rw_labels, s->rw_labels_len, piece, n, NULL);
+    if (rc == 0) {
+      nn_scrape_rw_labels(b, s, m->key);
+      size_t n = nn_wire_rw_sample_put(piece, s->v, s->t_ms);
+      rc = nn_ship_add(m->ship, m->key, s->rw_labels_len, piece, n, NULL);
+    }
     if (rc < 0) {
       /* Scraped samples cannot be re-read later; a refused one is counted, never hidden. */
       nn_metric_inc(m->dropped);
@@ -223,6 +238,7 @@ static void on_ship_closed(void *ud)
     return;
   nn_scrape_destroy(m->scrape);
   nn_ship_http_destroy(m->http);
+  free(m->key);
   nn_buf_fini(&m->meta_key);
   void (*cb)(void *) = m->on_closed;
   void *cud = m->closed_ud;

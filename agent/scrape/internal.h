@@ -21,13 +21,17 @@ struct nn__scrape_dtarget {
   size_t n;
 };
 
-/* One series a target has produced. Its remote-write encoded labels (TimeSeries.labels
- * fields, sorted by name) are its identity and what the shipper sends, so a repeated scrape
- * encodes nothing. 19 bytes plus the encoded labels. */
+/* One series a target has produced. Its labels are kept as remote write encodes them
+ * (TimeSeries.labels fields, sorted by name), which is also its identity and what the
+ * shipper sends, so a repeated scrape encodes nothing. A label equal to one of the
+ * target's own (job, instance, discovery labels) is stored as the two bytes {0, k}
+ * instead, k indexing the target's encoded labels (nn_scrape_rw_labels expands them).
+ * 23 bytes plus the stored labels. */
 struct nn__scrape_series {
   struct nn__scrape_series *next; /* hash chain */
   uint32_t seen;                  /* scrape iteration that last saw it */
-  uint32_t enc_len;
+  uint32_t enc_len;               /* bytes of enc */
+  uint32_t full_len;              /* bytes once expanded */
   bool live;   /* emitted by the last successful scrape: ending it needs a stale marker */
   bool report; /* one of up & co. */
   bool dead;   /* swept, freed once the batch is out */
@@ -61,6 +65,9 @@ struct nn__scrape_target {
   uint64_t hash;
   struct nn_label *labels; /* public labels (no __ ones), sorted, with job and instance */
   size_t nlabels;
+  /* labels[k] as a TimeSeries.labels field is tenc[toff[k] .. toff[k + 1]) */
+  uint8_t *tenc;
+  uint32_t *toff;
   char *mem; /* storage of labels */
   char *url;
   const char *instance;

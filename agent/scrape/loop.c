@@ -99,13 +99,30 @@ static void cache_free(struct nn__scrape_cache *c)
   memset(c, 0, sizeof(*c));
 }
 
-/* Encodes canonical labels as remote-write TimeSeries.labels fields into s->keybuf. */
-static int encode_labels(struct nn_scrape *s, const struct nn_label *l, size_t n, size_t *len)
+/* Index of the target label equal to l (name and value), or -1. Comparing contents, not
+ * pointers, keeps the stored form canonical: equal label sets store equal bytes. */
+static int target_label(const struct nn__scrape_target *t, const struct nn_label *l)
 {
-  size_t need = 0;
-  for (size_t i = 0; i < n; i++)
-    need += nn_wire_rw_label_size(strlen(l[i].name), strlen(l[i].value));
-  if (need > UINT32_MAX / 2)
+  for (size_t k = 0; k < t->nlabels && k < 256; k++)
+    if (strcmp(t->labels[k].name, l->name) == 0)
+      return strcmp(t->labels[k].value, l->value) == 0 ? (int)k : -1;
+  return -1;
+}
+
+/* Stores canonical labels as a series keeps them into s->keybuf: remote-write
+ * TimeSeries.labels fields, target labels as {0, k}. *full is the expanded size. */
+static int encode_labels(struct nn_scrape *s, const struct nn__scrape_target *t,
+                         const struct nn_label *l, size_t n, size_t *len, size_t *full)
+{
+  size_t need = 0, exp = 0;
+  for (size_t i = 0; i < n; i++) {
+    int k = target_label(t, &l[i]);
+    size_t sz = k >= 0 ? t->toff[k + 1] - t->toff[k]
+                       : nn_wire_rw_label_size(strlen(l[i].name), strlen(l[i].value));
+    need += k >= 0 ? 2 : sz;
+    exp += sz;
+  }
+  if (exp > UINT32_MAX / 2)
     return NN_ETOOBIG;
   if (need > s->keycap) {
     size_t cap = need * 2 + 256;
@@ -116,19 +133,28 @@ static int encode_labels(struct nn_scrape *s, const struct nn_label *l, size_t n
     s->keycap = cap;
   }
   char *o = s->keybuf;
-  for (size_t i = 0; i < n; i++)
-    o += nn_wire_rw_label_put(o, l[i].name, strlen(l[i].name), l[i].value, strlen(l[i].value));
+  for (size_t i = 0; i < n; i++) {
+    int k = target_label(t, &l[i]);
+    if (k >= 0) {
+      *o++ = 0;
+      *o++ = (char)k;
+    } else {
+      o += nn_wire_rw_label_put(o, l[i].name, strlen(l[i].name), l[i].value, strlen(l[i].value));
+    }
+  }
   *len = need;
+  *full = exp;
   return 0;
 }
 
 /* Finds or adds the series for canonical labels l. *added tells whether it is new. */
-static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrape_cache *c,
+static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrape_target *t,
                                            const struct nn_label *l, size_t n, bool *added)
 {
-  size_t len;
+  struct nn__scrape_cache *c = &t->cache;
+  size_t len, full;
   *added = false;
-  if (encode_labels(s, l, n, &len) < 0)
+  if (encode_labels(s, t, l, n, &len, &full) < 0)
     return NULL;
   uint64_t h = XXH3_64bits(s->keybuf, len);
   struct nn__scrape_series *e = cache_find(c, h, s->keybuf, len);
@@ -139,12 +165,48 @@ static struct nn__scrape_series *cache_get(struct nn_scrape *s, struct nn__scrap
   memset(e, 0, sizeof(*e));
   memcpy(e->enc, s->keybuf, len);
   e->enc_len = (uint32_t)len;
+  e->full_len = (uint32_t)full;
   if (cache_insert(c, e, h) < 0) {
     free(e);
     return NULL;
   }
   *added = true;
   return e;
+}
+
+/* Reads a varint length (our own encoding: well-formed by construction). */
+static const uint8_t *read_len(const uint8_t *p, size_t *len)
+{
+  size_t v = 0;
+  int shift = 0;
+  while (*p & 0x80) {
+    v |= (size_t)(*p++ & 0x7f) << shift;
+    shift += 7;
+  }
+  *len = v | (size_t)*p << shift;
+  return p + 1;
+}
+
+void nn_scrape_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape_sample *s,
+                         void *out)
+{
+  const struct nn__scrape_target *t = b->target;
+  const struct nn__scrape_series *e = s->series;
+  const uint8_t *p = (const uint8_t *)e->enc, *end = p + e->enc_len;
+  uint8_t *o = out;
+  while (p < end) {
+    size_t len;
+    if (*p == 0) {
+      len = t->toff[p[1] + 1] - t->toff[p[1]];
+      memcpy(o, t->tenc + t->toff[p[1]], len);
+      p += 2;
+    } else {
+      len = (size_t)(read_len(p + 1, &len) - p) + len;
+      memcpy(o, p, len);
+      p += len;
+    }
+    o += len;
+  }
 }
 
 /* ---- series text index ---- */
@@ -257,8 +319,7 @@ static void raw_prune(struct nn__scrape_target *t, bool any_dead)
 
 static struct nn_scrape_sample sample_of(const struct nn__scrape_series *e, int64_t t, double v)
 {
-  return (struct nn_scrape_sample){
-      .rw_labels = e->enc, .rw_labels_len = e->enc_len, .t_ms = t, .v = v};
+  return (struct nn_scrape_sample){.series = e, .rw_labels_len = e->full_len, .t_ms = t, .v = v};
 }
 
 static int ensure_out(struct nn_scrape *s, size_t need)
@@ -465,7 +526,7 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
     return 0;
   }
   bool added;
-  struct nn__scrape_series *e = cache_get(s, &t->cache, s->lab, n, &added);
+  struct nn__scrape_series *e = cache_get(s, t, s->lab, n, &added);
   if (!e)
     return ctx_fail(c, NN_ENOMEM, "out of memory");
   if (added)
@@ -580,19 +641,6 @@ static void update_health(struct nn__scrape_target *t, int health)
   t->health = health;
 }
 
-/* Reads a varint length (our own encoding: well-formed by construction). */
-static const uint8_t *read_len(const uint8_t *p, size_t *len)
-{
-  size_t v = 0;
-  int shift = 0;
-  while (*p & 0x80) {
-    v |= (size_t)(*p++ & 0x7f) << shift;
-    shift += 7;
-  }
-  *len = v | (size_t)*p << shift;
-  return p + 1;
-}
-
 /* Skips one length-delimited field. */
 static const uint8_t *skip_field(const uint8_t *p)
 {
@@ -634,11 +682,15 @@ static void sweep(struct nn__scrape_target *t, bool keep_seen, bool include_repo
 }
 
 /* Decodes every sample's labels for a sink that asked for them (strings in label_pool). */
-static int decode_labels(struct nn_scrape *s, size_t nout)
+static int decode_labels(struct nn_scrape *s, const struct nn_scrape_batch *b)
 {
-  for (size_t i = 0; i < nout; i++) {
+  for (size_t i = 0; i < b->nsamples; i++) {
     struct nn_scrape_sample *o = &s->out[i];
-    const uint8_t *p = o->rw_labels, *end = p + o->rw_labels_len;
+    uint8_t *buf = nn_pool_alloc(&s->label_pool, o->rw_labels_len + 1);
+    if (!buf)
+      return NN_ENOMEM;
+    nn_scrape_rw_labels(b, o, buf);
+    const uint8_t *p = buf, *end = buf + o->rw_labels_len;
     size_t n = 0;
     for (const uint8_t *q = p; q < end; n++)
       q = skip_field(q);
@@ -669,11 +721,6 @@ static int decode_labels(struct nn_scrape *s, size_t nout)
 static void emit(struct nn__scrape_target *t, size_t nout, int64_t ts, bool up)
 {
   struct nn_scrape *s = t->job->s;
-  if (s->sink.labels && decode_labels(s, nout) < 0) {
-    NN_LOG_RL(NN_LOG_ERROR, "scrape", "out of memory decoding labels of a scrape of %s", t->url);
-    nn_pool_clear(&s->label_pool);
-    return;
-  }
   struct nn_scrape_batch b = {
       .job = t->job->cfg->job_name,
       .instance = t->instance,
@@ -683,7 +730,13 @@ static void emit(struct nn__scrape_target *t, size_t nout, int64_t ts, bool up)
       .nmeta = s->nmeta,
       .scrape_time_ms = ts,
       .up = up,
+      .target = t,
   };
+  if (s->sink.labels && decode_labels(s, &b) < 0) {
+    NN_LOG_RL(NN_LOG_ERROR, "scrape", "out of memory decoding labels of a scrape of %s", t->url);
+    nn_pool_clear(&s->label_pool);
+    return;
+  }
   s->stats.samples_emitted += nout;
   if (nout && s->sink.on_batch)
     s->sink.on_batch(s->sink.ud, &b);
@@ -771,6 +824,8 @@ static void maybe_free(struct nn__scrape_target *t)
   raw_free(&t->raw);
   free(t->url);
   free(t->labels);
+  free(t->tenc);
+  free(t->toff);
   free(t);
   nn__scrape_handle_closed(s);
 }
@@ -858,7 +913,7 @@ static void make_report_series(struct nn__scrape_target *t)
     s->lab[t->nlabels] = (struct nn_label){"__name__", report_names[i]};
     size_t n = nn_labels_canonicalize(s->lab, t->nlabels + 1);
     bool added;
-    t->report[i] = cache_get(s, &t->cache, s->lab, n, &added);
+    t->report[i] = cache_get(s, t, s->lab, n, &added);
     if (t->report[i])
       t->report[i]->report = true;
   }

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/units.h"
+#include "common/wire.h"
 
 #define TARGET_LABEL_CAP 4096
 
@@ -87,6 +88,24 @@ static struct nn__scrape_target *target_new(struct nn__scrape_job *j, const stru
     p += b;
     t->nlabels++;
   }
+  size_t encn = 0;
+  for (size_t i = 0; i < t->nlabels; i++)
+    encn += nn_wire_rw_label_size(strlen(t->labels[i].name), strlen(t->labels[i].value));
+  t->toff = malloc((t->nlabels + 1) * sizeof(*t->toff));
+  t->tenc = malloc(encn ? encn : 1);
+  if (!t->toff || !t->tenc || encn > UINT32_MAX) {
+    free(t->toff);
+    free(t->tenc);
+    free(t->labels);
+    free(t);
+    return NULL;
+  }
+  t->toff[0] = 0;
+  for (size_t i = 0; i < t->nlabels; i++)
+    t->toff[i + 1] =
+        t->toff[i] + (uint32_t)nn_wire_rw_label_put(t->tenc + t->toff[i], t->labels[i].name,
+                                                    strlen(t->labels[i].name), t->labels[i].value,
+                                                    strlen(t->labels[i].value));
   t->instance = nn_labels_get(t->labels, t->nlabels, "instance");
   if (!t->instance)
     t->instance = "";

@@ -82,12 +82,10 @@ int nn_scrape_config_check(struct nn_scrape_config *cfg, char *err, size_t errle
 
 /* One sample of a batch. */
 struct nn_scrape_sample {
-  /* The series' labels, canonical (sorted by name, __name__ included), as the
-   * TimeSeries.labels fields of remote write: what a remote-write sender sends as is. */
-  const void *rw_labels;
-  /* The same labels decoded; only for a sink that asked for them (NULL/0 otherwise). */
+  const void *series; /* the series, for nn_scrape_rw_labels */
+  /* The series' labels decoded; only for a sink that asked for them (NULL/0 otherwise). */
   const struct nn_label *labels;
-  uint32_t rw_labels_len;
+  uint32_t rw_labels_len; /* bytes nn_scrape_rw_labels writes */
   uint32_t nlabels;
   int64_t t_ms;
   double v; /* stale markers carry NN_SCRAPE_STALE_NAN_BITS */
@@ -110,7 +108,14 @@ struct nn_scrape_batch {
   size_t nmeta;
   int64_t scrape_time_ms;
   bool up;
+  const void *target; /* for nn_scrape_rw_labels */
 };
+
+/* Writes sample s's labels, canonical (sorted by name, __name__ included), as the
+ * TimeSeries.labels fields of remote write to out, which has room for s->rw_labels_len
+ * bytes: what a remote-write sender sends as is. During the batch callback only. */
+void nn_scrape_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape_sample *s,
+                         void *out);
 
 struct nn_scrape_sink {
   void (*on_batch)(void *ud, const struct nn_scrape_batch *b);
