@@ -23,11 +23,11 @@ static int parse_name(const struct nn_yaml_node *node, void *dst, struct nn_cfg_
   if (!s)
     return nn_cfg_error_set(err, node, "expected a name");
   size_t n = strlen(s);
-  if (n == 0 || n > 64 || n != node->scalar_len ||
+  if (n == 0 || n > 48 || n != node->scalar_len ||
       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != n ||
       strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
     return nn_cfg_error_set(err, node,
-                            "name \"%s\" must be 1 to 64 of A-Z a-z 0-9 _ . - (it names the "
+                            "name \"%s\" must be 1 to 48 of A-Z a-z 0-9 _ . - (it names the "
                             "spool directory and the destination label)",
                             s);
   char *v = strdup(s);

@@ -526,8 +526,10 @@ static void on_poll(uv_timer_t *t)
   struct nn_remote *r = t->data;
   bool more = false;
   for (size_t i = 0; i < r->ndests; i++) {
-    /* Bounded work per turn of the loop; a backlog continues on the next one. */
-    long budget = 65536;
+    /* Bounded work per turn of the loop; a backlog continues on the next one. The ship
+     * decides to pause between turns, so this also bounds how far past queue_max one
+     * turn can fill it (a few hundred KiB). */
+    long budget = 4096;
     pump(&r->dests[i], &budget);
     if (budget <= 0)
       more = true;
@@ -983,7 +985,11 @@ static int open_dest(struct nn_remote *r, struct remote_dest *d, struct nn_metri
   nn_ship_config_defaults(&sc);
   char root[4200];
   snprintf(root, sizeof(root), "%s/remote", r->data_dir);
-  sc.name = "remote_write";
+  /* A source per destination: its own spool and dead-letter directories, and its own
+   * nines_agent_ship_paused series. */
+  char source[80];
+  snprintf(source, sizeof(source), "remote_write.%s", c->name);
+  sc.name = source;
   sc.payload = &nn_ship_payload_remote_write;
   sc.data_dir = root;
   sc.batch_size = c->batch_size;

@@ -317,6 +317,11 @@ int nn_tsdb_wal_reader_next(struct nn_tsdb_wal_reader *r, struct nn_tsdb_wal_rec
         nn_warn("tsdb", "WAL reader: damaged tail skipped: segment=%u offset=%llu bytes=%llu",
                 r->seg, (unsigned long long)r->off, (unsigned long long)cut);
       }
+      if (next > r->seg + 1) {
+        r->st.segments_skipped += next - r->seg - 1;
+        nn_warn("tsdb", "WAL reader: segments %u..%u are gone; continuing at %u", r->seg + 1,
+                next - 1, next);
+      }
       move_to(r, next);
     }
   }

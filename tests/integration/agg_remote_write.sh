@@ -111,7 +111,7 @@ nn_check "/metrics counts the samples write_relabel_configs dropped" \
   grep -Eq 'nines_remote_write_samples_dropped_total\{destination="vm_t0",reason="write_relabel"\} [1-9]' \
   "$NN_TMP/metrics.1"
 nn_check "/metrics has per-destination queue metrics" \
-  grep -q 'nines_agent_ship_batches_sent_total{source="remote_write",destination="vm"}' \
+  grep -q 'nines_agent_ship_batches_sent_total{source="remote_write.vm",destination="vm"}' \
   "$NN_TMP/metrics.1"
 
 # SIGKILL under load: no loss; duplicates measured.

@@ -109,7 +109,7 @@ static void test_config(void **state)
 
 /* ---- a remote-write receiver ---- */
 
-#define MAX_GOT 4096
+#define MAX_GOT 65536
 
 static struct {
   uv_loop_t loop;
@@ -179,10 +179,14 @@ static size_t count_matching(const char *needle)
   return n;
 }
 
+static uint64_t segment_bytes; /* 0: the store's default */
+
 static void open_db(void)
 {
   struct nn_tsdb_options o;
   nn_tsdb_options_default(&o);
+  if (segment_bytes)
+    o.wal_segment_bytes = segment_bytes;
   o.dir = f.dir;
   o.loop = &f.loop;
   o.wal_flush_interval_ms = 1;
@@ -281,6 +285,8 @@ static struct nn_cfg_list dests;
 static struct top cfg_top;
 static struct nn_cfg_strmap ext;
 
+static const char *extra = ""; /* more options for "all" */
+
 static struct nn_remote *open_remote(void)
 {
   char yaml[1024];
@@ -288,6 +294,7 @@ static struct nn_remote *open_remote(void)
            "remote_write:\n"
            "  - name: all\n"
            "    url: http://127.0.0.1:%d/api/v1/write\n"
+           "%s"
            "    batch_wait: 20ms\n"
            "    min_backoff: 10ms\n"
            "    max_backoff: 50ms\n"
@@ -303,7 +310,7 @@ static struct nn_remote *open_remote(void)
            "        action: keep\n"
            "      - target_label: dest\n"
            "        replacement: api\n",
-           f.port, f.port);
+           f.port, extra, f.port);
   char msg[512];
   if (cfg_top.rw.n == 0)
     assert_int_equal(load(yaml, &cfg_top, msg, sizeof(msg)), 0);
@@ -405,10 +412,30 @@ static void test_exactly_once_across_reopen(void **state)
   struct nn_buf out;
   nn_buf_init(&out, 1 << 20);
   assert_int_equal(nn_metrics_render(f.metrics, &out), 0);
-  assert_non_null(strstr(out.data, "nines_agent_ship_batches_sent_total{source=\"remote_write\","
-                                   "destination=\"all\"}"));
+  assert_non_null(strstr(out.data,
+                         "nines_agent_ship_batches_sent_total{source=\"remote_write.all\","
+                         "destination=\"all\"}"));
   assert_non_null(strstr(out.data, "nines_remote_write_samples_dropped_total{destination=\"api\","
                                    "reason=\"write_relabel\"} 120"));
+  /* Every series once: two destinations must not both export the same one. */
+  char *text = strndup(out.data, out.len), *next;
+  char *lines[1024];
+  size_t nl = 0;
+  for (char *l = text; l && *l && nl < 1024; l = next) {
+    next = strchr(l, '\n');
+    if (next)
+      *next++ = '\0';
+    if (l[0] == '#')
+      continue;
+    char *sp = strrchr(l, ' ');
+    if (sp)
+      *sp = '\0';
+    for (size_t i = 0; i < nl; i++)
+      if (strcmp(lines[i], l) == 0)
+        fail_msg("/metrics has %s twice", l);
+    lines[nl++] = l;
+  }
+  free(text);
   nn_buf_fini(&out);
   close_remote();
   nn_cfg_free(top_options, &cfg_top);
@@ -493,6 +520,54 @@ static void test_checkpoint_retires_series(void **state)
   nn_cfg_free(top_options, &cfg_top);
 }
 
+static bool all_cut_loose(void)
+{
+  struct nn_remote_dest_stats st;
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &st), 0);
+  return st.cut_loose;
+}
+
+static bool api_spooled(void)
+{
+  struct nn_remote_dest_stats st;
+  assert_int_equal(nn_remote_dest_stats(cur, 1, &st), 0);
+  return st.saved_segment >= 39;
+}
+
+/* A destination too far behind stops holding the WAL: a checkpoint then deletes segments
+ * it has not read, and it skips them (counted) when the receiver is back. */
+static void test_cut_loose(void **state)
+{
+  nn_tsdb_close(f.db);
+  uv_run(&f.loop, UV_RUN_NOWAIT);
+  segment_bytes = 1024;
+  open_db();
+  extra = "    max_wal_backlog: 2KiB\n    spool_max: 0\n    batch_size: 1KiB\n";
+  open_remote();
+  f.status = 503;
+  for (int i = 0; i < 40; i++)
+    append(1000 + i * 100, 50); /* one write each: 1 KiB segments, far past queue_max */
+  assert_true(run_until(all_cut_loose, 10));
+  struct nn_remote_dest_stats st;
+  assert_int_equal(nn_remote_dest_stats(cur, 1, &st), 0);
+  assert_false(st.cut_loose); /* "api" has a spool: it moves on once that is fsynced */
+  assert_true(run_until(api_spooled, 10));
+  /* The head drops everything, and the checkpoint removes the segments below it. */
+  assert_int_equal(nn_tsdb_head_truncate(f.db, INT64_MAX), 4);
+  assert_int_equal(nn_tsdb_checkpoint(f.db), 0);
+  append(5000, 10);
+  f.status = 0;
+  assert_true(run_until(caught_up, 10));
+  assert_int_equal(nn_remote_dest_stats(cur, 0, &st), 0);
+  assert_true(st.segments_skipped > 0);
+  assert_int_equal(st.samples_unknown, 0);
+  assert_once(5000, 10); /* new series records after the checkpoint: sent */
+  close_remote();
+  nn_cfg_free(top_options, &cfg_top);
+  extra = "";
+  segment_bytes = 0;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -500,6 +575,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_exactly_once_across_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_outage_and_close_while_down, setup, teardown),
       cmocka_unit_test_setup_teardown(test_checkpoint_retires_series, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cut_loose, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
