@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,19 +16,24 @@
 #include "common/buf.h"
 #include "common/error.h"
 
+/* Series text the fast path may take, with its labels rendered as on_sample saw them. */
+#define KNOWN_MAX 256
+struct known {
+  char *text[KNOWN_MAX];
+  char *labels[KNOWN_MAX];
+  size_t n;
+};
+
 struct out {
   struct nn_buf b;
   int metas;
   char lastmeta[256];
+  struct known *known; /* NULL: the fast path is off */
+  size_t fast;         /* samples the fast path took */
 };
 
-static int on_sample(void *ud, const struct nn_expfmt_sample *s)
+static void render_value(struct out *o, const struct nn_expfmt_sample *s)
 {
-  struct out *o = ud;
-  assert_string_equal(s->labels[0].name, "__name__");
-  nn_buf_printf(&o->b, "%s{", s->labels[0].value);
-  for (size_t i = 1; i < s->nlabels; i++)
-    nn_buf_printf(&o->b, "%s%s=\"%s\"", i > 1 ? "," : "", s->labels[i].name, s->labels[i].value);
   if (isnan(s->value))
     nn_buf_printf(&o->b, "} NaN");
   else
@@ -35,7 +41,42 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *s)
   if (s->has_ts)
     nn_buf_printf(&o->b, " @%lld", (long long)s->ts_ms);
   nn_buf_printf(&o->b, " %s\n", nn_expfmt_type_name(s->type));
+}
+
+static int on_sample(void *ud, const struct nn_expfmt_sample *s)
+{
+  struct out *o = ud;
+  assert_string_equal(s->labels[0].name, "__name__");
+  assert_non_null(s->series);
+  assert_memory_equal(s->series, s->labels[0].value, strlen(s->labels[0].value));
+  size_t start = o->b.len;
+  nn_buf_printf(&o->b, "%s{", s->labels[0].value);
+  for (size_t i = 1; i < s->nlabels; i++)
+    nn_buf_printf(&o->b, "%s%s=\"%s\"", i > 1 ? "," : "", s->labels[i].name, s->labels[i].value);
+  struct known *k = o->known;
+  if (k && k->n < KNOWN_MAX) {
+    k->text[k->n] = strndup(s->series, s->series_len);
+    k->labels[k->n] = strndup(o->b.data + start, o->b.len - start);
+    k->n++;
+  }
+  render_value(o, s);
   return 0;
+}
+
+static int on_series(void *ud, const struct nn_expfmt_sample *s)
+{
+  struct out *o = ud;
+  assert_null(s->labels);
+  for (size_t i = 0; i < o->known->n; i++) {
+    if (strlen(o->known->text[i]) == s->series_len &&
+        memcmp(o->known->text[i], s->series, s->series_len) == 0) {
+      nn_buf_appends(&o->b, o->known->labels[i]);
+      render_value(o, s);
+      o->fast++;
+      return 0;
+    }
+  }
+  return NN_EXPFMT_PARSE_LABELS;
 }
 
 static int on_meta(void *ud, const struct nn_expfmt_meta *m)
@@ -47,26 +88,38 @@ static int on_meta(void *ud, const struct nn_expfmt_meta *m)
   return 0;
 }
 
+/* Parses in and compares with want three times: without the fast path, with it while it
+ * knows nothing, and with it knowing every series text the second pass saw. All three
+ * must give the same samples and the same error. */
 static void check(enum nn_expfmt_format fmt, const char *in, const char *want)
 {
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
-  struct out o = {0};
-  struct nn_expfmt_handler h = {on_sample, on_meta, NULL};
-  nn_buf_init(&o.b, 1 << 20);
-  nn_buf_appends(&o.b, "");
-  int rc = nn_expfmt_parse(p, fmt, in, strlen(in), &h, &o);
-  if (rc < 0) {
-    nn_buf_reset(&o.b);
-    nn_buf_printf(&o.b, "ERR %s", nn_expfmt_parser_error(p));
+  struct known known = {0};
+  for (int pass = 0; pass < 3; pass++) {
+    struct out o = {.known = pass ? &known : NULL};
+    struct nn_expfmt_handler h = {on_sample, on_meta, pass ? on_series : NULL};
+    nn_buf_init(&o.b, 1 << 20);
+    nn_buf_appends(&o.b, "");
+    int rc = nn_expfmt_parse(p, fmt, in, strlen(in), &h, &o);
+    if (rc < 0) {
+      nn_buf_reset(&o.b);
+      nn_buf_printf(&o.b, "ERR %s", nn_expfmt_parser_error(p));
+    }
+    if (strncmp(want, "ERR", 3) == 0 && rc < 0) {
+      /* Only the position and a message prefix are compared for errors. */
+      if (strncmp(o.b.data, want, strlen(want)) != 0)
+        fail_msg("pass %d, input:\n%s\nwant error: %s\ngot:        %s", pass, in, want, o.b.data);
+    } else if (strcmp(o.b.data, want) != 0) {
+      fail_msg("pass %d, input:\n%s\nwant:\n%s\ngot:\n%s", pass, in, want, o.b.data);
+    }
+    if (pass == 2 && known.n)
+      assert_true(o.fast > 0);
+    nn_buf_fini(&o.b);
   }
-  if (strncmp(want, "ERR", 3) == 0 && rc < 0) {
-    /* Only the position and a message prefix are compared for errors. */
-    if (strncmp(o.b.data, want, strlen(want)) != 0)
-      fail_msg("input:\n%s\nwant error: %s\ngot:        %s", in, want, o.b.data);
-  } else if (strcmp(o.b.data, want) != 0) {
-    fail_msg("input:\n%s\nwant:\n%s\ngot:\n%s", in, want, o.b.data);
+  for (size_t i = 0; i < known.n; i++) {
+    free(known.text[i]);
+    free(known.labels[i]);
   }
-  nn_buf_fini(&o.b);
   nn_expfmt_parser_destroy(p);
 }
 
@@ -94,6 +147,13 @@ static void text_escapes_and_meta(void **state)
   T("a{b=\"q\\\"uo\\\\te\\nnl\\x\"} 1\n", "a{b=\"q\"uo\\te\nnl\\x\"} 1 unknown\n");
   T("a{b=\"{,}=\"} 1\n", "a{b=\"{,}=\"} 1 unknown\n");
   T("a{b=\"ü\"} 1\n", "a{b=\"ü\"} 1 unknown\n");
+  /* The fast path delimits label blocks with '}' and escaped quotes inside values, and a
+   * repeated line takes it (check() parses every input with it too). */
+  T("a{b=\"}\",c=\"x\\\"}\"} 1\na{b=\"}\",c=\"x\\\"}\"} 2\n",
+    "a{b=\"}\",c=\"x\"}\"} 1 unknown\na{b=\"}\",c=\"x\"}\"} 2 unknown\n");
+  T("a {b=\"1\"} 2\na {b=\"1\"} 3 7\n", "a{b=\"1\"} 2 unknown\na{b=\"1\"} 3 @7 unknown\n");
+  T("a{b=\"1\"} 1\na{b=\"1\"} x\n", "ERR 2:10: invalid value");
+  T("a{b=\"1\"} 1\na{b=1} 2\n", "ERR 2:5: expected '\"'");
 
   struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
   struct out o = {0};
@@ -225,6 +285,34 @@ static int count_cb(void *ud, const struct nn_expfmt_sample *s)
   return 0;
 }
 
+static int value_cb(void *ud, const struct nn_expfmt_sample *s)
+{
+  *(double *)ud = s->value;
+  return 0;
+}
+
+/* Short decimals take a shortcut past strtod; the result must be the same double. */
+static void decimal_values_match_strtod(void **state)
+{
+  struct nn_expfmt_parser *p = nn_expfmt_parser_create(0);
+  struct nn_expfmt_handler h = {value_cb, NULL, NULL};
+  uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 200000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    char v[40], line[64];
+    int frac = (int)(x % 15) + 1, intd = (int)((x >> 8) % 15);
+    uint64_t digits = (x >> 16) % 1000000000000000ull;
+    snprintf(v, sizeof(v), "%s%.*s.%0*llu", (x >> 60) & 1 ? "-" : "", intd, "123456789012345", frac,
+             (unsigned long long)(digits % 1000000000000000ull));
+    int n = snprintf(line, sizeof(line), "a %s\n", v);
+    double got = 0, want = strtod(v, NULL);
+    assert_int_equal(nn_expfmt_parse(p, NN_EXPFMT_TEXT, line, (size_t)n, &h, &got), 0);
+    if (memcmp(&got, &want, sizeof(got)) != 0)
+      fail_msg("%s: got %.17g want %.17g", v, got, want);
+  }
+  nn_expfmt_parser_destroy(p);
+}
+
 /* A large exposition parses completely (speed is measured in bench/, not asserted here). */
 static void large_exposition_parses_completely(void **state)
 {
@@ -257,6 +345,7 @@ int main(void)
       cmocka_unit_test(openmetrics_errors),
       cmocka_unit_test(callback_stops_parse_and_limits),
       cmocka_unit_test(content_type_selects_format),
+      cmocka_unit_test(decimal_values_match_strtod),
       cmocka_unit_test(large_exposition_parses_completely),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -248,6 +248,55 @@ static void up_series_and_staleness(void **state)
   finish();
 }
 
+static size_t count_lines(size_t i, const char *prefix)
+{
+  size_t n = 0;
+  for (const char *p = batches[i].data; p && *p;) {
+    n += strncmp(p, prefix, strlen(prefix)) == 0;
+    p = strchr(p, '\n');
+    p = p ? p + 1 : NULL;
+  }
+  return n;
+}
+
+/* Later scrapes map each line's series text to the series the first one built: the same
+ * labels, duplicates, drops, conflicts and counters every time, and staleness still works. */
+static void repeated_scrapes_use_the_series_cache(void **state)
+{
+  char pfx[160];
+  snprintf(body, sizeof(body),
+           "x{a=\"1\"} 1\nx{ a=\"1\" } 2\ndrop_me{a=\"1\"} 5\nkeep{job=\"mine\",a=\"}\"} 3\n");
+  start(JOB "  metric_relabel_configs:\n  - {source_labels: [__name__], regex: drop_me, action: "
+            "drop}\n",
+        port);
+  assert_true(run_until_batches(4, 5000));
+  snprintf(pfx, sizeof(pfx),
+           "keep{a=\"}\",exported_job=\"mine\",instance=\"127.0.0.1:%d\",job=\"t\"", port);
+  for (size_t i = 0; i < 4; i++) {
+    assert_int_equal(count_lines(i, "x{a=\"1\",instance="), 1); /* the second spelling is a dup */
+    assert_string_equal(value_of(i, "x{"), "1");
+    assert_null(value_of(i, "drop_me{"));
+    assert_string_equal(value_of(i, pfx), "3");
+    assert_string_equal(value_of(i, "scrape_samples_scraped{"), "4");
+    assert_string_equal(value_of(i, "scrape_samples_post_metric_relabeling{"), "3");
+    assert_string_equal(value_of(i, "scrape_series_added{"), i == 0 ? "2" : "0");
+    assert_int_equal(count_lines(i, ""), 2 + 5);
+  }
+  /* keep goes away, drop_me changes spelling: one stale marker, still nothing dropped sent. */
+  snprintf(body, sizeof(body), "x{a=\"1\"} 1\ndrop_me{a=\"2\"} 5\n");
+  size_t seen = nbatches;
+  assert_true(run_until_batches(seen + 3, 5000));
+  bool stale = false;
+  for (size_t i = seen; i < nbatches; i++) {
+    stale = stale || (value_of(i, "keep{") && strcmp(value_of(i, "keep{"), "STALE") == 0);
+    assert_null(value_of(i, "drop_me{"));
+  }
+  assert_true(stale);
+  assert_null(value_of(nbatches - 1, "keep{"));
+  assert_string_equal(value_of(nbatches - 1, "x{"), "1");
+  finish();
+}
+
 static void sample_limit_fails_the_scrape(void **state)
 {
   snprintf(body, sizeof(body), "a 1\nb 2\nc 3\n");
@@ -737,6 +786,7 @@ int main(void)
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(up_series_and_staleness),
+      cmocka_unit_test(repeated_scrapes_use_the_series_cache),
       cmocka_unit_test(sample_limit_fails_the_scrape),
       cmocka_unit_test(honor_labels_and_exported_prefix),
       cmocka_unit_test(metric_relabel_drop_and_timestamps),
