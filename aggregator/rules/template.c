@@ -5,11 +5,11 @@
  * literals, parentheses, and the functions humanize, humanize1024, humanizePercentage,
  * humanizeDuration, humanizeTimestamp, printf, print, toUpper, toLower, title, safeHtml,
  * stripPort, externalURL, the comparisons eq ne lt le gt ge and the logic and or not, with
- * {{if}}/{{else if}}/{{else}}/{{end}} and {{range}} over a map ($labels, $externalLabels)
- * with optional $key, $value variables. Control flow is compiled into the flat node list as
- * conditional jumps. Syntax errors are reported at parse time with Go's wording; valid Go
- * constructs outside the subset (with, define, variable declarations, query, ...) parse,
- * and fail when executed, which Prometheus turns into the alert text
+ * {{if}}/{{else if}}/{{else}}/{{end}}, {{with}}/{{else}} and {{range}} over a map ($labels,
+ * $externalLabels) with optional $key, $value variables. Control flow is compiled into the
+ * flat node list as conditional jumps. Syntax errors are reported at parse time with Go's
+ * wording; valid Go constructs outside the subset (define, variable declarations, query, ...)
+ * parse, and fail when executed, which Prometheus turns into the alert text
  * "<error expanding template: ...>"; nn__tmpl_unsupported names them at load time. */
 #include <ctype.h>
 #include <errno.h>
@@ -57,8 +57,10 @@ struct pipe {
 /* N_IF: evaluate pipe, jump to target when false. N_JUMP: jump to target. N_RANGE: evaluate
  * pipe (a map); empty: jump to target (the else branch or the end); else bind the first
  * element and go on. N_NEXT (closes the body of the N_RANGE at target): bind the next
- * element and jump back after the N_RANGE, or jump to target2 (the end) when done. */
-enum node_kind { N_TEXT, N_ACTION, N_IF, N_JUMP, N_RANGE, N_NEXT };
+ * element and jump back after the N_RANGE, or jump to target2 (the end) when done.
+ * N_WITH: evaluate pipe; empty: jump to target (the else branch or the end), else make it
+ * "." until the N_ENDWITH that closes the body. */
+enum node_kind { N_TEXT, N_ACTION, N_IF, N_JUMP, N_RANGE, N_NEXT, N_WITH, N_ENDWITH };
 
 struct node {
   enum node_kind kind;
@@ -70,7 +72,7 @@ struct node {
   char *key_var, *val_var; /* N_RANGE: names without '$', or NULL */
 };
 
-enum block_kind { B_IF, B_RANGE, B_OTHER };
+enum block_kind { B_IF, B_RANGE, B_WITH, B_OTHER };
 
 /* An open {{if}}/{{range}}/... while parsing: what {{else}} and {{end}} must patch. */
 struct block {
@@ -698,6 +700,20 @@ static int parse_else(struct parser *p, const char *end)
     p->s = end;
     return 0;
   }
+  if (b->kind == B_WITH) {
+    if (p->s < end)
+      return perr(p, "unexpected \"%c\" in else", *p->s);
+    /* The body ends: restore ".", skip the else branch; an empty value lands after it. */
+    int rc = emit(p, N_ENDWITH, NULL);
+    if (rc == 0)
+      rc = emit(p, N_JUMP, NULL);
+    if (rc < 0)
+      return rc;
+    b->jumps[b->njumps++] = p->t->n - 1;
+    p->t->nodes[b->node].target = p->t->n;
+    b->has_else = true;
+    return 0;
+  }
   if (b->kind == B_RANGE) {
     if (else_if)
       return perr(p, "{{else if}} inside {{range}} is not supported");
@@ -743,7 +759,16 @@ static int parse_end(struct parser *p, const char *end)
   if (p->s < end)
     return perr(p, "unexpected \"%c\" in end", *p->s);
   struct block *b = &p->blocks[p->nblocks - 1];
-  if (b->kind == B_IF) {
+  if (b->kind == B_WITH) {
+    if (!b->has_else) {
+      int rc = emit(p, N_ENDWITH, NULL);
+      if (rc < 0)
+        return rc;
+      p->t->nodes[b->node].target = p->t->n;
+    }
+    for (size_t i = 0; i < b->njumps; i++)
+      p->t->nodes[b->jumps[i]].target = p->t->n;
+  } else if (b->kind == B_IF) {
     if (b->pending)
       p->t->nodes[b->node].target = p->t->n;
     for (size_t i = 0; i < b->njumps; i++)
@@ -785,6 +810,14 @@ static int parse_keyword(struct parser *p, const char *end)
       return rc;
     return 1;
   }
+  if (keyword(st, n, "with")) {
+    p->s = e;
+    struct pipe *pp = NULL;
+    if ((rc = control_pipe(p, end, "with", &pp)) < 0 || (rc = emit(p, N_WITH, pp)) < 0 ||
+        (rc = push_block(p, B_WITH, p->t->n - 1)) < 0)
+      return rc;
+    return 1;
+  }
   if (keyword(st, n, "range")) {
     p->s = e;
     return (rc = parse_range(p, end)) < 0 ? rc : 1;
@@ -797,7 +830,7 @@ static int parse_keyword(struct parser *p, const char *end)
     p->s = e;
     return (rc = parse_end(p, end)) < 0 ? rc : 1;
   }
-  static const char *const openers[] = {"with", "define", "block", NULL};
+  static const char *const openers[] = {"define", "block", NULL};
   if (in_list(openers, st, n)) {
     char what[32];
     snprintf(what, sizeof(what), "{{%.*s}}", (int)n, st);
@@ -1055,6 +1088,11 @@ struct exec {
   size_t nvars;
   struct rframe frames[NN__RULES_MAX_TEMPLATE_DEPTH];
   size_t nframes;
+  struct {
+    struct val v; /* owned: the {{with}} value, "." in its body */
+    struct val dot;
+  } withs[NN__RULES_MAX_TEMPLATE_DEPTH];
+  size_t nwith;
   int steps;
 };
 
@@ -1729,6 +1767,8 @@ int nn__tmpl_expand(const struct nn__tmpl *t, const struct nn__tmpl_data *d, str
   if (!xp)
     return NN_ENOMEM;
   int rc = expand(xp, t, d, out, err, errlen);
+  while (xp->nwith > 0) /* an error inside a {{with}} body */
+    val_fini(&xp->withs[--xp->nwith].v);
   free(xp);
   return rc;
 }
@@ -1805,6 +1845,27 @@ static int expand(struct exec *xp, const struct nn__tmpl *t, const struct nn__tm
       val_fini(&v);
     } else if (n->kind == N_JUMP) {
       next = n->target;
+    } else if (n->kind == N_WITH) {
+      struct val v;
+      if ((rc = eval_pipe(x, n->pipe, &v)) < 0)
+        return rc;
+      if (!truth(&v)) {
+        val_fini(&v);
+        next = n->target;
+      } else if (x->nwith >= NN__RULES_MAX_TEMPLATE_DEPTH) {
+        val_fini(&v);
+        return xerr(x, "with", "{{with}} nested too deeply");
+      } else {
+        x->withs[x->nwith].v = v;
+        x->withs[x->nwith].dot = x->dot;
+        x->dot = v;
+        x->dot.own = NULL; /* borrowed from withs[] */
+        x->nwith++;
+      }
+    } else if (n->kind == N_ENDWITH && x->nwith > 0) {
+      x->nwith--;
+      x->dot = x->withs[x->nwith].dot;
+      val_fini(&x->withs[x->nwith].v);
     } else if (n->kind == N_RANGE) {
       if ((rc = range_start(x, n, i, &next)) < 0)
         return rc;

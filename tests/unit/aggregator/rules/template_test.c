@@ -122,8 +122,8 @@ static void test_execution_errors_become_text(void **state)
   s = expand("{{ range $value }}x{{ end }}", 5);
   assert_non_null(strstr(s, "range can't iterate over 5"));
   free(s);
-  s = expand("{{ with $labels }}x{{ end }}", 5);
-  assert_non_null(strstr(s, "{{with}} is not supported by nines' template engine"));
+  s = expand("{{ define \"x\" }}y{{ end }}", 5);
+  assert_non_null(strstr(s, "{{define}} is not supported by nines' template engine"));
   free(s);
   /* nested ranges multiply; the step budget stops them */
   s = expand("{{range $labels}}{{range $labels}}{{range $labels}}{{range $labels}}{{range "
@@ -170,6 +170,12 @@ static void test_if_else_range_and_comparisons(void **state)
         "end }}",
         0, "__name__@eu-1 instance@eu-1 job@eu-1 ");
   check("{{ printf \"%s is %.1f\" $labels.job $value }}", 2.25, "node is 2.2");
+  check("{{ with $labels.instance }}[{{ . }}]{{ end }}", 0, "[host-1:9100]");
+  check("{{ with $labels.missing }}x{{ else }}none{{ end }}", 0, "none");
+  check("{{ with printf \"%s-%s\" $labels.job \"a\" }}{{ . }}{{ end }}/{{ .Value }}", 3,
+        "node-a/3");
+  check("{{ with .Labels }}{{ .job }}{{ with $.Value }} {{ . }}{{ end }}{{ end }}", 4, "node 4");
+  check("{{ range $labels }}{{ with . }}<{{ . }}>{{ end }}{{ end }}", 0, "<up><host-1:9100><node>");
 }
 
 static void test_syntax_errors_at_parse(void **state)
