@@ -661,8 +661,18 @@ int nn__slo_alert_annotations(const struct nn_slo_spec *s, int k, const struct n
                               struct nn_label *ann, size_t *nann)
 {
   const char *sev = k == NN_SLO_A_PAGE ? "page" : "ticket";
-  char title[256];
+  char title[256], desc[1024];
   const char *summary;
+  /* A description on every alert: what the SLO promises, what is happening, and the spec's
+   * own description when it has one (alerting.annotations.description replaces it). */
+  const char *what = k == NN_SLO_A_NODATA ? "its SLI queries returned no events"
+                     : k == NN_SLO_A_BUDGET
+                         ? "{{$labels.budget_consumed}}% of the period's error budget is spent"
+                         : "it is burning its error budget too fast (error ratio over 1h: "
+                           "{{$value}})";
+  snprintf(desc, sizeof(desc), "%s %s: objective %.10g%%; %s.%s%s", s->service, s->name,
+           s->objective * 100, what, s->description && *s->description ? " " : "",
+           s->description ? s->description : "");
   if (k == NN_SLO_A_NODATA) {
     snprintf(title, sizeof(title),
              "(ticket) {{$labels.sloth_service}} {{$labels.sloth_slo}} "
@@ -686,8 +696,8 @@ int nn__slo_alert_annotations(const struct nn_slo_spec *s, int k, const struct n
   /* Sloth's defaults, then alerting.annotations, then the tier's; later ones replace. */
   const struct nn_slo_alert_spec *tier = k == NN_SLO_A_PAGE ? &s->page : &s->ticket;
   const struct nn_slo_kv *src[2] = {&s->alert_annotations, &tier->annotations};
-  const char *kk[16] = {"title", "summary"}, *vv[16] = {title, summary};
-  size_t nkv = 2, offs[16];
+  const char *kk[16] = {"title", "summary", "description"}, *vv[16] = {title, summary, desc};
+  size_t nkv = 3, offs[16];
   for (int si = 0; si < 2; si++) {
     for (size_t i = 0; i < src[si]->n; i++) {
       size_t j = 0;
@@ -720,8 +730,33 @@ struct notify_batch {
   struct nn_label ann[NN_SLO_NALERTS + 1][16];
   struct nn_buf annbuf[NN_SLO_NALERTS + 1];
   char lvl[NN_SLO_NALERTS + 1][8];
+  char url[NN_SLO_NALERTS + 1][512];
   size_t n;
 };
+
+/* generatorURL of an SLO alert: the SLO's row on the summary page (external_url/#slo-<id>),
+ * the id percent-encoded outside [A-Za-z0-9._~-]. NULL without an external URL. */
+static const char *slo_url(const struct nn_slo_engine *e, const char *id, char *buf, size_t len)
+{
+  if (!e->external_url || !*e->external_url)
+    return NULL;
+  size_t base = strlen(e->external_url);
+  while (base > 0 && e->external_url[base - 1] == '/')
+    base--;
+  int n = snprintf(buf, len, "%.*s/#slo-", (int)base, e->external_url);
+  if (n < 0 || (size_t)n >= len)
+    return e->external_url;
+  size_t o = (size_t)n;
+  for (const unsigned char *p = (const unsigned char *)id; *p && o + 4 < len; p++) {
+    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+        *p == '-' || *p == '_' || *p == '.' || *p == '~')
+      buf[o++] = (char)*p;
+    else
+      o += (size_t)snprintf(buf + o, len - o, "%%%02X", *p);
+  }
+  buf[o] = 0;
+  return buf;
+}
 
 static void queue_alert(struct nn_slo_engine *e, struct notify_batch *b, struct nn_slo_rt *r, int k,
                         int level, int64_t starts, int64_t ends)
@@ -746,7 +781,7 @@ static void queue_alert(struct nn_slo_engine *e, struct notify_batch *b, struct 
       .nannotations = nann,
       .starts_at_ms = starts,
       .ends_at_ms = ends,
-      .generator_url = e->external_url,
+      .generator_url = slo_url(e, r->spec->id, b->url[i], sizeof(b->url[i])),
   };
   b->n++;
 }

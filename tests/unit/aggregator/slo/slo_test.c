@@ -86,6 +86,10 @@ static void write_counters(struct nn_tsdb *db, int64_t from, int64_t to, rate_fn
 struct captured {
   int page_firing, ticket_firing, resolved;
   char severity[32], alertname[64], runbook[64];
+  /* Error-budget-policy alerts: how often each level was sent firing, and resolved. */
+  int budget80, budget95, budget80_resolved;
+  int64_t last_eval_ms; /* set by run(): the evaluation the notification comes from */
+  char description[512], budget_description[512], generator_url[128];
 };
 static struct captured cap;
 
@@ -94,6 +98,22 @@ static void on_notify(void *ud, const struct nn_notifier_alert *alerts, size_t n
   for (size_t i = 0; i < n; i++) {
     const char *sev = nn_labels_get(alerts[i].labels, alerts[i].nlabels, "sloth_severity");
     const char *an = nn_labels_get(alerts[i].labels, alerts[i].nlabels, "alertname");
+    const char *desc = "";
+    for (size_t k = 0; k < alerts[i].nannotations; k++)
+      if (!strcmp(alerts[i].annotations[k].name, "description"))
+        desc = alerts[i].annotations[k].value;
+    snprintf(cap.generator_url, sizeof(cap.generator_url), "%s",
+             alerts[i].generator_url ? alerts[i].generator_url : "");
+    if (!strcmp(an, "SLOErrorBudgetConsumed")) {
+      const char *lvl = nn_labels_get(alerts[i].labels, alerts[i].nlabels, "budget_consumed");
+      bool resolved = alerts[i].ends_at_ms <= cap.last_eval_ms;
+      if (!strcmp(lvl, "80"))
+        resolved ? cap.budget80_resolved++ : cap.budget80++;
+      else if (!strcmp(lvl, "95") && !resolved)
+        cap.budget95++;
+      snprintf(cap.budget_description, sizeof(cap.budget_description), "%s", desc);
+      continue;
+    }
     if (alerts[i].ends_at_ms <= alerts[i].starts_at_ms + 15 * MIN &&
         alerts[i].ends_at_ms < alerts[i].starts_at_ms + 4 * MIN) {
       cap.resolved++;
@@ -108,6 +128,7 @@ static void on_notify(void *ud, const struct nn_notifier_alert *alerts, size_t n
     snprintf(cap.severity, sizeof(cap.severity), "%s",
              nn_labels_get(alerts[i].labels, alerts[i].nlabels, "severity"));
     snprintf(cap.alertname, sizeof(cap.alertname), "%s", an);
+    snprintf(cap.description, sizeof(cap.description), "%s", desc);
     for (size_t k = 0; k < alerts[i].nannotations; k++)
       if (!strcmp(alerts[i].annotations[k].name, "runbook_url"))
         snprintf(cap.runbook, sizeof(cap.runbook), "%s", alerts[i].annotations[k].value);
@@ -121,7 +142,11 @@ static struct nn_slo_engine *engine(struct nn_tsdb *db, const char *dir, const c
   memset(&cfg, 0, sizeof(cfg));
   assert_int_equal(nn_cfg_apply_defaults(nn_slo_config_options, &cfg, &cerr), 0);
   cfg.snapshot_every = 1000000;
-  struct nn_slo_opts o = {.db = db, .cfg = &cfg, .data_dir = dir, .notify = on_notify};
+  struct nn_slo_opts o = {.db = db,
+                          .cfg = &cfg,
+                          .data_dir = dir,
+                          .notify = on_notify,
+                          .external_url = "http://nines.example:9595/"};
   struct nn_slo_engine *e = nn_slo_create(&o);
   nn_cfg_free(nn_slo_config_options, &cfg);
   assert_non_null(e);
@@ -135,8 +160,10 @@ static struct nn_slo_engine *engine(struct nn_tsdb *db, const char *dir, const c
 
 static void run(struct nn_slo_engine *e, int64_t from, int64_t to)
 {
-  for (int64_t t = from; t <= to; t += 30000)
+  for (int64_t t = from; t <= to; t += 30000) {
+    cap.last_eval_ms = t;
     nn_slo_eval_at(e, t);
+  }
 }
 
 /* ---- Hand-computed budget maths ---------------------------------------------------------- */
@@ -321,6 +348,39 @@ static void trickle_tickets_only(void **state)
   assert_true(cap.ticket_firing > 0);
   assert_string_equal(cap.severity, "ticket");
   assert_float_equal(st.error_ratio[NN_SLO_W_2H], 0.004, 1e-9);
+  /* Every notification carries a description (generated: objective and what happens). */
+  assert_non_null(strstr(cap.description, "api availability: objective 99.9%"));
+  assert_non_null(strstr(cap.description, "burning its error budget too fast"));
+  /* generatorURL: the SLO's row on the summary page. */
+  assert_string_equal(cap.generator_url, "http://nines.example:9595/#slo-api-availability");
+  nn_slo_destroy(e);
+  nn_tsdb_close(db);
+}
+
+/* Six healthy days, then a day at 0.4% errors (4x): the 1d and 2h windows cross the 3x
+ * ticket tier while 4/7 of the 30-day budget is spent. */
+static void week_rates(int64_t t, double *ok, double *err)
+{
+  double e = t > T0 + 6 * 24 * HOUR ? 0.004 : 0;
+  *ok = 2 * (1 - e);
+  *err = 2 * e;
+}
+
+static void at_risk_when_ticket_fires_with_budget_left(void **state)
+{
+  struct nn_tsdb *db = open_db();
+  int64_t end = T0 + 7 * 24 * HOUR;
+  write_counters(db, T0, end, week_rates);
+  memset(&cap, 0, sizeof(cap));
+  struct nn_slo_engine *e = engine(db, NULL, SPEC);
+  run(e, end - 10 * MIN, end); /* the first evaluation backfills the week */
+  struct nn_slo_status st;
+  assert_int_equal(nn_slo_get_status(e, "api-availability", &st), 0);
+  assert_true(st.ticket_firing);
+  assert_false(st.page_firing);
+  assert_float_equal(1 - st.budget_remaining, 4.0 / 7.0, 1e-3);
+  assert_string_equal(st.status, "at_risk");
+  assert_true(st.time_to_exhaustion > 0 && isfinite(st.time_to_exhaustion));
   nn_slo_destroy(e);
   nn_tsdb_close(db);
 }
@@ -467,6 +527,170 @@ static void ledger_survives_restart(void **state)
   char cmd[256];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   assert_int_equal(system(cmd), 0);
+}
+
+/* 0.085% errors for 2 h, then 0.11%: the period (all data) consumes 85% of the budget, then
+ * 97.5%; neither rate reaches a burn-rate tier (1x over 3d and 6h needs > 0.1% over 6 h). */
+static void budget_policy_rates(int64_t t, double *ok, double *err)
+{
+  double e = t <= T0 + 2 * HOUR ? 0.00085 : 0.0011;
+  *ok = 200 * (1 - e);
+  *err = 200 * e;
+}
+
+static void budget_policy_alerts_at_80_and_95(void **state)
+{
+  /* The thresholds on their own. */
+  struct nn_slo_spec s = std_spec(0.999, 30);
+  struct nn_slo_ledger l;
+  double consumed[] = {0.5, 0.79, 0.81, 0.94, 0.96, 1.5};
+  int want[] = {0, 0, 80, 80, 95, 95};
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    assert_int_equal(nn__slo_ledger_init(&l, s.period_min, 0), 0);
+    nn__slo_ledger_add(&l, 28000000, consumed[i] * 1000 * 0.001, 1000);
+    struct nn_slo_values v;
+    nn__slo_compute(&s, &l, (28000000 + 1) * MIN, 50, 10, &v);
+    assert_int_equal(v.budget_level, want[i]);
+    nn__slo_ledger_fini(&l);
+  }
+
+  /* Through the engine: 80% fires, then 95% fires and the 80% one resolves. */
+  struct nn_tsdb *db = open_db();
+  write_counters(db, T0, T0 + 4 * HOUR, budget_policy_rates);
+  memset(&cap, 0, sizeof(cap));
+  struct nn_slo_engine *e = engine(db, NULL, SPEC);
+  run(e, T0 + 30000, T0 + 2 * HOUR);
+  struct nn_slo_status st;
+  assert_int_equal(nn_slo_get_status(e, "api-availability", &st), 0);
+  assert_float_equal(1 - st.budget_remaining, 0.85, 1e-6);
+  assert_int_equal(st.budget_alert, 80);
+  assert_false(st.page_firing || st.ticket_firing);
+  assert_true(cap.budget80 > 0);
+  assert_int_equal(cap.budget95, 0);
+  assert_non_null(strstr(cap.budget_description, "80% of the period's error budget is spent"));
+  run(e, T0 + 2 * HOUR + 30000, T0 + 4 * HOUR);
+  assert_int_equal(nn_slo_get_status(e, "api-availability", &st), 0);
+  assert_true(1 - st.budget_remaining > 0.95);
+  assert_int_equal(st.budget_alert, 95);
+  assert_false(st.page_firing || st.ticket_firing);
+  assert_true(cap.budget95 > 0);
+  assert_true(cap.budget80_resolved > 0);
+  /* The ALERTS series says which level fires now. */
+  struct nn_querier q;
+  nn_tsdb_querier(db, &q);
+  struct nn_promql_expr *x;
+  struct nn_promql_error perr;
+  struct nn_promql_result res;
+  const char *qs = "ALERTS{alertname=\"SLOErrorBudgetConsumed\",alertstate=\"firing\"}";
+  assert_int_equal(nn_promql_parse(qs, strlen(qs), &x, &perr), 0);
+  assert_int_equal(nn_promql_eval_instant(&q, x, T0 + 4 * HOUR, NULL, &res, &perr), 0);
+  assert_int_equal(res.nseries, 1);
+  assert_string_equal(nn_labels_get(res.series[0].labels, res.series[0].nlabels, "budget_consumed"),
+                      "95");
+  nn_promql_result_fini(&res);
+  nn_promql_expr_free(x);
+  nn_slo_destroy(e);
+  nn_tsdb_close(db);
+}
+
+static int64_t minute_of(int y, int mon, int d, int h, int mi)
+{
+  struct tm tm = {.tm_year = y - 1900, .tm_mon = mon - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+  return (int64_t)timegm(&tm) / 60;
+}
+
+static void calendar_month_and_quarter_in_time_zone(void **state)
+{
+  /* 2026-03-31 23:29 UTC is 2026-04-01 01:29 at +02:00 and 18:29 on March 31 at -05:00. */
+  int64_t m = minute_of(2026, 3, 31, 23, 29);
+  assert_int_equal(nn__slo_calendar_start(m, 0, false), minute_of(2026, 3, 1, 0, 0));
+  assert_int_equal(nn__slo_calendar_start(m, 0, true), minute_of(2026, 1, 1, 0, 0));
+  assert_int_equal(nn__slo_calendar_start(m, 7200, false), minute_of(2026, 3, 31, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(m, 7200, true), minute_of(2026, 3, 31, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(m, -18000, false), minute_of(2026, 3, 1, 5, 0));
+  assert_int_equal(nn__slo_calendar_start(m, -18000, true), minute_of(2026, 1, 1, 5, 0));
+  assert_int_equal(nn__slo_calendar_start(minute_of(2026, 11, 15, 12, 0), 0, true),
+                   minute_of(2026, 10, 1, 0, 0));
+  int32_t ym = nn__slo_month_of(m, 7200);
+  assert_int_equal(ym, 2026 * 12 + 3); /* April (month0 = 3) */
+
+  /* The period window starts at the calendar boundary of the SLO's time zone: 10 events a
+   * minute from 20:00 UTC, 1 bad a minute until 22:00 UTC, none after. */
+  struct nn_slo_spec s = std_spec(0.999, 30);
+  s.period_kind = NN_SLO_MONTH;
+  int tz[3] = {0, 7200, -18000};
+  double want_total[3] = {2100, 900, 2100}, want_bad[3] = {120, 0, 120};
+  for (int k = 0; k < 3; k++) {
+    struct nn_slo_ledger l;
+    assert_int_equal(nn__slo_ledger_init(&l, s.period_min, tz[k]), 0);
+    for (int64_t i = minute_of(2026, 3, 31, 20, 0); i <= m; i++)
+      nn__slo_ledger_add(&l, i, i < minute_of(2026, 3, 31, 22, 0) ? 1 : 0, 10);
+    struct nn_slo_values v;
+    nn__slo_compute(&s, &l, (m + 1) * MIN, 50, 10, &v);
+    assert_float_equal(v.total[NN_SLO_W_PERIOD], want_total[k], 1e-9);
+    assert_float_equal(v.bad[NN_SLO_W_PERIOD], want_bad[k], 1e-9);
+    nn__slo_ledger_fini(&l);
+  }
+  /* A quarter at -05:00 covers the same events as the month here. */
+  s.period_kind = NN_SLO_QUARTER;
+  struct nn_slo_ledger l;
+  assert_int_equal(nn__slo_ledger_init(&l, 90 * 1440, -18000), 0);
+  for (int64_t i = minute_of(2026, 3, 31, 20, 0); i <= m; i++)
+    nn__slo_ledger_add(&l, i, 1, 10);
+  struct nn_slo_values v;
+  nn__slo_compute(&s, &l, (m + 1) * MIN, 50, 10, &v);
+  assert_float_equal(v.total[NN_SLO_W_PERIOD], 2100, 1e-9);
+  nn__slo_ledger_fini(&l);
+}
+
+/* Every output series the issue lists, with Sloth's label names, so Sloth's dashboards work. */
+static void outputs_use_sloth_names(void **state)
+{
+  struct nn_tsdb *db = open_db();
+  write_counters(db, T0, T0 + 2 * HOUR, trickle_rates);
+  memset(&cap, 0, sizeof(cap));
+  struct nn_slo_engine *e = engine(db, NULL, SPEC);
+  run(e, T0 + 30000, T0 + 2 * HOUR);
+  struct nn_querier q;
+  nn_tsdb_querier(db, &q);
+  static const char *const names[] = {
+      "slo:sli_error:ratio_rate5m",  "slo:sli_error:ratio_rate30m",
+      "slo:sli_error:ratio_rate1h",  "slo:sli_error:ratio_rate2h",
+      "slo:sli_error:ratio_rate6h",  "slo:sli_error:ratio_rate1d",
+      "slo:sli_error:ratio_rate3d",  "slo:sli_error:ratio_rate30d",
+      "slo:error_budget:ratio",      "slo:objective:ratio",
+      "slo:period_burn_rate:ratio",  "slo:time_until_exhaustion:seconds",
+      "slo:current_burn_rate:ratio", "slo:period_error_budget_remaining:ratio"};
+  double want_objective = 0.999, want_budget = 0.001;
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    char qs[256];
+    snprintf(qs, sizeof(qs),
+             "%s{sloth_service=\"api\",sloth_slo=\"availability\",sloth_id=\"api-availability\"}",
+             names[i]);
+    struct nn_promql_expr *x;
+    struct nn_promql_error perr;
+    struct nn_promql_result res;
+    assert_int_equal(nn_promql_parse(qs, strlen(qs), &x, &perr), 0);
+    assert_int_equal(nn_promql_eval_instant(&q, x, T0 + 2 * HOUR, NULL, &res, &perr), 0);
+    if (res.nseries != 1)
+      fprintf(stderr, "%s: %zu series\n", qs, res.nseries);
+    assert_int_equal(res.nseries, 1);
+    double v = res.series[0].v[0];
+    if (!strcmp(names[i], "slo:objective:ratio"))
+      assert_float_equal(v, want_objective, 1e-12);
+    else if (!strcmp(names[i], "slo:error_budget:ratio"))
+      assert_float_equal(v, want_budget, 1e-12);
+    else if (!strcmp(names[i], "slo:period_burn_rate:ratio"))
+      assert_float_equal(v, 4, 1e-6); /* 0.4% errors against a 0.1% budget */
+    else if (!strncmp(names[i], "slo:sli_error:ratio_rate", 24))
+      assert_float_equal(v, 0.004, 1e-6);
+    else if (!strcmp(names[i], "slo:time_until_exhaustion:seconds"))
+      assert_float_equal(v, 0, 0); /* 4x over all the data: the budget is gone */
+    nn_promql_result_fini(&res);
+    nn_promql_expr_free(x);
+  }
+  nn_slo_destroy(e);
+  nn_tsdb_close(db);
 }
 
 /* ---- Specs ------------------------------------------------------------------------------- */
@@ -646,10 +870,14 @@ int main(void)
       cmocka_unit_test(window_cost_does_not_grow_with_period),
       cmocka_unit_test(spike_pages),
       cmocka_unit_test(trickle_tickets_only),
+      cmocka_unit_test(at_risk_when_ticket_fires_with_budget_left),
       cmocka_unit_test(low_traffic_does_not_page),
       cmocka_unit_test(no_data_is_not_one_hundred_percent),
       cmocka_unit_test(sli_1h_equals_sloth_generated_expression),
       cmocka_unit_test(ledger_survives_restart),
+      cmocka_unit_test(budget_policy_alerts_at_80_and_95),
+      cmocka_unit_test(calendar_month_and_quarter_in_time_zone),
+      cmocka_unit_test(outputs_use_sloth_names),
       cmocka_unit_test(sloth_examples_load),
       cmocka_unit_test(bad_specs_are_rejected_with_positions),
       cmocka_unit_test(export_passes_promtool),
