@@ -135,11 +135,12 @@ struct nn_remote {
 
 /* ---- series map ---- */
 
+/* Refs are handed out one after another, and a samples record names the series of one
+ * request, usually created together: the identity as the hash keeps neighbours in
+ * neighbouring slots (this lookup is most of the per-sample cost), and sequential keys
+ * never collide until the table wraps. */
 static uint64_t mix(uint64_t x)
 {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
   return x;
 }
 
