@@ -56,12 +56,25 @@ size_t nn_labels_canonicalize(struct nn_label *v, size_t n)
   for (size_t i = 0; i < n; i++)
     if (v[i].value && v[i].value[0])
       v[k++] = v[i];
-  /* Most senders already sort; checking first skips qsort's overhead on the hot path. */
-  for (size_t i = 1; i < k; i++) {
-    if (strcmp(v[i - 1].name, v[i].name) > 0) {
-      qsort(v, k, sizeof(*v), label_cmp);
-      break;
+  /* Most label sets arrive sorted or nearly so (a few labels appended to a sorted set):
+   * insertion sort is linear then, and stable like the merge sort qsort uses. */
+  if (k > 64) {
+    for (size_t i = 1; i < k; i++) {
+      if (strcmp(v[i - 1].name, v[i].name) > 0) {
+        qsort(v, k, sizeof(*v), label_cmp);
+        break;
+      }
     }
+    return k;
+  }
+  for (size_t i = 1; i < k; i++) {
+    struct nn_label x = v[i];
+    size_t j = i;
+    while (j > 0 && strcmp(v[j - 1].name, x.name) > 0) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
   }
   return k;
 }

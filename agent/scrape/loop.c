@@ -103,9 +103,11 @@ static void cache_free(struct nn__scrape_cache *c)
  * pointers, keeps the stored form canonical: equal label sets store equal bytes. */
 static int target_label(const struct nn__scrape_target *t, const struct nn_label *l)
 {
-  for (size_t k = 0; k < t->nlabels && k < 256; k++)
-    if (strcmp(t->labels[k].name, l->name) == 0)
-      return strcmp(t->labels[k].value, l->value) == 0 ? (int)k : -1;
+  for (size_t k = 0; k < t->nlabels && k < 256; k++) {
+    int c = strcmp(t->labels[k].name, l->name);
+    if (c >= 0) /* target labels are sorted */
+      return c == 0 && strcmp(t->labels[k].value, l->value) == 0 ? (int)k : -1;
+  }
   return -1;
 }
 
