@@ -312,6 +312,7 @@ bool nn__tsdb_xor_it_next(struct nn__tsdb_xor_it *it)
 
 #define MAX_SCALE 15 /* decimal exponents 0..15: 10^e is an exact double */
 #define ESC_BITS  7  /* an escaped code's length field: 0..64 */
+#define PLAIN     64 /* a width descriptor >= this: plain codes of (descriptor - 64) bits */
 
 static const double pow10_tab[MAX_SCALE + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
@@ -331,9 +332,10 @@ static unsigned bitlen(uint64_t x)
   return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
 }
 
-/* The width w (0..63) that minimises the bits of codes x[0..n): w bits each, or the
- * all-ones code, 7 bits of length and the value for those that do not fit below it. A
- * histogram of bit lengths makes it O(n + 64). */
+/* The width descriptor that minimises the bits of codes x[0..n), with their total in
+ * *bits: w (0..63) for w bits each, the all-ones code, 7 bits of length and the value
+ * for those that do not fit below it; or PLAIN + w for w bits each with no escape, when
+ * every code fits. A histogram of bit lengths makes it O(n + 64). */
 static unsigned best_width(const uint64_t *x, size_t n, uint64_t *bits)
 {
   size_t cnt[65] = {0}, ones[65] = {0};
@@ -361,12 +363,25 @@ static unsigned best_width(const uint64_t *x, size_t n, uint64_t *bits)
       bw = w;
     }
   }
+  /* Without escapes, when every code fits below 2^63: max bit length for each. */
+  unsigned maxlen = 64;
+  while (maxlen > 0 && cnt[maxlen] == 0)
+    maxlen--;
+  if (maxlen < 64 && (uint64_t)n * maxlen <= best) {
+    *bits = (uint64_t)n * maxlen;
+    return PLAIN + maxlen;
+  }
   *bits = best;
   return bw;
 }
 
 static void put_code(struct nn__tsdb_xor_app *a, uint64_t x, unsigned w)
 {
+  if (w >= PLAIN) {
+    if (w > PLAIN)
+      put_bits(a, x, w - PLAIN);
+    return;
+  }
   if (w == 0)
     return;
   uint64_t esc = (1ULL << w) - 1;
@@ -427,67 +442,105 @@ static int cmp_i64(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+/* A decimal value's code in value mode `mode` (docs/format/chunks.md). */
+static uint64_t value_code(unsigned mode, uint64_t base, int64_t m, int64_t prev)
+{
+  uint64_t step = (uint64_t)m - (uint64_t)prev;
+  switch (mode) {
+  case 0: return step - base;
+  case 1: return zz((int64_t)(step - base));
+  default: return (uint64_t)m - base;
+  }
+}
+
 int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct nn_buf *out)
 {
   if (n == 0 || n > NN__TSDB_CHUNK_MAX_SAMPLES)
     return NN_EINVAL;
   struct nn__tsdb_xor_app a = {0};
-  uint64_t *codes = malloc(n * sizeof(*codes));
+  uint64_t *codes = malloc(2 * n * sizeof(*codes)); /* timestamps, then values */
   int64_t *m = malloc(n * sizeof(*m)), *tmp = malloc(n * sizeof(*tmp));
   int rc = NN_ENOMEM;
   /* Worst case: header varints and widths, then per sample an escaped timestamp code
    * and an escaped value code or an XOR value. */
-  if (!codes || !m || !tmp || ensure(&a, 16 + 4 * 80 + 80 + n * (2 * (64 + ESC_BITS + 64))) < 0)
+  if (!codes || !m || !tmp || ensure(&a, 16 + 8 * 80 + 32 + n * (2 * (64 + ESC_BITS + 64))) < 0)
     goto out;
   a.nbits = 16;
   put_uvarint(&a, zz(t[0]));
-  if (n >= 2)
-    put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
+  /* Timestamps: delta of delta (codes from i = 2), or the offset from a regular grid
+   * t0 + i * step (codes from i = 1), whichever is cheaper. Jitter of j ms costs a
+   * delta of delta up to 2j either way, an offset only j; a missed scrape shifts every
+   * later offset, so then delta of delta wins. */
   unsigned tw = 0;
+  size_t tfrom = n >= 3 ? 2 : n;
+  if (n == 2)
+    put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
   if (n >= 3) {
+    uint64_t *grid = codes + n, dod_bits, grid_bits;
     for (size_t i = 2; i < n; i++) {
       uint64_t d = (uint64_t)t[i] - (uint64_t)t[i - 1],
                pd = (uint64_t)t[i - 1] - (uint64_t)t[i - 2];
       codes[i] = zz((int64_t)(d - pd));
     }
-    uint64_t bits;
-    tw = best_width(codes + 2, n - 2, &bits);
+    tw = best_width(codes + 2, n - 2, &dod_bits);
+    for (size_t i = 1; i < n; i++)
+      tmp[i - 1] = (int64_t)((uint64_t)t[i] - (uint64_t)t[i - 1]);
+    qsort(tmp, n - 1, sizeof(*tmp), cmp_i64);
+    uint64_t step = (uint64_t)tmp[(n - 1) / 2], rbase = 0;
+    for (size_t i = 1; i < n; i++) {
+      grid[i] = (uint64_t)t[i] - (uint64_t)t[0] - (uint64_t)i * step;
+      if (i == 1 || (int64_t)grid[i] < (int64_t)rbase)
+        rbase = grid[i];
+    }
+    for (size_t i = 1; i < n; i++)
+      grid[i] -= rbase;
+    unsigned gw = best_width(grid + 1, n - 1, &grid_bits);
+    if (grid_bits + 80 < dod_bits) {
+      tw = gw;
+      tfrom = 1;
+      memmove(codes + 1, grid + 1, (n - 1) * sizeof(*codes));
+      put_bits(&a, 1, 1);
+      put_uvarint(&a, step);
+      put_uvarint(&a, zz((int64_t)rbase));
+    } else {
+      put_bits(&a, 0, 1);
+      put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
+    }
     put_bits(&a, tw, 7);
   }
-  unsigned e = 0, vw = 0;
-  uint64_t dmin = 0;
-  bool zig = false;
+  unsigned e = 0, vw = 0, vmode = 0;
   bool dec = decimal_scale(v, n, m, &e);
   put_bits(&a, dec, 1);
   if (dec) {
     put_bits(&a, e, 4);
     put_uvarint(&a, zz(m[0]));
     if (n >= 2) {
-      /* Steps as offsets from the smallest (counters: 0..max increase), or zig-zagged
-       * around the median (a reset or a spike would widen every offset): the cheaper. */
-      uint64_t *vc = (uint64_t *)m, cost_min, cost_med; /* steps replace m in place */
-      for (size_t i = n - 1; i >= 1; i--)
-        vc[i] = (uint64_t)m[i] - (uint64_t)m[i - 1];
+      /* Values as steps from the smallest step (counters: 0..max increase), as steps
+       * zig-zagged around the median step (a reset or a spike would widen every offset),
+       * or as offsets from the smallest value (gauges that jump around): the cheapest. */
+      uint64_t *vc = codes + n, *cand = (uint64_t *)tmp, cost[3], base[3];
+      unsigned w[3];
       for (size_t i = 1; i < n; i++)
-        tmp[i - 1] = (int64_t)vc[i];
+        tmp[i - 1] = (int64_t)((uint64_t)m[i] - (uint64_t)m[i - 1]);
       qsort(tmp, n - 1, sizeof(*tmp), cmp_i64);
-      uint64_t dmed = (uint64_t)tmp[(n - 1) / 2];
-      dmin = (uint64_t)tmp[0];
+      base[0] = (uint64_t)tmp[0];
+      base[1] = (uint64_t)tmp[(n - 1) / 2];
+      base[2] = (uint64_t)m[1];
       for (size_t i = 1; i < n; i++)
-        ((uint64_t *)tmp)[i - 1] = vc[i] - dmin;
-      vw = best_width((uint64_t *)tmp, n - 1, &cost_min);
-      for (size_t i = 1; i < n; i++)
-        ((uint64_t *)tmp)[i - 1] = zz((int64_t)(vc[i] - dmed));
-      unsigned wmed = best_width((uint64_t *)tmp, n - 1, &cost_med);
-      if (cost_med < cost_min) {
-        zig = true;
-        vw = wmed;
-        dmin = dmed;
+        if (m[i] < (int64_t)base[2])
+          base[2] = (uint64_t)m[i];
+      for (unsigned k = 0; k < 3; k++) {
+        for (size_t i = 1; i < n; i++)
+          cand[i - 1] = value_code(k, base[k], m[i], m[i - 1]);
+        w[k] = best_width(cand, n - 1, &cost[k]);
+        if (cost[k] < cost[vmode])
+          vmode = k;
       }
+      vw = w[vmode];
       for (size_t i = 1; i < n; i++)
-        vc[i] = zig ? zz((int64_t)(vc[i] - dmin)) : vc[i] - dmin;
-      put_uvarint(&a, zz((int64_t)dmin));
-      put_bits(&a, zig, 1);
+        vc[i] = value_code(vmode, base[vmode], m[i], m[i - 1]);
+      put_bits(&a, vmode, 2);
+      put_uvarint(&a, zz((int64_t)base[vmode]));
       put_bits(&a, vw, 7);
     }
   } else {
@@ -498,10 +551,10 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
     a.v = vb;
   }
   for (size_t i = 1; i < n; i++) {
-    if (i >= 2)
+    if (i >= tfrom)
       put_code(&a, codes[i], tw);
     if (dec) {
-      put_code(&a, ((uint64_t *)m)[i], vw);
+      put_code(&a, codes[n + i], vw);
     } else {
       uint64_t vb;
       memcpy(&vb, &v[i], sizeof(vb));
@@ -547,6 +600,8 @@ void nn__tsdb_bchunk_it_init(struct nn__tsdb_xor_it *it, uint32_t version, const
 
 static bool get_code(struct nn__tsdb_xor_it *it, unsigned w, uint64_t *x)
 {
+  if (w >= PLAIN)
+    return get_bits(it, w - PLAIN, x);
   if (w == 0) {
     *x = 0;
     return true;
@@ -575,10 +630,21 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
     if (!get_uvarint(it, &z))
       return fail(it);
     it->t = unzz(z);
-    if (it->n >= 2 && !get_uvarint(it, &it->tdelta))
+    it->t0 = it->t;
+    if (it->n == 2 && !get_uvarint(it, &it->tdelta))
       return fail(it);
     if (it->n >= 3) {
-      if (!get_bits(it, 7, &b) || b > 63)
+      if (!get_bits(it, 1, &b))
+        return fail(it);
+      it->tmode = (uint8_t)b;
+      if (it->tmode == 1) {
+        if (!get_uvarint(it, &it->tgrid) || !get_uvarint(it, &z))
+          return fail(it);
+        it->rbase = (uint64_t)unzz(z);
+      } else if (!get_uvarint(it, &it->tdelta)) {
+        return fail(it);
+      }
+      if (!get_bits(it, 7, &b))
         return fail(it);
       it->tw = (uint8_t)b;
     }
@@ -591,11 +657,11 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
       it->e = (uint8_t)b;
       it->m = (uint64_t)unzz(z);
       if (it->n >= 2) {
-        uint64_t zig;
-        if (!get_uvarint(it, &z) || !get_bits(it, 1, &zig) || !get_bits(it, 7, &b) || b > 63)
+        uint64_t mode;
+        if (!get_bits(it, 2, &mode) || mode > 2 || !get_uvarint(it, &z) || !get_bits(it, 7, &b))
           return fail(it);
+        it->vmode = (uint8_t)mode;
         it->dmin = (uint64_t)unzz(z);
-        it->zig = zig;
         it->vw = (uint8_t)b;
       }
       set_dec_value(it);
@@ -607,16 +673,25 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
     it->i++;
     return true;
   }
-  if (it->i >= 2) {
+  if (it->tmode == 1) {
     if (!get_code(it, it->tw, &x))
       return fail(it);
-    it->tdelta += (uint64_t)unzz(x);
+    it->t = (int64_t)((uint64_t)it->t0 + (uint64_t)it->i * it->tgrid + it->rbase + x);
+  } else {
+    if (it->i >= 2) {
+      if (!get_code(it, it->tw, &x))
+        return fail(it);
+      it->tdelta += (uint64_t)unzz(x);
+    }
+    it->t = (int64_t)((uint64_t)it->t + it->tdelta);
   }
-  it->t = (int64_t)((uint64_t)it->t + it->tdelta);
   if (it->dec) {
     if (!get_code(it, it->vw, &x))
       return fail(it);
-    it->m += it->dmin + (it->zig ? (uint64_t)unzz(x) : x);
+    if (it->vmode == 2)
+      it->m = it->dmin + x;
+    else
+      it->m += it->dmin + (it->vmode == 1 ? (uint64_t)unzz(x) : x);
     set_dec_value(it);
   } else if (!get_xor(it)) {
     return fail(it);

@@ -58,10 +58,12 @@ struct nn__tsdb_xor_it {
   int64_t t;
   uint64_t tdelta;
   uint64_t v;
-  /* Packed chunks only: widths of the timestamp and value codes, decimal mode. */
-  bool packed, dec, zig;
-  uint8_t tw, vw, e;
-  uint64_t m, dmin; /* decimal mode: current scaled integer, base step */
+  /* Packed chunks only: modes and widths of the timestamp and value codes. */
+  bool packed, dec;
+  uint8_t tmode, vmode, tw, vw, e;
+  int64_t t0;
+  uint64_t tgrid, rbase; /* grid timestamps: step, offset base */
+  uint64_t m, dmin;      /* decimal values: current scaled integer, base */
 };
 void nn__tsdb_xor_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t len);
 /* Advances to the next sample; false at the end or on corruption (it->err). */
@@ -282,7 +284,7 @@ int nn__tsdb_wal_checkpoint(struct nn__tsdb_wal *w, struct nn_buf *snap, uint32_
 int nn__tsdb_head_snapshot(struct nn_tsdb *db, struct nn_buf *b);
 
 /* ---- block.c: persisted blocks (docs/format/block.md, docs/format/index.md) ---- */
-#define NN__TSDB_BLOCK_CHUNK_SAMPLES 240 /* re-encoded chunks in blocks hold up to this */
+#define NN__TSDB_BLOCK_CHUNK_SAMPLES 480 /* re-encoded chunks in blocks hold up to this */
 
 /* A validated index file: views into its bytes (a mapping, or a fuzzer's input). Only
  * symbols and the postings table are checked structurally at init; series entries and
