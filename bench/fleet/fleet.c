@@ -118,7 +118,9 @@ static void rotate_log(struct service *s)
   open_log(s);
 }
 
-static void request(struct service *s, int e, double t)
+/* One request at wall-clock time wall (epoch seconds, for the log line), t seconds after the
+ * fleet started (the incident schedule). */
+static void request(struct service *s, int e, double t, double wall)
 {
   int idx = (int)(s - fleet.svc);
   double err_rate = 0.0002; /* well inside every objective: only incidents burn budget */
@@ -137,10 +139,10 @@ static void request(struct service *s, int e, double t)
   st->bucket[b]++;
   if (!s->log)
     return;
-  time_t sec = (time_t)t;
+  time_t sec = (time_t)wall;
   struct tm tm;
   gmtime_r(&sec, &tm);
-  long ns = (long)((t - (double)sec) * 1e9);
+  long ns = (long)((wall - (double)sec) * 1e9);
   int n =
       fprintf(s->log,
               "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ stdout F {\"level\":\"%s\",\"project\":\"%s\","
@@ -173,7 +175,8 @@ static void on_tick(uv_timer_t *timer)
       /* Workers get a third of the API's traffic. */
       s->carry[e] += fleet.rps * 0.1 * (s->svc == 0 ? 1.0 : 0.33);
       while (s->carry[e] >= 1) {
-        request(s, e, t + fleet.start + 1e-4 * k++);
+        double dt = 1e-4 * k++;
+        request(s, e, t + dt, t + fleet.start + dt);
         s->carry[e] -= 1;
       }
     }
