@@ -98,7 +98,9 @@ struct remote_dest {
   struct pos added;     /* token of the last sample handed to the ship */
   struct pos acked;     /* last token the ship acknowledged */
   struct pos persisted; /* saved on disk */
-  bool writing;         /* a position write is on the thread pool */
+  struct pos boot_end;  /* the WAL's end at open: all the previous run wrote */
+  bool past_boot;
+  bool writing; /* a position write is on the thread pool */
   bool paused;
   bool idle; /* the reader found nothing new last time */
   bool cut_loose;
@@ -432,6 +434,15 @@ static int send_sample(struct remote_dest *d)
     nn_buf_reset(&d->piece);
     int rc = nn_ship_rw_sample_encode(&d->piece, d->s_v, d->s_t);
     struct nn_ship_token tok = {p.seg, p.tok};
+    if (rc == 0 && !d->past_boot && pos_cmp(p, d->boot_end) > 0) {
+      /* The first sample the previous run never saw: after a crash, what came before may
+       * partly be at the receiver already. Closing the batch here keeps new samples out
+       * of a request that a receiver refusing out-of-order samples (Prometheus) rejects
+       * whole for its duplicates. */
+      d->past_boot = true;
+      if (pos_cmp(d->added, d->start) > 0)
+        nn_ship_flush(d->ship);
+    }
     if (rc == 0)
       rc = nn_ship_add(d->ship, e->key, e->len, d->piece.data, d->piece.len, &tok);
     if (rc == NN_EAGAIN)
@@ -767,17 +778,19 @@ static void check_backlog(struct remote_dest *d)
   d->cut_loose = cut;
 }
 
-/* Positions are saved every tick (250 ms): after a SIGKILL, what the receiver took since
- * the last save is sent again, so the interval bounds the duplicates. Directory scans
- * (backlog, checkpoints) run every fourth tick. */
-#define TICK_MS 250
+/* Positions are saved every tick (50 ms) when they moved, one write at a time per
+ * destination (at most 20 small fsyncs a second on the thread pool): after a SIGKILL,
+ * what the receiver took since the last save is sent again, so the interval bounds the
+ * duplicates. Directory scans (backlog, checkpoints) run once a second. */
+#define TICK_MS        50
+#define TICKS_PER_SCAN 20
 
 static void on_tick(uv_timer_t *t)
 {
   struct nn_remote *r = t->data;
   for (size_t i = 0; i < r->ndests; i++)
     save_async(&r->dests[i]);
-  if (r->ticks++ % 4 != 0)
+  if (r->ticks++ % TICKS_PER_SCAN != 0)
     return;
   uint32_t first, last;
   size_t nseg;
@@ -939,6 +952,7 @@ static int open_dest(struct nn_remote *r, struct remote_dest *d, struct nn_metri
     d->start = (struct pos){first, 0};
   }
   d->read = d->added = d->acked = d->persisted = d->start;
+  d->boot_end = nseg ? pos_at(last, last_size, 0) : d->start;
   /* Series come from the newest checkpoint and the segments from there (or from the
    * saved position, if retained segments before the checkpoint are still needed). */
   uint32_t begin = ckpt >= 0 && (uint32_t)ckpt > first ? (uint32_t)ckpt : first;
