@@ -255,8 +255,9 @@ static void on_ack(void *ud, const struct nn_ship_token *tokens, size_t n,
     /* A file closed after rotation no longer takes acks; its bytes were all delivered. */
     nn_tail_ack(l->tail, tokens[i].id, tokens[i].off);
   }
-  /* The checkpoint follows each acknowledged batch (one write in flight at a time) rather
-   * than the 200 ms timer: what a crash sends again is then about the batches in flight. */
+  /* The checkpoint follows acknowledged batches at once (at most one write per checkpoint
+   * interval, none while one is in flight) instead of waiting for the next 200 ms tick: what
+   * a crash sends again is then mostly the batches in flight. */
   nn_tail_flush_acks(l->tail);
   nn_metric_add(outcome == NN_SHIP_DELIVERED ? l->acked : l->dropped_acked, (double)n);
 }

@@ -269,7 +269,7 @@ static void on_ckpt_done(uv_work_t *req, int status)
   }
   if (t->ckpt_follow && !t->destroying && w_ok) {
     t->ckpt_follow = false;
-    nn__tail_ckpt_write_async(t); /* acks that arrived during this write */
+    nn__tail_flush_follow(t); /* acks that arrived during this write */
   }
 }
 
@@ -297,6 +297,7 @@ void nn__tail_ckpt_write_async(struct nn_tail *t)
   }
   t->ckpt_dirty = false; /* acks arriving during the write set it again */
   t->ckpt_busy = true;
+  t->ckpt_started_ms = uv_now(t->loop);
   t->open_handles++;
 }
 

@@ -94,7 +94,8 @@ struct nn_tail {
   int ifd;
   uv_poll_t ipoll;
   uv_idle_t reader;
-  uv_timer_t rescan_timer, soon_timer, tick_timer, ckpt_timer;
+  uv_timer_t rescan_timer, soon_timer, tick_timer, ckpt_timer, flush_timer;
+  uint64_t ckpt_started_ms; /* loop time of the last asynchronous write */
   int open_handles;
   uint64_t next_labels_id;
   bool started, paused, destroying, ckpt_dirty, ckpt_busy, first_scan_done;
@@ -104,6 +105,8 @@ struct nn_tail {
 
 /* tail.c */
 void nn__tail_free(struct nn_tail *t);
+/* Writes acknowledged offsets now, or arms flush_timer for the end of flush_gap_ms. */
+void nn__tail_flush_follow(struct nn_tail *t);
 
 /* discover.c */
 void nn__tail_scan(struct nn_tail *t);

@@ -189,6 +189,8 @@ int nn_tail_create(uv_loop_t *loop, const struct nn_tail_config *cfg, nn_tail_en
     c->rescan_interval_ms = 1000;
   if (!c->checkpoint_interval_ms)
     c->checkpoint_interval_ms = 1000;
+  if (!c->flush_gap_ms)
+    c->flush_gap_ms = c->checkpoint_interval_ms;
   if (!c->rotate_settle_ms)
     c->rotate_settle_ms = 2000;
   if (!c->read_chunk)
@@ -261,9 +263,10 @@ int nn_tail_create(uv_loop_t *loop, const struct nn_tail_config *cfg, nn_tail_en
   uv_timer_init(loop, &t->soon_timer);
   uv_timer_init(loop, &t->tick_timer);
   uv_timer_init(loop, &t->ckpt_timer);
+  uv_timer_init(loop, &t->flush_timer);
   t->ipoll.data = t->reader.data = t->rescan_timer.data = t->soon_timer.data = t;
-  t->tick_timer.data = t->ckpt_timer.data = t;
-  t->open_handles = 6;
+  t->tick_timer.data = t->ckpt_timer.data = t->flush_timer.data = t;
+  t->open_handles = 7;
   *out = t;
   return 0;
 fail:
@@ -312,6 +315,7 @@ void nn_tail_destroy(struct nn_tail *t)
   uv_close((uv_handle_t *)&t->soon_timer, on_close);
   uv_close((uv_handle_t *)&t->tick_timer, on_close);
   uv_close((uv_handle_t *)&t->ckpt_timer, on_close);
+  uv_close((uv_handle_t *)&t->flush_timer, on_close);
 }
 
 void nn_tail_pause(struct nn_tail *t)
@@ -349,15 +353,33 @@ int nn_tail_ack(struct nn_tail *t, uint64_t file_id, uint64_t offset)
   return 0;
 }
 
-void nn_tail_flush_acks(struct nn_tail *t)
+static void on_flush_timer(uv_timer_t *h)
+{
+  nn__tail_flush_follow(h->data);
+}
+
+void nn__tail_flush_follow(struct nn_tail *t)
 {
   if (!t->positions_path || t->destroying || !t->ckpt_dirty)
     return;
   if (t->ckpt_busy) {
-    t->ckpt_follow = true;
+    t->ckpt_follow = true; /* on_ckpt_done comes back here */
     return;
   }
+  uint64_t now = uv_now(t->loop);
+  uint64_t due = t->ckpt_started_ms + t->cfg.flush_gap_ms;
+  if (t->ckpt_started_ms != 0 && now < due) {
+    if (!uv_is_active((uv_handle_t *)&t->flush_timer))
+      uv_timer_start(&t->flush_timer, on_flush_timer, due - now, 0);
+    return;
+  }
+  uv_timer_stop(&t->flush_timer);
   nn__tail_ckpt_write_async(t);
+}
+
+void nn_tail_flush_acks(struct nn_tail *t)
+{
+  nn__tail_flush_follow(t);
 }
 
 int nn_tail_checkpoint(struct nn_tail *t)

@@ -25,6 +25,8 @@ struct nn_tail_config {
   uint64_t ignore_older_ms;        /* skip files not modified for this long; 0: off */
   uint64_t rescan_interval_ms;     /* safety-net rescan and stat check; 0 means 1000 */
   uint64_t checkpoint_interval_ms; /* positions write period; 0 means 1000 */
+  uint64_t flush_gap_ms;           /* nn_tail_flush_acks writes at most once per this; 0 means
+                                      checkpoint_interval_ms */
   uint64_t rotate_settle_ms;       /* a rotated file is closed after EOF with no growth this long;
                                       0 means 2000 */
   size_t read_chunk;               /* bytes per read(2); 0 means 64 KiB */
@@ -96,10 +98,12 @@ bool nn_tail_paused(const struct nn_tail *t);
  * are checkpointed at the next write. NN_ENOTFOUND when the file is no longer tracked
  * (closed after rotation, or truncated since), NN_EINVAL for an offset past what was read. */
 int nn_tail_ack(struct nn_tail *t, uint64_t file_id, uint64_t offset);
-/* Starts writing the positions file now (on a worker) if acks moved an offset since the last
- * write, instead of at the next checkpoint_interval tick. One write is in flight at a time;
- * offsets acknowledged during it are written as soon as it ends. Call after a batch of acks:
- * the sooner the checkpoint follows delivery, the less a crash sends twice. */
+/* Starts writing the positions file (on a worker) if acks moved an offset since the last
+ * write: now, or once flush_gap_ms have passed since the last write started (each write
+ * creates, fsyncs and renames a file, which costs the kernel more than a few batches of
+ * lines), instead of at the next checkpoint_interval tick. One write is in flight at a time;
+ * offsets acknowledged during it are written after it. Call after a batch of acks: the
+ * sooner the checkpoint follows delivery, the less a crash sends twice. */
 void nn_tail_flush_acks(struct nn_tail *t);
 /* Writes the positions file now, synchronously (tests, shutdown). */
 int nn_tail_checkpoint(struct nn_tail *t);

@@ -386,8 +386,9 @@ static uint64_t ckpt_writes(struct fx *f)
 }
 
 /* nn_tail_flush_acks writes the acknowledged offsets at once, without waiting for the
- * checkpoint timer; acks during a write are written right after it. A copy of the positions
- * file taken then (what a crash would leave) resumes after the acknowledged entries. */
+ * checkpoint timer, then at most once per flush_gap_ms: acks within the gap are written when
+ * it ends. A copy of the positions file taken then (what a crash would leave) resumes after
+ * the acknowledged entries. */
 static void flush_acks_writes_the_checkpoint_without_waiting_for_the_timer(void **state)
 {
   struct fx *f = *state;
@@ -397,6 +398,7 @@ static void flush_acks_writes_the_checkpoint_without_waiting_for_the_timer(void 
   path_of(f, "data2", data2, sizeof(data2));
   f->cfg.data_dir = data;
   f->cfg.checkpoint_interval_ms = 3600 * 1000; /* the timer never fires in this test */
+  f->cfg.flush_gap_ms = 400;
   f->cfg.parse.format = NN_PARSE_CRI;
   append(p, "2024-01-02T03:04:05Z stdout F l1\n"
             "2024-01-02T03:04:05Z stdout F l2\n"
@@ -410,13 +412,25 @@ static void flush_acks_writes_the_checkpoint_without_waiting_for_the_timer(void 
   run_for(f, 50);
   assert_int_equal(ckpt_writes(f), w0);
   assert_int_equal(nn_tail_ack(f->t, f->s.id[0], f->s.commit[0]), 0);
-  nn_tail_flush_acks(f->t);
-  /* The second ack lands while the first write is in flight: it is written after it. */
+  uv_update_time(&f->loop);
+  uint64_t t0 = uv_now(&f->loop);
+  nn_tail_flush_acks(f->t); /* the first write starts at once */
+  for (int i = 0; i < 200 && ckpt_writes(f) < w0 + 1; i++)
+    run_for(f, 5);
+  assert_int_equal(ckpt_writes(f), w0 + 1);
+  /* The next ack falls inside the gap: written when the gap ends, not before. */
   assert_int_equal(nn_tail_ack(f->t, f->s.id[1], f->s.commit[1]), 0);
   nn_tail_flush_acks(f->t);
-  for (int i = 0; i < 200 && ckpt_writes(f) < w0 + 2; i++)
-    run_for(f, 10);
+  nn_tail_flush_acks(f->t);
+  run_for(f, 20);
+  uv_update_time(&f->loop);
+  if (uv_now(&f->loop) - t0 < 350)
+    assert_int_equal(ckpt_writes(f), w0 + 1);
+  for (int i = 0; i < 400 && ckpt_writes(f) < w0 + 2; i++)
+    run_for(f, 5);
   assert_int_equal(ckpt_writes(f), w0 + 2);
+  uv_update_time(&f->loop);
+  assert_true(uv_now(&f->loop) - t0 >= 390);
   run_for(f, 50);
   assert_int_equal(ckpt_writes(f), w0 + 2); /* nothing new: no further writes */
   snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp '%s/positions' '%s/positions'", data2, data,
