@@ -3,7 +3,10 @@
 # Aggregator ingest (issue 4): 100,000 active series scraped by one vmagent every 5 s
 # (20,000 samples/s) and remote-written to each receiver in turn: nines-aggregator,
 # VictoriaMetrics and Prometheus (remote-write receiver), each with a fresh data directory.
-# Then the peak rate on one core: receiver pinned to CPU 0, the pusher to CPU 1.
+# Then the peak rate on one core: receiver pinned to CPU 0, the pusher to CPU 1. Last,
+# bytes per sample in a persisted block: bench/ingest_block.c puts 3.5 h of the same kind
+# of data (nines-benchgen's series and values, jittered 5 s scrapes) through the store and
+# cuts a 2 h block (no peer: a run is too short for the others to cut blocks).
 # Prints result JSON lines (contract in bench/run); progress goes to stderr.
 source "$(dirname "$0")/lib.sh"
 
@@ -12,10 +15,10 @@ SERIES=${BENCH_SERIES:-100000}
 TARGETS=10
 if [ "$BENCH_QUICK" = 1 ]; then
   WARMUP=${BENCH_INGEST_WARMUP:-10} WINDOW=${BENCH_INGEST_WINDOW:-20}
-  PEAK_WARM=5 PEAK_SECONDS=10
+  PEAK_WARM=5 PEAK_SECONDS=10 BLOCK_SERIES=10000
 else
   WARMUP=${BENCH_INGEST_WARMUP:-15} WINDOW=${BENCH_INGEST_WINDOW:-45}
-  PEAK_WARM=10 PEAK_SECONDS=20
+  PEAK_WARM=10 PEAK_SECONDS=20 BLOCK_SERIES=30000
 fi
 RECEIVERS=${BENCH_RECEIVERS:-"nines victoriametrics prometheus"}
 PEAK_RECEIVERS=${BENCH_PEAK_RECEIVERS:-"nines victoriametrics"}
@@ -136,3 +139,22 @@ for peer in $PEAK_RECEIVERS; do
   [ "$peer" = nines ] && continue
   bench_emit ingest "peak ingest, one core" samples/s higher "" "${PEAK[nines]}" "$peer" "${PEAK[$peer]}"
 done
+
+# Block bytes per sample: the data is generated deterministically, so one run is enough.
+libs=$(find "$BENCH_BUILD" -name 'libnn_*.a' | sort)
+if [ -n "$libs" ]; then
+  # shellcheck disable=SC2086
+  cc -O2 -DNDEBUG -D_GNU_SOURCE -std=gnu11 -Wall -Wextra -I"$NN_ROOT" -I"$BENCH_BUILD" \
+    -I"$BENCH_BUILD/proto" "$NN_ROOT/bench/ingest_block.c" -o "$BENCH_TMP/ingest_block" \
+    -Wl,--start-group $libs -Wl,--end-group -lprotobuf-c -luv -lh2o -lcurl -lzstd -llz4 \
+    -lsnappy -ljansson -lyaml -lpcre2-8 -lxxhash -lssl -lcrypto -lm -lpthread
+  bench_wait_quiet "ingest block"
+  out=$("$BENCH_TMP/ingest_block" "$BLOCK_SERIES" "$BENCH_TMP/block-data")
+  rm -rf "$BENCH_TMP/block-data"
+  bench_log "ingest block: $out"
+  bps=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["bytes_per_sample"])' "$out")
+  bench_emit ingest "disk per sample (block)" B lower 1.5 "$bps" "" "" \
+    "one 2 h block of $BLOCK_SERIES series: jittered 5 s scrapes, 2/3 counters, 1/3 random two-decimal gauges (bench/ingest_block.c)"
+else
+  bench_log "ingest block: no static libraries in $BENCH_BUILD; skipped"
+fi
