@@ -440,13 +440,18 @@ static int on_fuse_series(void *ud, const struct nn_label *ls, size_t nls, bool 
       f->accs = na;
       f->cap = nc;
     }
-    if (gl == stackbuf) {
-      struct nn_label *cp = nn_pool_alloc(&c->pool, (k ? k : 1) * sizeof(*cp));
-      if (!cp)
+    /* The series' labels live only during this call (a streamed select): the group
+     * keeps copies. */
+    struct nn_label *cp = nn_pool_alloc(&c->pool, (k ? k : 1) * sizeof(*cp));
+    if (!cp)
+      return nomem(c);
+    for (size_t i = 0; i < k; i++) {
+      cp[i].name = nn_pool_strndup(&c->pool, gl[i].name, strlen(gl[i].name));
+      cp[i].value = nn_pool_strndup(&c->pool, gl[i].value, strlen(gl[i].value));
+      if (!cp[i].name || !cp[i].value)
         return nomem(c);
-      memcpy(cp, stackbuf, k * sizeof(*cp));
-      gl = cp;
     }
+    gl = cp;
     int rc;
     if ((rc = nn__promql_account(c, f->g->n * ACC_SLOTS)) < 0)
       return rc;
@@ -490,27 +495,6 @@ static int on_fuse_series(void *ud, const struct nn_label *ls, size_t nls, bool 
   return 0;
 }
 
-/* Steps per slice of a fused range query: the store materialises every selected sample
- * of a select at once (100k series x 6 h is ~1 GB), so long queries select a few hours at a
- * time and reuse that memory; a slice spans at least 4 ranges so that the overlap decoded
- * twice stays small. */
-static size_t slice_steps(const node_t *call, const struct nn__promql_grid *g)
-{
-  const node_t *m = call->args[0];
-  for (size_t a = 0; a < call->nargs; a++)
-    if (call->args[a]->vt == VT_MATRIX)
-      m = call->args[a];
-  while (m->kind == N_PAREN)
-    m = m->child;
-  if (m->kind != N_MSEL || m->child->at != AT_NONE)
-    return g->n;
-  int64_t span = 4 * m->range_ms;
-  if (span < 3600000)
-    span = 3600000;
-  size_t k = (size_t)(span / g->step) + 1;
-  return k < g->n ? k : g->n;
-}
-
 static int eval_agg_fused(struct nn__promql_ctx *c, const node_t *n, const node_t *call,
                           const struct nn__promql_grid *g, struct nn__promql_val *out)
 {
@@ -519,15 +503,12 @@ static int eval_agg_fused(struct nn__promql_ctx *c, const node_t *n, const node_
   out->vt = VT_VECTOR;
   if (nn__promql_hmap_init(&f.m, 64) < 0)
     return nomem(c);
-  /* Per group and step the fold order is the series order whatever the slicing, so the
-   * values do not depend on it; only the order groups are first seen in may. */
-  size_t per = slice_steps(call, g);
-  for (f.i0 = 0; f.i0 < g->n; f.i0 += per) {
-    f.ns = g->n - f.i0 < per ? g->n - f.i0 : per;
-    struct nn__promql_grid sg = {nn__promql_ts(g, f.i0), g->step, f.ns};
-    if ((rc = nn__promql_eval_range_stream(c, call, &sg, on_fuse_series, &f)) < 0)
-      goto out;
-  }
+  /* The range function streams the selection series by series (the store decodes one
+   * series at a time), so the whole range goes in one pass. */
+  f.i0 = 0;
+  f.ns = g->n;
+  if ((rc = nn__promql_eval_range_stream(c, call, g, on_fuse_series, &f)) < 0)
+    goto out;
   for (size_t k = 0; k < f.ngroups; k++) {
     double *ov = out->vec.s[k].v;
     const struct acc *a = f.accs[k];

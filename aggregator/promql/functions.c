@@ -740,6 +740,110 @@ bool nn__promql_call_streams(const node_t *n)
   return n->kind == N_CALL && n->func->kind == FK_RANGE && n->func->id != F_ABSENT_OVER_TIME;
 }
 
+/* A streamed select feeding a range function: each series the store hands over is
+ * evaluated at once in one step array, and only its points are counted against
+ * max_samples (cumulatively, as Prometheus holds the function's output before the
+ * aggregation), so no selection is ever materialised. */
+struct rstream {
+  struct nn__promql_ctx *c;
+  int id;
+  const struct nn__promql_grid *g;
+  const struct rparams *rp;
+  const struct nn__promql_rvec *rv;
+  double *vals;
+  nn__promql_series_fn fn;
+  void *ud;
+  size_t seen, points;
+  int64_t *t; /* scratch for a series with stale markers */
+  double *v;
+  size_t cap;
+};
+
+static int on_stream_series(void *ud, const struct nn_series *sr)
+{
+  struct rstream *st = ud;
+  struct nn__promql_ctx *c = st->c;
+  int rc;
+  if ((++st->seen & 1023) == 0 && (rc = nn__promql_check_deadline(c)) < 0)
+    return rc;
+  struct nn__promql_rser rs = {sr->labels, sr->nlabels, sr->t, sr->v, sr->n, false};
+  size_t k = 0;
+  while (k < sr->n && !(isnan(sr->v[k]) && (nn_stale_nan(sr->v[k]) || nn__promql_absent(sr->v[k]))))
+    k++;
+  if (k < sr->n) {
+    if (st->cap < sr->n) {
+      int64_t *nt = realloc(st->t, sr->n * sizeof(*nt));
+      if (nt)
+        st->t = nt;
+      double *nv = nt ? realloc(st->v, sr->n * sizeof(*nv)) : NULL;
+      if (!nv)
+        return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
+      st->v = nv;
+      st->cap = sr->n;
+    }
+    size_t m = 0;
+    for (k = 0; k < sr->n; k++) {
+      if (nn_stale_nan(sr->v[k]))
+        continue;
+      st->t[m] = sr->t[k];
+      st->v[m++] = nn__promql_absent(sr->v[k]) ? NAN : sr->v[k];
+    }
+    rs.t = st->t;
+    rs.v = st->v;
+    rs.n = m;
+  }
+  if (rs.n == 0)
+    return 0;
+  if ((rc = nn__promql_account(c, rs.n)) < 0)
+    return rc;
+  bool any;
+  rc = range_series(c, st->id, st->rv, &rs, st->g, st->rp, st->vals, &any);
+  nn__promql_unaccount(c, rs.n);
+  if (rc < 0 || !any)
+    return rc;
+  size_t pts = 0;
+  for (size_t i = 0; i < st->g->n; i++)
+    pts += !nn__promql_absent(st->vals[i]);
+  if ((rc = nn__promql_account(c, pts)) < 0)
+    return rc;
+  st->points += pts;
+  bool drop = keeps_name(st->id) ? rs.drop_name : true;
+  if ((rc = st->fn(st->ud, rs.ls, rs.nls, drop, st->vals)) < 0)
+    return rc;
+  double absent = nn__promql_absent_value();
+  for (size_t i = 0; i < st->g->n; i++)
+    st->vals[i] = absent;
+  return 0;
+}
+
+static int stream_msel(struct nn__promql_ctx *c, const node_t *n, const node_t *m,
+                       const struct nn__promql_grid *g, const struct rparams *rp,
+                       nn__promql_series_fn fn, void *ud)
+{
+  const node_t *vs = m->child;
+  int64_t rmin = nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, 0));
+  int64_t rmax =
+      nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, g->n - 1));
+  struct nn__promql_rvec rv = {NULL, 0, m->range_ms, vs->offset_ms, vs->at, vs->at_ms};
+  struct rstream st = {.c = c, .id = n->func->id, .g = g, .rp = rp, .rv = &rv, .fn = fn, .ud = ud};
+  if (!(st.vals = nn__promql_alloc_steps(c, g->n)))
+    return c->rc;
+  struct nn_select_hints h = {nn__promql_first(c, rmin - m->range_ms), rmax, 0};
+  int rc = nn_querier_select_stream(c->q, vs->matchers, vs->nmatchers, &h, on_stream_series, &st);
+  if (rc < 0 && c->rc == 0) {
+    if (rc == NN_ETIMEDOUT)
+      rc = nn__promql_fail(c, NN_PROMQL_ERR_TIMEOUT, rc, "query timed out in query execution");
+    else
+      rc = nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, rc, "error selecting series: %s",
+                           nn_strerror(rc));
+  }
+  nn__promql_unaccount(c, st.points);
+  nn__promql_free_steps(c, st.vals, g->n);
+  free(st.t);
+  free(st.v);
+  return rc;
+}
+
 int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const node_t *n,
                                  const struct nn__promql_grid *g, nn__promql_series_fn fn, void *ud)
 {
@@ -763,6 +867,13 @@ int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const node_t *n,
     else
       rp.p1 = params[1].sc;
     np++;
+  }
+  const node_t *m = n->args[marg];
+  while (m->kind == N_PAREN)
+    m = m->child;
+  if (m->kind == N_MSEL) {
+    rc = stream_msel(c, n, m, g, &rp, fn, ud);
+    goto out;
   }
   if ((rc = nn__promql_eval_range_vector(c, n->args[marg], g, &rv)) < 0)
     goto out;

@@ -110,3 +110,23 @@ void nn_strlist_free(struct nn_strlist *l)
   l->v = NULL;
   l->n = 0;
 }
+
+int nn_querier_select_stream(const struct nn_querier *q, const struct nn_matcher *ms, size_t nms,
+                             const struct nn_select_hints *hints, nn_series_cb fn, void *ud)
+{
+  if (q->select_stream)
+    return q->select_stream(q->ctx, ms, nms, hints, fn, ud);
+  struct nn_select_hints h = {INT64_MIN, INT64_MAX, 0};
+  if (hints) {
+    h = *hints;
+    h.max_samples = 0;
+  }
+  struct nn_series_set set;
+  int rc = q->select(q->ctx, ms, nms, &h, &set);
+  if (rc < 0)
+    return rc;
+  for (size_t i = 0; i < set.n && rc >= 0; i++)
+    rc = fn(ud, &set.series[i]);
+  set.release(&set);
+  return rc < 0 ? rc : 0;
+}

@@ -60,6 +60,11 @@ struct nn_strlist {
 };
 void nn_strlist_free(struct nn_strlist *l);
 
+/* Called once per series of a streamed select, in select's order (sorted by labels). The
+ * series, its labels and its samples are valid only during the call. A negative return
+ * stops the stream; select_stream returns it. */
+typedef int (*nn_series_cb)(void *ud, const struct nn_series *s);
+
 struct nn_select_hints {
   int64_t mint, maxt; /* inclusive, milliseconds */
   size_t max_samples; /* 0 = unlimited; beyond it select fails with NN_ELIMIT */
@@ -76,6 +81,16 @@ struct nn_querier {
   /* Sorted, unique values of label name among series matching ms. */
   int (*label_values)(void *ctx, const char *name, const struct nn_matcher *ms, size_t nms,
                       int64_t mint, int64_t maxt, struct nn_strlist *out);
+  /* As select, but hands the series to fn one at a time, decoded into memory the store
+   * reuses, so a select over many series holds one series' samples at a time.
+   * hints->max_samples is not applied (the caller counts what it keeps). NULL when the
+   * store has none: nn_querier_select_stream falls back to select. */
+  int (*select_stream)(void *ctx, const struct nn_matcher *ms, size_t nms,
+                       const struct nn_select_hints *hints, nn_series_cb fn, void *ud);
 };
+
+/* q->select_stream, or select followed by fn over each series of the set. */
+int nn_querier_select_stream(const struct nn_querier *q, const struct nn_matcher *ms, size_t nms,
+                             const struct nn_select_hints *hints, nn_series_cb fn, void *ud);
 
 #endif

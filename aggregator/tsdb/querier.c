@@ -291,6 +291,225 @@ static int q_select(void *ctx, const struct nn_matcher *ms, size_t nms,
   return rc;
 }
 
+/* ---- streaming select ---- */
+
+/* One matching series in one source. Its labels point into the source's symbols (the
+ * head's table or a block's mapping), which stay put while the loop runs the query. */
+struct sentry {
+  const struct nn_label *ls;
+  uint32_t nls;
+  uint32_t src; /* index into db->blocks, or db->nblocks for the head */
+  uint64_t ref;
+};
+
+struct stream {
+  struct nn_tsdb *db;
+  const struct nn_matcher *ms;
+  size_t nms;
+  int64_t mint, maxt;
+  struct nn_pool pool; /* label arrays */
+  struct sentry *e;
+  size_t n, cap;
+  struct samples sc, tmp; /* the series being handed out; a scratch for merging */
+  struct nn__tsdb_bseries *bs;
+};
+
+static int stream_push(struct stream *st, uint32_t src, uint64_t ref, size_t nls,
+                       const char *(*sym)(const void *ctx, uint32_t id), const void *ctx,
+                       const uint32_t *syms)
+{
+  if (st->n == st->cap) {
+    size_t nc = st->cap ? st->cap * 2 : 256;
+    struct sentry *ne = realloc(st->e, nc * sizeof(*ne));
+    if (!ne)
+      return NN_ENOMEM;
+    st->e = ne;
+    st->cap = nc;
+  }
+  struct nn_label *ls = nn_pool_alloc(&st->pool, (nls ? nls : 1) * sizeof(*ls));
+  if (!ls)
+    return NN_ENOMEM;
+  for (size_t k = 0; k < nls; k++) {
+    ls[k].name = sym(ctx, syms[2 * k]);
+    ls[k].value = sym(ctx, syms[2 * k + 1]);
+    if (!ls[k].name || !ls[k].value)
+      return NN_ECORRUPT;
+  }
+  st->e[st->n++] = (struct sentry){ls, (uint32_t)nls, src, ref};
+  return 0;
+}
+
+static const char *head_sym(const void *ctx, uint32_t id)
+{
+  return nn__tsdb_sym_str(ctx, id);
+}
+
+static const char *block_sym(const void *ctx, uint32_t id)
+{
+  return nn__tsdb_bindex_sym(ctx, id);
+}
+
+static int stream_block(struct stream *st, uint32_t bi)
+{
+  struct nn__tsdb_block *b = st->db->blocks[bi];
+  uint64_t *refs = NULL;
+  size_t nrefs = 0, n0 = st->n;
+  int rc = nn__tsdb_bindex_select(&b->ix, st->ms, st->nms, &refs, &nrefs);
+  for (size_t i = 0; i < nrefs && rc == 0; i++) {
+    if ((rc = nn__tsdb_bindex_series(&b->ix, refs[i], st->bs)) < 0)
+      break;
+    bool in = false;
+    for (uint32_t c = 0; c < st->bs->nchunks && !in; c++)
+      in = st->bs->chunks[c].maxt >= st->mint && st->bs->chunks[c].mint <= st->maxt;
+    if (in)
+      rc = stream_push(st, bi, refs[i], st->bs->nlabels, block_sym, &b->ix, st->bs->syms);
+  }
+  free(refs);
+  if (rc == NN_ECORRUPT)
+    st->n = n0; /* a block answers whole or not at all */
+  return block_damage(st->db, b, rc, "postings or series entry");
+}
+
+static int stream_head(struct stream *st, int64_t mint)
+{
+  struct nn_tsdb *db = st->db;
+  uint64_t *refs = NULL;
+  size_t nrefs = 0;
+  int rc = nn__tsdb_index_select(db, st->ms, st->nms, &refs, &nrefs);
+  for (size_t i = 0; i < nrefs && rc == 0; i++) {
+    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
+    if (s && overlaps(s, mint, st->maxt))
+      rc =
+          stream_push(st, (uint32_t)db->nblocks, refs[i], s->nlabels, head_sym, &db->syms, s->syms);
+  }
+  free(refs);
+  return rc;
+}
+
+static int cmp_sentry(const void *a, const void *b)
+{
+  const struct sentry *x = a, *y = b;
+  int c = nn_labels_cmp(x->ls, x->nls, y->ls, y->nls);
+  return c ? c : (x->src > y->src) - (x->src < y->src);
+}
+
+/* Appends the samples of entry e in [mint, maxt] to st->sc, merging by time when they do
+ * not all follow what is there (sources overlap only after out-of-order block writes);
+ * on equal times the earlier source's sample stays. */
+static int stream_decode(struct stream *st, const struct sentry *e)
+{
+  struct nn_tsdb *db = st->db;
+  struct samples *sc = &st->sc;
+  size_t n0 = sc->n;
+  int rc = 0;
+  if (e->src == db->nblocks) {
+    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, e->ref);
+    int64_t mint = head_mint(db, st->mint), maxt = st->maxt;
+    if (!s)
+      return 0;
+    for (uint32_t i = 0; i < s->nchunks && rc == 0; i++) {
+      const struct nn__tsdb_chunk *c = &s->chunks[i];
+      if (c->maxt >= mint && c->mint <= maxt)
+        rc = decode_chunk(1, c->data, c->len, mint, maxt, sc);
+    }
+    if (rc == 0 && s->head.n && s->head_mint <= maxt && s->head.t >= mint)
+      rc = decode_chunk(1, s->head.buf, nn__tsdb_xor_len(&s->head), mint, maxt, sc);
+  } else {
+    struct nn__tsdb_block *b = db->blocks[e->src];
+    if (b->bad)
+      return 0;
+    if ((rc = nn__tsdb_bindex_series(&b->ix, e->ref, st->bs)) == 0) {
+      for (uint32_t c = 0; c < st->bs->nchunks && rc == 0; c++) {
+        const struct nn__tsdb_bchunk *m = &st->bs->chunks[c];
+        if (m->maxt < st->mint || m->mint > st->maxt)
+          continue;
+        const uint8_t *data;
+        size_t len;
+        if ((rc = nn__tsdb_bchunk_read(b->cmap, b->clen, m->ref, &data, &len)) == 0)
+          rc = decode_chunk(b->cversion, data, len, st->mint, st->maxt, sc);
+      }
+    }
+    if (rc == NN_ECORRUPT) {
+      /* The series' earlier parts already went out; the block is skipped from now on. */
+      sc->n = n0;
+      return block_damage(db, b, rc, "chunk checksum");
+    }
+  }
+  if (rc < 0 || n0 == 0 || sc->n == n0 || sc->t[n0] > sc->t[n0 - 1])
+    return rc;
+  struct samples *m = &st->tmp;
+  if (m->cap < sc->n) {
+    int64_t *nt = realloc(m->t, sc->n * sizeof(*nt));
+    if (!nt)
+      return NN_ENOMEM;
+    m->t = nt;
+    double *nv = realloc(m->v, sc->n * sizeof(*nv));
+    if (!nv)
+      return NN_ENOMEM;
+    m->v = nv;
+    m->cap = sc->n;
+  }
+  size_t i = 0, j = n0, k = 0;
+  while (i < n0 || j < sc->n) {
+    if (j == sc->n || (i < n0 && sc->t[i] <= sc->t[j])) {
+      if (j < sc->n && sc->t[i] == sc->t[j])
+        j++;
+      m->t[k] = sc->t[i];
+      m->v[k++] = sc->v[i++];
+    } else {
+      m->t[k] = sc->t[j];
+      m->v[k++] = sc->v[j++];
+    }
+  }
+  m->n = k;
+  struct samples x = *sc;
+  *sc = *m;
+  *m = x;
+  return 0;
+}
+
+static int q_select_stream(void *ctx, const struct nn_matcher *ms, size_t nms,
+                           const struct nn_select_hints *hints, nn_series_cb fn, void *ud)
+{
+  struct nn_tsdb *db = ctx;
+  struct stream st = {.db = db, .ms = ms, .nms = nms};
+  st.mint = hints ? hints->mint : INT64_MIN;
+  st.maxt = hints ? hints->maxt : INT64_MAX;
+  nn_pool_init(&st.pool, SIZE_MAX);
+  int rc = 0;
+  if (!(st.bs = calloc(1, sizeof(*st.bs))))
+    return NN_ENOMEM;
+  for (size_t i = 0; i < db->nblocks && rc == 0; i++)
+    if (block_overlaps(db->blocks[i], st.mint, st.maxt))
+      rc = stream_block(&st, (uint32_t)i);
+  if (rc == 0)
+    rc = stream_head(&st, head_mint(db, st.mint));
+  if (rc == 0 && st.n > 1)
+    qsort(st.e, st.n, sizeof(*st.e), cmp_sentry);
+  for (size_t i = 0; i < st.n && rc == 0;) {
+    size_t j = i;
+    st.sc.n = 0;
+    for (; j < st.n &&
+           (j == i || nn_labels_cmp(st.e[i].ls, st.e[i].nls, st.e[j].ls, st.e[j].nls) == 0);
+         j++)
+      rc = rc < 0 ? rc : stream_decode(&st, &st.e[j]);
+    if (rc == 0 && st.sc.n) {
+      struct nn_series s = {st.e[i].ls, st.e[i].nls, st.sc.t, st.sc.v, st.sc.n};
+      rc = fn(ud, &s);
+    }
+    i = j;
+  }
+  nn_pool_clear(&st.pool);
+  free(st.e);
+  free(st.sc.t);
+  free(st.sc.v);
+  free(st.tmp.t);
+  free(st.tmp.v);
+  free(st.bs->chunks);
+  free(st.bs);
+  return rc;
+}
+
 /* ---- label names and values ---- */
 
 struct strs {
@@ -466,6 +685,7 @@ void nn_tsdb_querier(struct nn_tsdb *db, struct nn_querier *out)
 {
   out->ctx = db;
   out->select = q_select;
+  out->select_stream = q_select_stream;
   out->label_names = q_label_names;
   out->label_values = q_label_values;
 }

@@ -161,7 +161,7 @@ static inline int memstore_select(void *ctx, const struct nn_matcher *ms, size_t
 
 static inline struct nn_querier memstore_querier(struct memstore *m)
 {
-  struct nn_querier q = {m, memstore_select, NULL, NULL};
+  struct nn_querier q = {m, memstore_select, NULL, NULL, NULL};
   return q;
 }
 
