@@ -75,6 +75,13 @@ const struct nn_cfg_option nn_slo_config_options[] = {
      .offset = OFF(backfill),
      .def = "true",
      .help = "Fill a new ledger from the series already stored."},
+    {.name = "evaluation_delay",
+     .type = NN_CFG_DURATION,
+     .offset = OFF(evaluation_delay_ms),
+     .def = "2s",
+     .help = "Each aligned evaluation time t is evaluated this long after t (at most half an "
+             "interval), so that samples stamped up to t have arrived: an interval whose last "
+             "sample is late would be missing from the ledger for good."},
     {.name = NULL},
 };
 
@@ -329,7 +336,12 @@ static void schedule(struct nn_slo_engine *e)
     e->timer->data = e;
   }
   int64_t now = wall_ms(), iv = interval_ms(e);
-  uv_timer_start(e->timer, on_timer, (uint64_t)(iv - now % iv + 5), 0);
+  int64_t delay = e->cfg.evaluation_delay_ms;
+  if (delay < 0 || delay > iv / 2)
+    delay = delay < 0 ? 0 : iv / 2;
+  /* The next aligned time, plus the delay (on_timer evaluates the aligned time before now). */
+  int64_t wait = iv - (now - delay) % iv + 5;
+  uv_timer_start(e->timer, on_timer, (uint64_t)wait, 0);
 }
 
 int nn_slo_reload_set(struct nn_slo_engine *e, struct nn_slo_set *set, char *err, size_t errlen)

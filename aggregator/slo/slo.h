@@ -32,6 +32,7 @@ struct nn_slo_config {
   int64_t no_data_for_ms;           /* no events this long fires the no-data alert; default 10m */
   int64_t resend_delay_ms;          /* re-send firing alerts this often; default 1m */
   bool backfill;                    /* fill an empty ledger from stored series; default true */
+  int64_t evaluation_delay_ms;      /* evaluate time t this long after t; default 2s */
 };
 
 /* Option table for struct nn_slo_config, for embedding in the aggregator's config. */
