@@ -312,7 +312,7 @@ bool nn__tsdb_xor_it_next(struct nn__tsdb_xor_it *it)
 
 #define MAX_SCALE 15 /* decimal exponents 0..15: 10^e is an exact double */
 #define ESC_BITS  7  /* an escaped code's length field: 0..64 */
-#define PLAIN     64 /* a width descriptor >= this: plain codes of (descriptor - 64) bits */
+#define RADIX     64 /* the width descriptor of radix-packed codes */
 
 static const double pow10_tab[MAX_SCALE + 1] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
@@ -332,26 +332,59 @@ static unsigned bitlen(uint64_t x)
   return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
 }
 
-/* The width descriptor that minimises the bits of codes x[0..n), with their total in
- * *bits: w (0..63) for w bits each, the all-ones code, 7 bits of length and the value
- * for those that do not fit below it; or PLAIN + w for w bits each with no escape, when
- * every code fits. A histogram of bit lengths makes it O(n + 64). */
-static unsigned best_width(const uint64_t *x, size_t n, uint64_t *bits)
+/* Digits of radix r that fit in 64 bits, and r to that power (r = 1: no bits at all). */
+static unsigned radix_digits(uint64_t r, uint64_t *pk)
+{
+  uint64_t p = 1;
+  unsigned k = 0;
+  if (r <= 1) {
+    *pk = 1;
+    return 64;
+  }
+  while (k < 64 && p <= UINT64_MAX / r) {
+    p *= r;
+    k++;
+  }
+  *pk = p;
+  return k;
+}
+
+/* Bits of a group of cnt digits of radix r (cnt at most radix_digits(r)). */
+static unsigned group_bits(uint64_t r, unsigned cnt)
+{
+  uint64_t p = 1;
+  for (unsigned i = 0; i < cnt; i++)
+    p *= r;
+  return bitlen(p - 1);
+}
+
+/* How a stream of codes is written: a width descriptor d, and the radix when d == RADIX. */
+struct code_fmt {
+  unsigned d, k;
+  uint64_t r;
+};
+
+/* The format that minimises the bits of codes x[0..n), with their total in *bits: an
+ * escape width w (0..63): w bits each, or the all-ones code, 7 bits of length and the
+ * value for those that do not fit below it; or radix packing, max + 1 being the radix,
+ * as many digits as fit in 64 bits to a group (5 values of 0..4 take 2.33 bits each, not
+ * 3). A histogram of bit lengths makes it O(n + 64). */
+static uint64_t best_fmt(const uint64_t *x, size_t n, struct code_fmt *f)
 {
   size_t cnt[65] = {0}, ones[65] = {0};
+  uint64_t max = 0;
   for (size_t i = 0; i < n; i++) {
     unsigned b = bitlen(x[i]);
     cnt[b]++;
     if (b && b < 64 && x[i] == (1ULL << b) - 1)
       ones[b]++;
+    if (x[i] > max)
+      max = x[i];
   }
-  *bits = 0;
+  *f = (struct code_fmt){0, 0, 0};
   if (cnt[0] == n)
     return 0;
-  /* above[w]: escape cost of every value longer than w bits. */
-  uint64_t above = 0, best = UINT64_MAX;
-  unsigned bw = 63;
-  uint64_t suffix[65];
+  uint64_t above = 0, best = UINT64_MAX, suffix[65];
   for (int b = 64; b >= 0; b--) {
     suffix[b] = above;
     above += (uint64_t)cnt[b] * (ESC_BITS + (unsigned)b);
@@ -360,26 +393,46 @@ static unsigned best_width(const uint64_t *x, size_t n, uint64_t *bits)
     uint64_t cost = (uint64_t)n * w + suffix[w] + (uint64_t)ones[w] * (ESC_BITS + w);
     if (cost < best) {
       best = cost;
-      bw = w;
+      f->d = w;
     }
   }
-  /* Without escapes, when every code fits below 2^63: max bit length for each. */
-  unsigned maxlen = 64;
-  while (maxlen > 0 && cnt[maxlen] == 0)
-    maxlen--;
-  if (maxlen < 64 && (uint64_t)n * maxlen <= best) {
-    *bits = (uint64_t)n * maxlen;
-    return PLAIN + maxlen;
+  if (max < (1ULL << 62)) {
+    uint64_t r = max + 1, pk;
+    unsigned k = radix_digits(r, &pk);
+    uint64_t cost = (uint64_t)(n / k) * bitlen(pk - 1) + (n % k ? group_bits(r, n % k) : 0);
+    cost += 8 * ((bitlen(r) + 6) / 7); /* the radix in the header */
+    if (cost < best) {
+      best = cost;
+      *f = (struct code_fmt){RADIX, k, r};
+    }
   }
-  *bits = best;
-  return bw;
+  return best;
 }
 
-static void put_code(struct nn__tsdb_xor_app *a, uint64_t x, unsigned w)
+static void put_fmt(struct nn__tsdb_xor_app *a, const struct code_fmt *f)
 {
-  if (w >= PLAIN) {
-    if (w > PLAIN)
-      put_bits(a, x, w - PLAIN);
+  put_bits(a, f->d, 7);
+  if (f->d == RADIX)
+    put_uvarint(a, f->r);
+}
+
+/* Writes code j of a stream of total codes: escape-coded, or for radix packing the
+ * group starting at j when j is the first digit of one. */
+static void put_code(struct nn__tsdb_xor_app *a, const struct code_fmt *f, const uint64_t *codes,
+                     size_t j, size_t total)
+{
+  uint64_t x = codes[j];
+  unsigned w = f->d;
+  if (w == RADIX) {
+    if (j % f->k)
+      return;
+    size_t cnt = total - j < f->k ? total - j : f->k;
+    uint64_t g = 0;
+    for (size_t q = cnt; q-- > 0;)
+      g = g * f->r + codes[j + q];
+    unsigned nb = group_bits(f->r, (unsigned)cnt);
+    if (nb)
+      put_bits(a, g, nb);
     return;
   }
   if (w == 0)
@@ -471,18 +524,19 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
    * t0 + i * step (codes from i = 1), whichever is cheaper. Jitter of j ms costs a
    * delta of delta up to 2j either way, an offset only j; a missed scrape shifts every
    * later offset, so then delta of delta wins. */
-  unsigned tw = 0;
+  struct code_fmt tf = {0, 0, 0}, vf = {0, 0, 0};
   size_t tfrom = n >= 3 ? 2 : n;
   if (n == 2)
     put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
   if (n >= 3) {
-    uint64_t *grid = codes + n, dod_bits, grid_bits;
+    uint64_t *grid = codes + n;
+    struct code_fmt gf;
     for (size_t i = 2; i < n; i++) {
       uint64_t d = (uint64_t)t[i] - (uint64_t)t[i - 1],
                pd = (uint64_t)t[i - 1] - (uint64_t)t[i - 2];
       codes[i] = zz((int64_t)(d - pd));
     }
-    tw = best_width(codes + 2, n - 2, &dod_bits);
+    uint64_t dod_bits = best_fmt(codes + 2, n - 2, &tf);
     for (size_t i = 1; i < n; i++)
       tmp[i - 1] = (int64_t)((uint64_t)t[i] - (uint64_t)t[i - 1]);
     qsort(tmp, n - 1, sizeof(*tmp), cmp_i64);
@@ -494,9 +548,9 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
     }
     for (size_t i = 1; i < n; i++)
       grid[i] -= rbase;
-    unsigned gw = best_width(grid + 1, n - 1, &grid_bits);
+    uint64_t grid_bits = best_fmt(grid + 1, n - 1, &gf);
     if (grid_bits + 80 < dod_bits) {
-      tw = gw;
+      tf = gf;
       tfrom = 1;
       memmove(codes + 1, grid + 1, (n - 1) * sizeof(*codes));
       put_bits(&a, 1, 1);
@@ -506,9 +560,9 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
       put_bits(&a, 0, 1);
       put_uvarint(&a, (uint64_t)t[1] - (uint64_t)t[0]);
     }
-    put_bits(&a, tw, 7);
+    put_fmt(&a, &tf);
   }
-  unsigned e = 0, vw = 0, vmode = 0;
+  unsigned e = 0, vmode = 0;
   bool dec = decimal_scale(v, n, m, &e);
   put_bits(&a, dec, 1);
   if (dec) {
@@ -519,7 +573,7 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
        * zig-zagged around the median step (a reset or a spike would widen every offset),
        * or as offsets from the smallest value (gauges that jump around): the cheapest. */
       uint64_t *vc = codes + n, *cand = (uint64_t *)tmp, cost[3], base[3];
-      unsigned w[3];
+      struct code_fmt w[3];
       for (size_t i = 1; i < n; i++)
         tmp[i - 1] = (int64_t)((uint64_t)m[i] - (uint64_t)m[i - 1]);
       qsort(tmp, n - 1, sizeof(*tmp), cmp_i64);
@@ -532,16 +586,16 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
       for (unsigned k = 0; k < 3; k++) {
         for (size_t i = 1; i < n; i++)
           cand[i - 1] = value_code(k, base[k], m[i], m[i - 1]);
-        w[k] = best_width(cand, n - 1, &cost[k]);
+        cost[k] = best_fmt(cand, n - 1, &w[k]);
         if (cost[k] < cost[vmode])
           vmode = k;
       }
-      vw = w[vmode];
+      vf = w[vmode];
       for (size_t i = 1; i < n; i++)
         vc[i] = value_code(vmode, base[vmode], m[i], m[i - 1]);
       put_bits(&a, vmode, 2);
       put_uvarint(&a, zz((int64_t)base[vmode]));
-      put_bits(&a, vw, 7);
+      put_fmt(&a, &vf);
     }
   } else {
     uint64_t vb;
@@ -552,9 +606,9 @@ int nn__tsdb_packed_encode(const int64_t *t, const double *v, size_t n, struct n
   }
   for (size_t i = 1; i < n; i++) {
     if (i >= tfrom)
-      put_code(&a, codes[i], tw);
+      put_code(&a, &tf, codes + tfrom, i - tfrom, n - tfrom);
     if (dec) {
-      put_code(&a, codes[n + i], vw);
+      put_code(&a, &vf, codes + n + 1, i - 1, n - 1);
     } else {
       uint64_t vb;
       memcpy(&vb, &v[i], sizeof(vb));
@@ -598,10 +652,43 @@ void nn__tsdb_bchunk_it_init(struct nn__tsdb_xor_it *it, uint32_t version, const
   }
 }
 
-static bool get_code(struct nn__tsdb_xor_it *it, unsigned w, uint64_t *x)
+/* Reads a stream's format (put_fmt) for a stream of total codes. */
+static bool get_fmt(struct nn__tsdb_xor_it *it, struct nn__tsdb_code_stream *cs, size_t total)
 {
-  if (w >= PLAIN)
-    return get_bits(it, w - PLAIN, x);
+  uint64_t d, pk;
+  memset(cs, 0, sizeof(*cs));
+  if (!get_bits(it, 7, &d) || d > RADIX)
+    return false;
+  cs->d = (uint8_t)d;
+  cs->total = (uint16_t)total;
+  if (d == RADIX) {
+    if (!get_uvarint(it, &cs->r) || cs->r == 0 || cs->r > (1ULL << 62))
+      return false;
+    cs->k = (uint16_t)radix_digits(cs->r, &pk);
+  }
+  return true;
+}
+
+static bool get_code(struct nn__tsdb_xor_it *it, struct nn__tsdb_code_stream *cs, uint64_t *x)
+{
+  unsigned w = cs->d;
+  if (cs->pos >= cs->total)
+    return false;
+  cs->pos++;
+  if (w == RADIX) {
+    if (cs->left == 0) {
+      unsigned cnt = cs->total - (cs->pos - 1u);
+      if (cnt > cs->k)
+        cnt = cs->k;
+      if (!get_bits(it, group_bits(cs->r, cnt), &cs->g))
+        return false;
+      cs->left = (uint16_t)cnt;
+    }
+    *x = cs->g % cs->r;
+    cs->g /= cs->r;
+    cs->left--;
+    return true;
+  }
   if (w == 0) {
     *x = 0;
     return true;
@@ -644,9 +731,8 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
       } else if (!get_uvarint(it, &it->tdelta)) {
         return fail(it);
       }
-      if (!get_bits(it, 7, &b))
+      if (!get_fmt(it, &it->ts, it->tmode == 1 ? it->n - 1u : it->n - 2u))
         return fail(it);
-      it->tw = (uint8_t)b;
     }
     if (!get_bits(it, 1, &b))
       return fail(it);
@@ -658,11 +744,11 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
       it->m = (uint64_t)unzz(z);
       if (it->n >= 2) {
         uint64_t mode;
-        if (!get_bits(it, 2, &mode) || mode > 2 || !get_uvarint(it, &z) || !get_bits(it, 7, &b))
+        if (!get_bits(it, 2, &mode) || mode > 2 || !get_uvarint(it, &z) ||
+            !get_fmt(it, &it->vs, it->n - 1u))
           return fail(it);
         it->vmode = (uint8_t)mode;
         it->dmin = (uint64_t)unzz(z);
-        it->vw = (uint8_t)b;
       }
       set_dec_value(it);
     } else {
@@ -674,19 +760,19 @@ static bool packed_next(struct nn__tsdb_xor_it *it)
     return true;
   }
   if (it->tmode == 1) {
-    if (!get_code(it, it->tw, &x))
+    if (!get_code(it, &it->ts, &x))
       return fail(it);
     it->t = (int64_t)((uint64_t)it->t0 + (uint64_t)it->i * it->tgrid + it->rbase + x);
   } else {
     if (it->i >= 2) {
-      if (!get_code(it, it->tw, &x))
+      if (!get_code(it, &it->ts, &x))
         return fail(it);
       it->tdelta += (uint64_t)unzz(x);
     }
     it->t = (int64_t)((uint64_t)it->t + it->tdelta);
   }
   if (it->dec) {
-    if (!get_code(it, it->vw, &x))
+    if (!get_code(it, &it->vs, &x))
       return fail(it);
     if (it->vmode == 2)
       it->m = it->dmin + x;

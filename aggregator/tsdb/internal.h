@@ -47,6 +47,15 @@ static inline size_t nn__tsdb_xor_len(const struct nn__tsdb_xor_app *a)
 uint8_t *nn__tsdb_xor_finish(struct nn__tsdb_xor_app *a, size_t *len);
 void nn__tsdb_xor_free(struct nn__tsdb_xor_app *a);
 
+/* A packed chunk's stream of codes as the decoder walks it: escape-coded in a width, or
+ * digits of a radix packed into groups. */
+struct nn__tsdb_code_stream {
+  uint64_t r, g;       /* radix, rest of the current group */
+  uint16_t k, left;    /* digits per group, left in the current group */
+  uint16_t pos, total; /* codes read, codes in the stream */
+  uint8_t d;           /* width descriptor */
+};
+
 /* Decoder over an encoded chunk; never reads past len whatever the bytes say. */
 struct nn__tsdb_xor_it {
   const uint8_t *p;
@@ -58,9 +67,10 @@ struct nn__tsdb_xor_it {
   int64_t t;
   uint64_t tdelta;
   uint64_t v;
-  /* Packed chunks only: modes and widths of the timestamp and value codes. */
+  /* Packed chunks only: modes and code streams of the timestamps and values. */
   bool packed, dec;
-  uint8_t tmode, vmode, tw, vw, e;
+  uint8_t tmode, vmode, e;
+  struct nn__tsdb_code_stream ts, vs;
   int64_t t0;
   uint64_t tgrid, rbase; /* grid timestamps: step, offset base */
   uint64_t m, dmin;      /* decimal values: current scaled integer, base */

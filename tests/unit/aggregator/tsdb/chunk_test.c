@@ -237,6 +237,24 @@ static void packed_chunks_beat_xor_on_scraped_data(void **state)
   nn__tsdb_xor_free(&b);
 }
 
+/* Radix-packed codes of every group size: values drawn from ranges of 1 to 2^52 values,
+ * counts that leave a short last group. */
+static void packed_radix_groups_round_trip(void **state)
+{
+  enum { N = 307 };
+  int64_t t[N];
+  double v[N];
+  static const uint64_t ranges[] = {1, 2, 3, 5, 7, 100, 65537, 1ULL << 31, (1ULL << 52) - 3};
+  for (size_t r = 0; r < sizeof(ranges) / sizeof(ranges[0]); r++) {
+    for (int i = 0; i < N; i++) {
+      t[i] = 1700000000000 + i * 5000 + (int64_t)(rnd() % (ranges[r] < 5 ? ranges[r] : 5));
+      v[i] = (double)(rnd() % ranges[r]);
+    }
+    for (size_t n = 1; n <= N; n += 17)
+      packed_round_trip(t, v, n);
+  }
+}
+
 static void damaged_packed_chunks_stop_with_an_error(void **state)
 {
   enum { N = 100 };
@@ -325,6 +343,7 @@ int main(void)
       cmocka_unit_test(random_values_and_irregular_intervals_round_trip),
       cmocka_unit_test(regular_series_compresses_well),
       cmocka_unit_test(packed_chunks_beat_xor_on_scraped_data),
+      cmocka_unit_test(packed_radix_groups_round_trip),
       cmocka_unit_test(damaged_packed_chunks_stop_with_an_error),
       cmocka_unit_test(damaged_chunks_stop_with_an_error),
       cmocka_unit_test(chunk_refuses_more_than_its_sample_counter_holds),
