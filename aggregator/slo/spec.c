@@ -499,7 +499,8 @@ static int parse_sloth_sli(struct ctx *c, const struct nn_yaml_node *sli, struct
 {
   static const char *const keys[] = {"events", "raw", "plugin", NULL};
   static const char *const ev_keys[] = {"error_query", "total_query", NULL};
-  static const char *const raw_keys[] = {"error_ratio_query", NULL};
+  /* Sloth's Go struct says error_ratio_query; its raw-home-wifi example says errorRatioQuery. */
+  static const char *const raw_keys[] = {"error_ratio_query", "errorRatioQuery", NULL};
   int rc;
   if (!sli || sli->kind != NN_YAML_MAP)
     return fail(c, sli, "slo \"%s\": missing sli (events, raw)", s->name);
@@ -526,10 +527,16 @@ static int parse_sloth_sli(struct ctx *c, const struct nn_yaml_node *sli, struct
     s->sli = NN_SLO_SLI_EVENTS;
     return 0;
   }
-  if ((rc = check_keys(c, raw, "sli.raw", raw_keys)) < 0 ||
-      (rc = get_str(c, raw, "error_ratio_query", "sli.raw", true, &s->ratio_query)) < 0 ||
-      (rc = check_query(c, nn_yaml_map_get(raw, "error_ratio_query"), "sli.raw.error_ratio_query",
-                        s->ratio_query, true)) < 0)
+  if ((rc = check_keys(c, raw, "sli.raw", raw_keys)) < 0)
+    return rc;
+  const char *rk = nn_yaml_map_get(raw, "errorRatioQuery") ? "errorRatioQuery" : raw_keys[0];
+  if (nn_yaml_map_get(raw, raw_keys[0]) && nn_yaml_map_get(raw, raw_keys[1]))
+    return fail(c, nn_yaml_map_get(raw, raw_keys[1]),
+                "sli.raw: error_ratio_query and errorRatioQuery are the same field; keep one");
+  char where[64];
+  snprintf(where, sizeof(where), "sli.raw.%s", rk);
+  if ((rc = get_str(c, raw, rk, "sli.raw", true, &s->ratio_query)) < 0 ||
+      (rc = check_query(c, nn_yaml_map_get(raw, rk), where, s->ratio_query, true)) < 0)
     return rc;
   s->sli = NN_SLO_SLI_RAW;
   return 0;

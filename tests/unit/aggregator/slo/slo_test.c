@@ -786,6 +786,37 @@ static void bad_specs_are_rejected_with_positions(void **state)
                "defined twice");
 }
 
+/* sli.raw: Sloth's struct spells the field error_ratio_query, its raw example errorRatioQuery;
+ * both load (to the same SLO), both at once is an error. */
+static void sloth_raw_sli_both_spellings(void **state)
+{
+  static const char *const keys[] = {"error_ratio_query", "errorRatioQuery"};
+  for (int k = 0; k < 2; k++) {
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "version: \"prometheus/v1\"\nservice: wifi\nlabels: {site: home}\nslos:\n"
+             "  - name: satisfaction\n    objective: 95\n    sli:\n      raw:\n        %s: |\n"
+             "          1 - (sum(sum_over_time(ratio[{{.window}}])) / "
+             "sum(count_over_time(ratio[{{.window}}])))\n"
+             "    alerting:\n      name: Wifi\n      page_alert: {labels: {severity: home}}\n"
+             "      ticket_alert: {labels: {severity: warning}}\n",
+             keys[k]);
+    struct nn_slo_set *set = NULL;
+    char err[512];
+    int rc = nn_slo_set_load_string("raw.yml", text, strlen(text), &set, err, sizeof(err));
+    if (rc < 0)
+      fprintf(stderr, "%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(set->v[0].sli, NN_SLO_SLI_RAW);
+    assert_non_null(strstr(set->v[0].ratio_query, "count_over_time(ratio[{{.window}}])"));
+    nn_slo_set_destroy(set);
+  }
+  expect_error("version: \"prometheus/v1\"\nservice: a\nslos:\n  - name: x\n    objective: 99\n"
+               "    sli:\n      raw:\n        error_ratio_query: \"vector(0)+{{.window}}\"\n"
+               "        errorRatioQuery: \"vector(0)+{{.window}}\"\n",
+               "bad.yml:9:26: sli.raw: error_ratio_query and errorRatioQuery are the same field");
+}
+
 static void export_passes_promtool(void **state)
 {
   if (system("command -v promtool >/dev/null 2>&1") != 0) {
@@ -880,6 +911,7 @@ int main(void)
       cmocka_unit_test(outputs_use_sloth_names),
       cmocka_unit_test(sloth_examples_load),
       cmocka_unit_test(bad_specs_are_rejected_with_positions),
+      cmocka_unit_test(sloth_raw_sli_both_spellings),
       cmocka_unit_test(export_passes_promtool),
       cmocka_unit_test(api_json_parses),
   };
