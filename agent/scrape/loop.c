@@ -56,28 +56,36 @@ static struct nn__scrape_series *cache_find(const struct nn__scrape_cache *c, ui
   return NULL;
 }
 
+/* Rebuilds the bucket array at nb buckets (a power of two). */
+static int cache_rehash(struct nn__scrape_cache *c, size_t nb)
+{
+  struct nn__scrape_series **b = calloc(nb, sizeof(*b));
+  if (!b)
+    return NN_ENOMEM;
+  for (size_t i = 0; i < c->nbuckets; i++) {
+    struct nn__scrape_series *x = c->buckets[i];
+    while (x) {
+      struct nn__scrape_series *next = x->next;
+      size_t k = XXH3_64bits(x->enc, x->enc_len) & (nb - 1);
+      x->next = b[k];
+      b[k] = x;
+      x = next;
+    }
+  }
+  free(c->buckets);
+  c->buckets = b;
+  c->nbuckets = nb;
+  return 0;
+}
+
 /* Adds e, whose labels hash to h. Hashes are not kept (8 bytes a series): a rehash, which
  * happens only as the cache doubles, computes them again. */
 static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e, uint64_t h)
 {
   if (c->n + 1 > c->nbuckets) {
-    size_t nb = c->nbuckets ? c->nbuckets * 2 : 64;
-    struct nn__scrape_series **b = calloc(nb, sizeof(*b));
-    if (!b)
-      return NN_ENOMEM;
-    for (size_t i = 0; i < c->nbuckets; i++) {
-      struct nn__scrape_series *x = c->buckets[i];
-      while (x) {
-        struct nn__scrape_series *next = x->next;
-        size_t k = XXH3_64bits(x->enc, x->enc_len) & (nb - 1);
-        x->next = b[k];
-        b[k] = x;
-        x = next;
-      }
-    }
-    free(c->buckets);
-    c->buckets = b;
-    c->nbuckets = nb;
+    int rc = cache_rehash(c, c->nbuckets ? c->nbuckets * 2 : 64);
+    if (rc < 0)
+      return rc;
   }
   e->next = c->buckets[h & (c->nbuckets - 1)];
   c->buckets[h & (c->nbuckets - 1)] = e;
@@ -99,52 +107,47 @@ static void cache_free(struct nn__scrape_cache *c)
   memset(c, 0, sizeof(*c));
 }
 
-/* Index of the target label equal to l (name and value), or -1. Comparing contents, not
- * pointers, keeps the stored form canonical: equal label sets store equal bytes. */
-static int target_label(const struct nn__scrape_target *t, const struct nn_label *l)
-{
-  for (size_t k = 0; k < t->nlabels && k < 256; k++) {
-    int c = strcmp(t->labels[k].name, l->name);
-    if (c >= 0) /* target labels are sorted */
-      return c == 0 && strcmp(t->labels[k].value, l->value) == 0 ? (int)k : -1;
-  }
-  return -1;
-}
-
 /* Stores canonical labels as a series keeps them into s->keybuf: remote-write
- * TimeSeries.labels fields, target labels as {0, k}. *full is the expanded size. */
+ * TimeSeries.labels fields, a label equal to a target label (name and value) as {0, k}.
+ * Comparing contents, not pointers, keeps the stored form canonical: equal label sets store
+ * equal bytes. Both lists are sorted by name, so one merge walk finds the matches. *full
+ * is the expanded size. */
 static int encode_labels(struct nn_scrape *s, const struct nn__scrape_target *t,
                          const struct nn_label *l, size_t n, size_t *len, size_t *full)
 {
-  size_t need = 0, exp = 0;
+  size_t o = 0, exp = 0, j = 0, tn = t->nlabels < 256 ? t->nlabels : 256;
   for (size_t i = 0; i < n; i++) {
-    int k = target_label(t, &l[i]);
-    size_t sz = k >= 0 ? t->toff[k + 1] - t->toff[k]
-                       : nn_wire_rw_label_size(strlen(l[i].name), strlen(l[i].value));
-    need += k >= 0 ? 2 : sz;
-    exp += sz;
-  }
-  if (exp > UINT32_MAX / 2)
-    return NN_ETOOBIG;
-  if (need > s->keycap) {
-    size_t cap = need * 2 + 256;
-    char *k = realloc(s->keybuf, cap);
-    if (!k)
-      return NN_ENOMEM;
-    s->keybuf = k;
-    s->keycap = cap;
-  }
-  char *o = s->keybuf;
-  for (size_t i = 0; i < n; i++) {
-    int k = target_label(t, &l[i]);
-    if (k >= 0) {
-      *o++ = 0;
-      *o++ = (char)k;
+    int c = 1;
+    while (j < tn && (c = strcmp(t->labels[j].name, l[i].name)) < 0)
+      j++;
+    bool ref = j < tn && c == 0 && strcmp(t->labels[j].value, l[i].value) == 0;
+    size_t nl = 0, vl = 0, sz;
+    if (ref) {
+      sz = t->toff[j + 1] - t->toff[j];
     } else {
-      o += nn_wire_rw_label_put(o, l[i].name, strlen(l[i].name), l[i].value, strlen(l[i].value));
+      nl = strlen(l[i].name);
+      vl = strlen(l[i].value);
+      sz = nn_wire_rw_label_size(nl, vl);
+    }
+    exp += sz;
+    if (exp > UINT32_MAX / 2)
+      return NN_ETOOBIG;
+    if (o + sz > s->keycap) {
+      size_t cap = (o + sz) * 2 + 256;
+      char *k = realloc(s->keybuf, cap);
+      if (!k)
+        return NN_ENOMEM;
+      s->keybuf = k;
+      s->keycap = cap;
+    }
+    if (ref) {
+      s->keybuf[o++] = 0;
+      s->keybuf[o++] = (char)j;
+    } else {
+      o += nn_wire_rw_label_put(s->keybuf + o, l[i].name, nl, l[i].value, vl);
     }
   }
-  *len = need;
+  *len = o;
   *full = exp;
   return 0;
 }
@@ -832,6 +835,26 @@ static void maybe_free(struct nn__scrape_target *t)
   nn__scrape_handle_closed(s);
 }
 
+/* A cold cache (first scrape, or after a failed one) is sized for the body's lines at once,
+ * instead of doubling (and rehashing) a dozen times on the way. */
+static void presize(struct nn__scrape_target *t, const char *body, size_t len)
+{
+  size_t lines = 0, nb = 64, cap = 64;
+  for (const char *p = body, *e = body + len; p < e; p++) {
+    if (!(p = memchr(p, '\n', (size_t)(e - p))))
+      break;
+    lines++;
+  }
+  while (nb < lines + REPORT_N)
+    nb *= 2;
+  while (cap * 3 < lines * 4)
+    cap *= 2;
+  if (nb > t->cache.nbuckets)
+    cache_rehash(&t->cache, nb); /* failure only costs speed */
+  if (cap > t->raw.cap)
+    raw_resize(&t->raw, cap);
+}
+
 static void on_response(const struct nn_http_response *r, void *ud)
 {
   struct nn__scrape_target *t = ud;
@@ -856,6 +879,8 @@ static void on_response(const struct nn_http_response *r, void *ud)
     const char *ct = nn_http_response_header(r, "Content-Type", NULL);
     struct nn_expfmt_handler h = {on_sample, on_meta, on_series};
     c.fmt = nn_expfmt_format_from_content_type(ct);
+    if (t->cache.n <= REPORT_N)
+      presize(t, r->body, r->body_len);
     int rc = nn_expfmt_parse(s->parser, c.fmt, r->body, r->body_len, &h, &c);
     if (rc < 0 && !c.err[0])
       snprintf(c.err, sizeof(c.err), "%s",
