@@ -657,7 +657,7 @@ static void on_gc_done(uv_work_t *req, int status)
         continue;
       struct sentry *e = m->vals[i];
       if (e->last_seg >= j->ckpt ||
-          bsearch(&m->refs[i], j->refs, j->n, sizeof(uint64_t), cmp_u64)) {
+          (j->n && bsearch(&m->refs[i], j->refs, j->n, sizeof(uint64_t), cmp_u64))) {
         smap_put(&keep, m->refs[i], e); /* cannot fail: no growth needed */
         m->refs[i] = 0;
       } else {
