@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "aggregator/promql/internal.h"
 #include "common/buf.h"
@@ -495,34 +496,225 @@ static int on_fuse_series(void *ud, const struct nn_label *ls, size_t nls, bool 
   return 0;
 }
 
+static int fuse_begin(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
+                      struct nn__promql_val *out, struct fuse *f)
+{
+  *f = (struct fuse){.c = c, .n = n, .g = g, .out = out, .i0 = 0, .ns = g->n};
+  out->vt = VT_VECTOR;
+  return nn__promql_hmap_init(&f->m, 64) < 0 ? nomem(c) : 0;
+}
+
+static void fuse_end(struct fuse *f, bool ok)
+{
+  for (size_t k = 0; k < f->ngroups; k++) {
+    double *ov = f->out->vec.s[k].v;
+    const struct acc *a = f->accs[k];
+    for (size_t i = 0; ok && i < f->g->n; i++)
+      if (a[i].seen)
+        ov[i] = acc_result(f->n->op, &a[i]);
+    free(f->accs[k]);
+    nn__promql_unaccount(f->c, f->g->n * ACC_SLOTS);
+  }
+  free(f->accs);
+  nn__promql_hmap_fini(&f->m);
+}
+
+/* ---- fused aggregations sharing one select ----
+ * error ratios and burn-rate alerts aggregate the same metric several times, with more
+ * matchers on one side (code=~"5..") or another range ([5m] and [1h]). Every fused
+ * aggregation of the query over one metric (same offset and @) is evaluated from one
+ * streamed select on the matchers they all have: each series is decoded once, checked
+ * against each aggregation's other matchers, evaluated once per distinct function and
+ * range, and folded into each aggregation that takes it. Series order, and so each
+ * aggregation's fold order, is the store's label order either way: the values are the
+ * same bits as evaluating them one by one. Results wait in the stash until asked for. */
+
+struct nn__promql_stash {
+  const node_t *n;
+  struct nn__promql_val out;
+  bool taken;
+};
+
+#define MAX_SHARE 32
+
+static bool matcher_eq(const struct nn_matcher *a, const struct nn_matcher *b)
+{
+  return a->type == b->type && strcmp(a->name, b->name) == 0 && strcmp(a->value, b->value) == 0;
+}
+
+static const node_t *unparen(const node_t *n)
+{
+  while (n->kind == N_PAREN)
+    n = n->child;
+  return n;
+}
+
+static const node_t *share_vsel(const node_t *n)
+{
+  if (n->kind != N_AGG || !fusable_op(n->op) || n->param)
+    return NULL;
+  const node_t *ch = unparen(n->child);
+  if (!nn__promql_call_shares(ch))
+    return NULL;
+  const node_t *vs = nn__promql_call_vsel(ch);
+  return vs && vs->str ? vs : NULL;
+}
+
+static void collect_shares(const node_t *n, const node_t **out, size_t *nout)
+{
+  if (!n || *nout == MAX_SHARE)
+    return;
+  switch (n->kind) {
+  case N_SUBQ:
+  case N_MSEL: return; /* other grids; selectors */
+  case N_AGG:
+    if (share_vsel(n)) {
+      out[(*nout)++] = n;
+      return;
+    }
+    collect_shares(n->param, out, nout);
+    collect_shares(n->child, out, nout);
+    return;
+  case N_BINARY:
+    collect_shares(n->lhs, out, nout);
+    collect_shares(n->rhs, out, nout);
+    return;
+  case N_CALL:
+    for (size_t i = 0; i < n->nargs; i++)
+      collect_shares(n->args[i], out, nout);
+    return;
+  default: collect_shares(n->child, out, nout); return;
+  }
+}
+
+static bool same_source(const node_t *a, const node_t *b)
+{
+  return strcmp(a->str, b->str) == 0 && a->offset_ms == b->offset_ms && a->at == b->at &&
+         a->at_ms == b->at_ms;
+}
+
+void nn__promql_stash_free(struct nn__promql_ctx *c)
+{
+  for (size_t i = 0; i < c->nstash; i++)
+    if (!c->stash[i].taken)
+      nn__promql_vec_free(c, &c->stash[i].out.vec, c->top.n);
+  free(c->stash);
+  c->stash = NULL;
+  c->nstash = 0;
+}
+
+/* Evaluates n and the other fused aggregations of the query over n's metric in one pass;
+ * 1 when n has no partner (evaluate it alone). */
+static int eval_shared(struct nn__promql_ctx *c, const node_t *n, const struct nn__promql_grid *g,
+                       struct nn__promql_val *out)
+{
+  const node_t *all[MAX_SHARE], *grp[MAX_SHARE];
+  size_t nall = 0, ngrp = 0;
+  collect_shares(c->root, all, &nall);
+  const node_t *vs = share_vsel(n);
+  for (size_t i = 0; i < nall; i++) {
+    bool done = false; /* evaluated with an earlier group */
+    for (size_t k = 0; k < c->nstash && !done; k++)
+      done = c->stash[k].n == all[i];
+    if (all[i] == n || (!done && same_source(share_vsel(all[i]), vs)))
+      grp[ngrp++] = all[i];
+  }
+  if (ngrp < 2)
+    return 1;
+  /* The matchers every member has. */
+  const struct nn_matcher *common[64];
+  size_t ncommon = 0;
+  for (size_t m = 0; m < vs->nmatchers && ncommon < 64; m++) {
+    bool in_all = true;
+    for (size_t i = 0; i < ngrp && in_all; i++) {
+      const node_t *v = share_vsel(grp[i]);
+      bool has = false;
+      for (size_t k = 0; k < v->nmatchers && !has; k++)
+        has = matcher_eq(&v->matchers[k], &vs->matchers[m]);
+      in_all = has;
+    }
+    if (in_all)
+      common[ncommon++] = &vs->matchers[m];
+  }
+  if (ncommon == 0)
+    return 1;
+  struct nn_matcher *cms = nn_pool_alloc(&c->pool, ncommon * sizeof(*cms));
+  struct nn__promql_share *sh = calloc(ngrp, sizeof(*sh));
+  struct fuse *fs = calloc(ngrp, sizeof(*fs));
+  struct nn__promql_stash *st = realloc(c->stash, (c->nstash + ngrp) * sizeof(*st));
+  if (st)
+    c->stash = st;
+  if (!cms || !sh || !fs || !st) {
+    free(sh);
+    free(fs);
+    return nomem(c);
+  }
+  for (size_t m = 0; m < ncommon; m++)
+    cms[m] = *common[m]; /* shallow: the node keeps ownership */
+  int rc = 0;
+  size_t begun = 0;
+  for (size_t i = 0; i < ngrp && rc == 0; i++) {
+    const node_t *v = share_vsel(grp[i]);
+    const struct nn_matcher **extra = nn_pool_alloc(&c->pool, (v->nmatchers + 1) * sizeof(*extra));
+    if (!extra) {
+      rc = nomem(c);
+      break;
+    }
+    size_t ne = 0;
+    for (size_t k = 0; k < v->nmatchers; k++) {
+      bool in = false;
+      for (size_t m = 0; m < ncommon && !in; m++)
+        in = matcher_eq(&v->matchers[k], common[m]);
+      if (!in)
+        extra[ne++] = &v->matchers[k];
+    }
+    struct nn__promql_stash *e = &c->stash[c->nstash + i];
+    memset(e, 0, sizeof(*e));
+    e->n = grp[i];
+    e->taken = grp[i] == n; /* n's result goes straight to out */
+    struct nn__promql_val *o = grp[i] == n ? out : &e->out;
+    if ((rc = fuse_begin(c, grp[i], g, o, &fs[i])) < 0)
+      break;
+    begun++;
+    sh[i] = (struct nn__promql_share){unparen(grp[i]->child), extra, ne, on_fuse_series, &fs[i]};
+  }
+  if (rc == 0)
+    rc = nn__promql_eval_range_shared(c, cms, ncommon, sh, ngrp, g);
+  for (size_t i = 0; i < begun; i++)
+    fuse_end(&fs[i], rc == 0);
+  if (rc < 0) {
+    for (size_t i = 0; i < ngrp; i++)
+      if (grp[i] != n && i < begun)
+        nn__promql_vec_free(c, &c->stash[c->nstash + i].out.vec, g->n);
+  } else {
+    c->nstash += ngrp;
+  }
+  free(sh);
+  free(fs);
+  return rc;
+}
+
 static int eval_agg_fused(struct nn__promql_ctx *c, const node_t *n, const node_t *call,
                           const struct nn__promql_grid *g, struct nn__promql_val *out)
 {
-  struct fuse f = {.c = c, .n = n, .g = g, .out = out};
-  int rc = 0;
-  out->vt = VT_VECTOR;
-  if (nn__promql_hmap_init(&f.m, 64) < 0)
-    return nomem(c);
+  struct fuse f;
+  int rc;
+  bool top = g->start == c->top.start && g->step == c->top.step && g->n == c->top.n;
+  for (size_t i = 0; top && i < c->nstash; i++) {
+    if (c->stash[i].n == n && !c->stash[i].taken) {
+      c->stash[i].taken = true;
+      *out = c->stash[i].out;
+      return 0;
+    }
+  }
+  if (top && c->root && share_vsel(n) && (rc = eval_shared(c, n, g, out)) <= 0)
+    return rc;
+  if ((rc = fuse_begin(c, n, g, out, &f)) < 0)
+    return rc;
   /* The range function streams the selection series by series (the store decodes one
    * series at a time), so the whole range goes in one pass. */
-  f.i0 = 0;
-  f.ns = g->n;
-  if ((rc = nn__promql_eval_range_stream(c, call, g, on_fuse_series, &f)) < 0)
-    goto out;
-  for (size_t k = 0; k < f.ngroups; k++) {
-    double *ov = out->vec.s[k].v;
-    const struct acc *a = f.accs[k];
-    for (size_t i = 0; i < g->n; i++)
-      if (a[i].seen)
-        ov[i] = acc_result(n->op, &a[i]);
-  }
-out:
-  for (size_t k = 0; k < f.ngroups; k++) {
-    free(f.accs[k]);
-    nn__promql_unaccount(c, g->n * ACC_SLOTS);
-  }
-  free(f.accs);
-  nn__promql_hmap_fini(&f.m);
+  rc = nn__promql_eval_range_stream(c, call, g, on_fuse_series, &f);
+  fuse_end(&f, rc == 0);
   return rc;
 }
 

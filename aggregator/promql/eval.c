@@ -1101,6 +1101,7 @@ static void ctx_init(struct nn__promql_ctx *c, const struct nn_querier *q,
 
 static void ctx_fini(struct nn__promql_ctx *c)
 {
+  nn__promql_stash_free(c);
   while (c->free_steps) {
     void *next;
     memcpy(&next, c->free_steps, sizeof(void *));
@@ -1330,6 +1331,8 @@ static int run(const struct nn_querier *q, const struct nn_promql_expr *e, int64
   struct nn__promql_grid g = {start, step, (size_t)((end - start) / step) + 1};
   if (g.n >= 2) /* a free-list entry must hold a pointer */
     c.free_steps_n = g.n;
+  c.root = e->root;
+  c.top = g;
   if ((rc = nn__promql_eval(&c, e->root, &g, &v)) < 0)
     goto out;
   rc = build_result(&c, &g, &v, instant, out);

@@ -740,30 +740,47 @@ bool nn__promql_call_streams(const node_t *n)
   return n->kind == N_CALL && n->func->kind == FK_RANGE && n->func->id != F_ABSENT_OVER_TIME;
 }
 
-/* A streamed select feeding a range function: each series the store hands over is
- * evaluated at once in one step array, and only its points are counted against
- * max_samples (cumulatively, as Prometheus holds the function's output before the
- * aggregation), so no selection is ever materialised. */
+/* A streamed select feeding range functions: each series the store hands over is
+ * evaluated at once, per consumer, in one step array, and only its points are counted
+ * against max_samples (cumulatively, as Prometheus holds the function's output before
+ * the aggregation), so no selection is ever materialised. Consumers with the same
+ * function and range share the evaluation of a series. */
+struct rcons {
+  const struct nn__promql_share *sh;
+  struct nn__promql_rvec rv;
+  double *vals;
+  int same;     /* index of an earlier consumer with the same function and range, or -1 */
+  bool any, on; /* this series: a point / evaluated */
+  size_t points;
+};
+
 struct rstream {
   struct nn__promql_ctx *c;
-  int id;
   const struct nn__promql_grid *g;
   const struct rparams *rp;
-  const struct nn__promql_rvec *rv;
-  double *vals;
-  nn__promql_series_fn fn;
-  void *ud;
-  size_t seen, points;
+  struct rcons *k;
+  size_t nk;
+  size_t seen;
   int64_t *t; /* scratch for a series with stale markers */
   double *v;
   size_t cap;
 };
 
+static bool extra_match(const struct nn__promql_share *sh, const struct nn_series *sr)
+{
+  for (size_t i = 0; i < sh->nextra; i++) {
+    const char *v = nn_labels_get(sr->labels, sr->nlabels, sh->extra[i]->name);
+    if (!nn_matcher_matches(sh->extra[i], v ? v : ""))
+      return false;
+  }
+  return true;
+}
+
 static int on_stream_series(void *ud, const struct nn_series *sr)
 {
   struct rstream *st = ud;
   struct nn__promql_ctx *c = st->c;
-  int rc;
+  int rc = 0;
   if ((++st->seen & 1023) == 0 && (rc = nn__promql_check_deadline(c)) < 0)
     return rc;
   struct nn__promql_rser rs = {sr->labels, sr->nlabels, sr->t, sr->v, sr->n, false};
@@ -796,40 +813,99 @@ static int on_stream_series(void *ud, const struct nn_series *sr)
     return 0;
   if ((rc = nn__promql_account(c, rs.n)) < 0)
     return rc;
-  bool any;
-  rc = range_series(c, st->id, st->rv, &rs, st->g, st->rp, st->vals, &any);
-  nn__promql_unaccount(c, rs.n);
-  if (rc < 0 || !any)
-    return rc;
-  size_t pts = 0;
-  for (size_t i = 0; i < st->g->n; i++)
-    pts += !nn__promql_absent(st->vals[i]);
-  if ((rc = nn__promql_account(c, pts)) < 0)
-    return rc;
-  st->points += pts;
-  bool drop = keeps_name(st->id) ? rs.drop_name : true;
-  if ((rc = st->fn(st->ud, rs.ls, rs.nls, drop, st->vals)) < 0)
-    return rc;
+  for (size_t i = 0; i < st->nk && rc == 0; i++) {
+    struct rcons *kc = &st->k[i];
+    kc->on = false;
+    if (kc->sh->nextra && !extra_match(kc->sh, sr))
+      continue;
+    const double *vals = kc->vals;
+    bool any;
+    if (kc->same >= 0 && st->k[kc->same].on) {
+      vals = st->k[kc->same].vals;
+      any = st->k[kc->same].any;
+    } else {
+      rc = range_series(c, kc->sh->call->func->id, &kc->rv, &rs, st->g, st->rp, kc->vals, &any);
+      kc->on = true;
+      kc->any = any;
+    }
+    if (rc < 0 || !any)
+      continue;
+    size_t pts = 0;
+    for (size_t j = 0; j < st->g->n; j++)
+      pts += !nn__promql_absent(vals[j]);
+    if ((rc = nn__promql_account(c, pts)) < 0)
+      break;
+    kc->points += pts;
+    bool drop = keeps_name(kc->sh->call->func->id) ? rs.drop_name : true;
+    rc = kc->sh->fn(kc->sh->ud, rs.ls, rs.nls, drop, vals);
+  }
   double absent = nn__promql_absent_value();
-  for (size_t i = 0; i < st->g->n; i++)
-    st->vals[i] = absent;
-  return 0;
+  for (size_t i = 0; i < st->nk; i++)
+    if (st->k[i].on && st->k[i].any)
+      for (size_t j = 0; j < st->g->n; j++)
+        st->k[i].vals[j] = absent;
+  nn__promql_unaccount(c, rs.n);
+  return rc;
 }
 
-static int stream_msel(struct nn__promql_ctx *c, const node_t *n, const node_t *m,
-                       const struct nn__promql_grid *g, const struct rparams *rp,
-                       nn__promql_series_fn fn, void *ud)
+bool nn__promql_call_shares(const struct nn__promql_node *n)
 {
-  const node_t *vs = m->child;
-  int64_t rmin = nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, 0));
-  int64_t rmax =
-      nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, g->n - 1));
-  struct nn__promql_rvec rv = {NULL, 0, m->range_ms, vs->offset_ms, vs->at, vs->at_ms};
-  struct rstream st = {.c = c, .id = n->func->id, .g = g, .rp = rp, .rv = &rv, .fn = fn, .ud = ud};
-  if (!(st.vals = nn__promql_alloc_steps(c, g->n)))
-    return c->rc;
-  struct nn_select_hints h = {nn__promql_first(c, rmin - m->range_ms), rmax, 0};
-  int rc = nn_querier_select_stream(c->q, vs->matchers, vs->nmatchers, &h, on_stream_series, &st);
+  if (!nn__promql_call_streams(n) || n->nargs != 1)
+    return false;
+  const node_t *m = n->args[0];
+  while (m->kind == N_PAREN)
+    m = m->child;
+  return m->kind == N_MSEL;
+}
+
+const struct nn__promql_node *nn__promql_call_vsel(const struct nn__promql_node *n)
+{
+  const node_t *m = n->args[n->func->id == F_QUANTILE_OVER_TIME ? 1 : 0];
+  while (m->kind == N_PAREN)
+    m = m->child;
+  return m->kind == N_MSEL ? m->child : NULL;
+}
+
+static const node_t *call_msel(const node_t *n)
+{
+  const node_t *m = n->args[n->func->id == F_QUANTILE_OVER_TIME ? 1 : 0];
+  while (m->kind == N_PAREN)
+    m = m->child;
+  return m;
+}
+
+static int range_shared(struct nn__promql_ctx *c, const struct nn_matcher *ms, size_t nms,
+                        const struct nn__promql_share *sh, size_t nsh,
+                        const struct nn__promql_grid *g, const struct rparams *rp)
+{
+  struct rstream st = {.c = c, .g = g, .rp = rp, .nk = nsh};
+  int rc = 0;
+  if (!(st.k = calloc(nsh ? nsh : 1, sizeof(*st.k))))
+    return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
+  int64_t mint = INT64_MAX, maxt = INT64_MIN;
+  for (size_t i = 0; i < nsh; i++) {
+    struct rcons *kc = &st.k[i];
+    const node_t *m = call_msel(sh[i].call), *vs = m->child;
+    kc->sh = &sh[i];
+    kc->rv = (struct nn__promql_rvec){NULL, 0, m->range_ms, vs->offset_ms, vs->at, vs->at_ms};
+    kc->same = -1;
+    for (size_t j = 0; j < i && kc->same < 0; j++)
+      if (st.k[j].same < 0 && st.k[j].rv.range_ms == m->range_ms &&
+          sh[j].call->func->id == sh[i].call->func->id)
+        kc->same = (int)j;
+    int64_t rmin = nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, 0));
+    int64_t rmax =
+        nn__promql_ref_time(c, vs->at, vs->at_ms, vs->offset_ms, nn__promql_ts(g, g->n - 1));
+    int64_t lo = nn__promql_first(c, rmin - m->range_ms);
+    mint = lo < mint ? lo : mint;
+    maxt = rmax > maxt ? rmax : maxt;
+    if (!(kc->vals = nn__promql_alloc_steps(c, g->n))) {
+      rc = c->rc;
+      goto out;
+    }
+  }
+  struct nn_select_hints h = {mint, maxt, 0};
+  rc = nn_querier_select_stream(c->q, ms, nms, &h, on_stream_series, &st);
   if (rc < 0 && c->rc == 0) {
     if (rc == NN_ETIMEDOUT)
       rc = nn__promql_fail(c, NN_PROMQL_ERR_TIMEOUT, rc, "query timed out in query execution");
@@ -837,11 +913,23 @@ static int stream_msel(struct nn__promql_ctx *c, const node_t *n, const node_t *
       rc = nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, rc, "error selecting series: %s",
                            nn_strerror(rc));
   }
-  nn__promql_unaccount(c, st.points);
-  nn__promql_free_steps(c, st.vals, g->n);
+out:
+  for (size_t i = 0; i < nsh; i++) {
+    nn__promql_unaccount(c, st.k[i].points);
+    nn__promql_free_steps(c, st.k[i].vals, g->n);
+  }
+  free(st.k);
   free(st.t);
   free(st.v);
   return rc;
+}
+
+int nn__promql_eval_range_shared(struct nn__promql_ctx *c, const struct nn_matcher *ms, size_t nms,
+                                 const struct nn__promql_share *sh, size_t nsh,
+                                 const struct nn__promql_grid *g)
+{
+  struct rparams rp = {NULL, NULL};
+  return range_shared(c, ms, nms, sh, nsh, g, &rp);
 }
 
 int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const node_t *n,
@@ -872,7 +960,8 @@ int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const node_t *n,
   while (m->kind == N_PAREN)
     m = m->child;
   if (m->kind == N_MSEL) {
-    rc = stream_msel(c, n, m, g, &rp, fn, ud);
+    struct nn__promql_share sh = {n, NULL, 0, fn, ud};
+    rc = range_shared(c, m->child->matchers, m->child->nmatchers, &sh, 1, g, &rp);
     goto out;
   }
   if ((rc = nn__promql_eval_range_vector(c, n->args[marg], g, &rv)) < 0)

@@ -248,6 +248,11 @@ struct nn__promql_ctx {
   /* freed step arrays of the main grid's length, reused to avoid malloc churn */
   void *free_steps;
   size_t free_steps_n;
+  /* The query, and its grid, for fused aggregations that share a select (aggregate.c). */
+  const struct nn__promql_node *root;
+  struct nn__promql_grid top;
+  struct nn__promql_stash *stash;
+  size_t nstash;
 };
 
 /* Whether a sample at t lies before a window (or lookback) that starts at start: windows
@@ -349,6 +354,27 @@ bool nn__promql_call_streams(const struct nn__promql_node *n);
 int nn__promql_eval_range_stream(struct nn__promql_ctx *c, const struct nn__promql_node *n,
                                  const struct nn__promql_grid *g, nn__promql_series_fn fn,
                                  void *ud);
+/* One consumer of a shared streamed select: range-function call (one argument, a matrix
+ * selector) fed the series that also match extra (matchers of its selector that the
+ * shared select leaves out), each handed to fn. */
+struct nn__promql_share {
+  const struct nn__promql_node *call;
+  const struct nn_matcher *const *extra;
+  size_t nextra;
+  nn__promql_series_fn fn;
+  void *ud;
+};
+/* True when call n can be a consumer of a shared select. */
+bool nn__promql_call_shares(const struct nn__promql_node *n);
+/* The vector selector under call n's matrix argument, or NULL (a subquery). */
+const struct nn__promql_node *nn__promql_call_vsel(const struct nn__promql_node *n);
+/* Streams the series matching ms once and evaluates every consumer's call over them. The
+ * consumers' selectors must agree on offset and @. */
+int nn__promql_eval_range_shared(struct nn__promql_ctx *c, const struct nn_matcher *ms, size_t nms,
+                                 const struct nn__promql_share *sh, size_t nsh,
+                                 const struct nn__promql_grid *g);
+/* Fused aggregations evaluated ahead of time by a shared select, waiting to be asked for. */
+void nn__promql_stash_free(struct nn__promql_ctx *c);
 /* Counts n samples against max_samples (NN_ELIMIT with the error set) / gives them back. */
 int nn__promql_account(struct nn__promql_ctx *c, size_t n);
 void nn__promql_unaccount(struct nn__promql_ctx *c, size_t n);

@@ -415,6 +415,86 @@ static void fused_aggregation_matches_general_path(void **state)
   memstore_clear(&ms);
 }
 
+/* The value of result r's series with label g = grp at time t, or NAN when it has none. */
+static double value_at(const struct nn_promql_result *r, const char *grp, int64_t t)
+{
+  for (size_t k = 0; k < r->nseries; k++) {
+    const char *g = nn_labels_get(r->series[k].labels, r->series[k].nlabels, "g");
+    if (!g || strcmp(g, grp) != 0)
+      continue;
+    for (size_t i = 0; i < r->series[k].n; i++)
+      if (r->series[k].t[i] == t)
+        return r->series[k].v[i];
+  }
+  return NAN;
+}
+
+static int nselects;
+
+static int counting_select(void *ctx, const struct nn_matcher *ms, size_t nms,
+                           const struct nn_select_hints *hints, struct nn_series_set *out)
+{
+  nselects++;
+  return memstore_select(ctx, ms, nms, hints, out);
+}
+
+/* Fused aggregations over one metric in one query (error ratios, burn rates) share one
+ * select; each must still come out bit for bit as when evaluated alone. */
+static void shared_selects_match_separate_evaluation(void **state)
+{
+  (void)state;
+  struct memstore ms = {0};
+  for (int k = 0; k < 12; k++) {
+    char inst[8], grp[8];
+    snprintf(inst, sizeof(inst), "%d", k);
+    snprintf(grp, sizeof(grp), "g%d", k % 3);
+    struct nn_label ls[] = {{"__name__", "c_total"}, {"g", grp}, {"i", inst}};
+    struct memseries *s = memstore_series(&ms, ls, 3);
+    double v = 0;
+    for (int t = 1000 * k; t <= 10800000; t += 10000 + 1000 * (k % 4)) {
+      v = (k % 4 == 2 && t > 400000 && t < 411000 + 1000 * k) ? 1 : v + 0.1 * (k + 1) + t % 7;
+      memstore_append(s, t, v);
+    }
+  }
+  const char *pairs[][2] = {
+      {"sum by (g) (rate(c_total{i=~\"1.*\"}[1m]))", "sum by (g) (rate(c_total[5m]))"},
+      {"sum by (g) (rate(c_total{i=~\"1.*\"}[1m]))", "sum by (g) (rate(c_total[1m]))"},
+      {"max by (g) (max_over_time(c_total{i!=\"3\"}[2m]))", "count by (g) (rate(c_total[30s]))"},
+  };
+  char both[256];
+  for (size_t p = 0; p < sizeof(pairs) / sizeof(pairs[0]); p++) {
+    struct nn_promql_result a, b, ab;
+    eval_range_ok(&ms, pairs[p][0], &a);
+    eval_range_ok(&ms, pairs[p][1], &b);
+    snprintf(both, sizeof(both), "%s / %s", pairs[p][0], pairs[p][1]);
+    struct nn_promql_expr *e;
+    struct nn_promql_error err;
+    struct nn_querier q = memstore_querier(&ms);
+    q.select = counting_select;
+    assert_int_equal(nn_promql_parse(both, strlen(both), &e, &err), 0);
+    nselects = 0;
+    assert_int_equal(nn_promql_eval_range(&q, e, 0, 10800000, 7000, NULL, &ab, &err), 0);
+    assert_int_equal(nselects, 1); /* one select for both sides */
+    nn_promql_expr_free(e);
+    assert_true(ab.nseries >= 2);
+    size_t points = 0;
+    for (size_t k = 0; k < ab.nseries; k++) {
+      const char *g = nn_labels_get(ab.series[k].labels, ab.series[k].nlabels, "g");
+      assert_non_null(g);
+      for (size_t i = 0; i < ab.series[k].n; i++) {
+        double want = value_at(&a, g, ab.series[k].t[i]) / value_at(&b, g, ab.series[k].t[i]);
+        assert_memory_equal(&want, &ab.series[k].v[i], sizeof(want));
+        points++;
+      }
+    }
+    assert_true(points > 1000);
+    nn_promql_result_fini(&a);
+    nn_promql_result_fini(&b);
+    nn_promql_result_fini(&ab);
+  }
+  memstore_clear(&ms);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -428,6 +508,7 @@ int main(void)
       cmocka_unit_test(range_query_is_step_aligned_and_label_sorted),
       cmocka_unit_test(limits_and_execution_errors_are_typed),
       cmocka_unit_test(fused_aggregation_matches_general_path),
+      cmocka_unit_test(shared_selects_match_separate_evaluation),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

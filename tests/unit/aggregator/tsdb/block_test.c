@@ -152,6 +152,23 @@ struct answers {
   struct nn_strlist names[NCASES], values[NCASES];
 };
 
+struct stream_check {
+  const struct nn_series_set *want;
+  size_t i;
+};
+
+static int on_streamed(void *ud, const struct nn_series *s)
+{
+  struct stream_check *sc = ud;
+  assert_true(sc->i < sc->want->n);
+  const struct nn_series *w = &sc->want->series[sc->i++];
+  assert_int_equal(nn_labels_cmp(s->labels, s->nlabels, w->labels, w->nlabels), 0);
+  assert_int_equal(s->n, w->n);
+  assert_memory_equal(s->t, w->t, s->n * sizeof(*s->t));
+  assert_memory_equal(s->v, w->v, s->n * sizeof(*s->v));
+  return 0;
+}
+
 static void ask(struct nn_tsdb *db, struct query_case *qc, struct answers *an)
 {
   struct nn_querier q;
@@ -159,6 +176,10 @@ static void ask(struct nn_tsdb *db, struct query_case *qc, struct answers *an)
   for (int i = 0; i < NCASES; i++) {
     struct nn_select_hints h = {qc[i].mint, qc[i].maxt, 0};
     assert_int_equal(q.select(q.ctx, qc[i].ms, (size_t)qc[i].nms, &h, &an->sets[i]), 0);
+    /* The streamed select hands out the same series, in the same order. */
+    struct stream_check sc = {&an->sets[i], 0};
+    assert_int_equal(q.select_stream(q.ctx, qc[i].ms, (size_t)qc[i].nms, &h, on_streamed, &sc), 0);
+    assert_int_equal(sc.i, an->sets[i].n);
     assert_int_equal(
         q.label_names(q.ctx, qc[i].ms, (size_t)qc[i].nms, qc[i].mint, qc[i].maxt, &an->names[i]),
         0);

@@ -111,6 +111,25 @@ static void select_honours_the_sample_limit(void **state)
   nn_matcher_fini(&m);
 }
 
+static int stop_after_two(void *ud, const struct nn_series *s)
+{
+  size_t *n = ud;
+  assert_true(s->n > 0);
+  return ++*n == 2 ? -1234 : 0;
+}
+
+static void select_stream_stops_when_told(void **state)
+{
+  (void)state;
+  struct nn_matcher m;
+  matcher(&m, NN_MATCH_EQ, "__name__", "odd_total");
+  struct nn_select_hints h = {0, INT64_MAX, 1}; /* the limit is the caller's business */
+  size_t n = 0;
+  assert_int_equal(q.select_stream(q.ctx, &m, 1, &h, stop_after_two, &n), -1234);
+  assert_int_equal(n, 2);
+  nn_matcher_fini(&m);
+}
+
 static void label_names_and_values(void **state)
 {
   struct nn_strlist l;
@@ -156,6 +175,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(select_returns_range_sorted_by_labels),
       cmocka_unit_test(select_honours_the_sample_limit),
+      cmocka_unit_test(select_stream_stops_when_told),
       cmocka_unit_test(label_names_and_values),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
