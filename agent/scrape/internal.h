@@ -26,15 +26,17 @@ struct nn__scrape_dtarget {
  * shipper sends, so a repeated scrape encodes nothing. A label equal to one of the
  * target's own (job, instance, discovery labels) is stored as the two bytes {0, k}
  * instead, k indexing the target's encoded labels (nn_scrape_rw_labels expands them).
- * 23 bytes plus the stored labels. */
+ * 31 bytes plus the stored labels. */
 struct nn__scrape_series {
   struct nn__scrape_series *next; /* hash chain */
   uint32_t seen;                  /* scrape iteration that last saw it */
   uint32_t enc_len;               /* bytes of enc */
   uint32_t full_len;              /* bytes once expanded */
-  bool live;   /* emitted by the last successful scrape: ending it needs a stale marker */
-  bool report; /* one of up & co. */
-  bool dead;   /* swept, freed once the batch is out */
+  uint32_t check;                 /* of the series text whose raw slot points here */
+  bool live;    /* emitted by the last successful scrape: ending it needs a stale marker */
+  bool report;  /* one of up & co. */
+  bool dead;    /* swept, freed once the batch is out */
+  bool has_raw; /* a raw slot points here (other spellings of it take the slow path) */
   char enc[];
 };
 
@@ -43,13 +45,14 @@ struct nn__scrape_cache {
   size_t nbuckets, n;
 };
 
-/* A slot of the per-target index from series text as the exposition writes it (keyed by a
- * 128-bit hash of the text) to its series, so a repeated line skips label parsing,
- * relabeling and encoding. v: 0 empty, RAW_TOMB deleted, a series pointer, or
- * (iteration << 2 | 1) for text whose sample metric relabeling drops. */
+/* A slot of the per-target index from series text as the exposition writes it to its
+ * series, so a repeated line skips label parsing, relabeling and encoding. A text is known
+ * by 96 bits of its 128-bit hash: h0 here, and 32 more (check) in its series, or for text
+ * whose sample metric relabeling drops, in v: (check << 32 | iteration << 2 | 1). v is 0
+ * for an empty slot, RAW_TOMB for a deleted one, else a series pointer. 16 bytes. */
 struct nn__scrape_raw {
-  uint64_t h0, h1;
-  uintptr_t v;
+  uint64_t h0;
+  uint64_t v;
 };
 
 struct nn__scrape_rawtab {

@@ -216,20 +216,23 @@ void nn_scrape_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape
 
 /* ---- series text index ---- */
 
-#define RAW_TOMB          ((uintptr_t)2)
-#define RAW_DROPPED(iter) ((uintptr_t)(iter) << 2 | 1)
-#define RAW_IS_SERIES(v)  ((v) > RAW_TOMB && ((v)&3) == 0)
+#define RAW_TOMB                 ((uint64_t)2)
+#define RAW_ITER(iter)           ((uint64_t)((iter)&0x3fffffff) << 2)
+#define RAW_DROPPED(check, iter) ((uint64_t)(check) << 32 | RAW_ITER(iter) | 1)
+#define RAW_IS_SERIES(v)         ((v) > RAW_TOMB && ((v)&3) == 0)
+#define RAW_SERIES(v)            ((struct nn__scrape_series *)(uintptr_t)(v))
 
 static void raw_hash(const char *text, size_t len, enum nn_expfmt_format fmt, uint64_t *h0,
-                     uint64_t *h1)
+                     uint32_t *check)
 {
   /* Seeded by the format: the same text may parse differently in the other one. */
   XXH128_hash_t h = XXH3_128bits_withSeed(text, len, (XXH64_hash_t)fmt + 1);
   *h0 = h.low64;
-  *h1 = h.high64;
+  *check = (uint32_t)h.high64;
 }
 
-static struct nn__scrape_raw *raw_find(const struct nn__scrape_rawtab *r, uint64_t h0, uint64_t h1)
+/* The slot for h0, or NULL; the caller still compares the check bits (raw_match). */
+static struct nn__scrape_raw *raw_find(const struct nn__scrape_rawtab *r, uint64_t h0)
 {
   if (!r->cap)
     return NULL;
@@ -237,9 +240,14 @@ static struct nn__scrape_raw *raw_find(const struct nn__scrape_rawtab *r, uint64
     struct nn__scrape_raw *x = &r->slots[i];
     if (x->v == 0)
       return NULL;
-    if (x->v != RAW_TOMB && x->h0 == h0 && x->h1 == h1)
+    if (x->v != RAW_TOMB && x->h0 == h0)
       return x;
   }
+}
+
+static bool raw_match(const struct nn__scrape_raw *x, uint32_t check)
+{
+  return RAW_IS_SERIES(x->v) ? RAW_SERIES(x->v)->check == check : (uint32_t)(x->v >> 32) == check;
 }
 
 static void raw_clear(struct nn__scrape_rawtab *r)
@@ -277,8 +285,8 @@ static int raw_resize(struct nn__scrape_rawtab *r, size_t cap)
   return 0;
 }
 
-/* Adds text (known to be absent) with value v. Failure only costs speed. */
-static void raw_add(struct nn__scrape_rawtab *r, uint64_t h0, uint64_t h1, uintptr_t v)
+/* Adds h0 (known to be absent) with value v. False when out of memory: only costs speed. */
+static bool raw_add(struct nn__scrape_rawtab *r, uint64_t h0, uint64_t v)
 {
   /* Load at most 3/4 counting tombstones, so a probe always ends at an empty slot. */
   if ((r->used + r->tombs + 1) * 4 > r->cap * 3) {
@@ -286,17 +294,18 @@ static void raw_add(struct nn__scrape_rawtab *r, uint64_t h0, uint64_t h1, uintp
     while ((r->used + 1) * 2 > cap)
       cap *= 2;
     if (raw_resize(r, cap) < 0)
-      return;
+      return false;
   }
   size_t i = h0 & (r->cap - 1);
   while (r->slots[i].v != 0 && r->slots[i].v != RAW_TOMB)
     i = (i + 1) & (r->cap - 1);
   if (r->slots[i].v == RAW_TOMB)
     r->tombs--;
-  r->slots[i] = (struct nn__scrape_raw){h0, h1, v};
+  r->slots[i] = (struct nn__scrape_raw){h0, v};
   r->used++;
   if (!RAW_IS_SERIES(v))
     r->dropped++;
+  return true;
 }
 
 /* After a scrape: forgets text whose series was swept and dropped text not seen this time. */
@@ -310,7 +319,8 @@ static void raw_prune(struct nn__scrape_target *t, bool any_dead)
     if (x->v == 0 || x->v == RAW_TOMB)
       continue;
     bool series = RAW_IS_SERIES(x->v);
-    if (series ? ((struct nn__scrape_series *)x->v)->dead : x->v != RAW_DROPPED(t->iter)) {
+    if (series ? RAW_SERIES(x->v)->dead
+               : (x->v & ~(uint64_t)0xffffffff00000000) != RAW_ITER(t->iter) + 1) {
       if (!series)
         r->dropped--;
       x->v = RAW_TOMB;
@@ -488,10 +498,11 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
   if (cfg->metric_relabel_configs.n) {
     rc = nn_relabel_process(&cfg->metric_relabel_configs, s->lab, &n, s->labcap, &s->scratch);
     if (rc == 0) {
-      uint64_t h0, h1;
-      raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
-      if (!raw_find(&t->raw, h0, h1))
-        raw_add(&t->raw, h0, h1, RAW_DROPPED(t->iter));
+      uint64_t h0;
+      uint32_t check;
+      raw_hash(sm->series, sm->series_len, c->fmt, &h0, &check);
+      if (!raw_find(&t->raw, h0))
+        raw_add(&t->raw, h0, RAW_DROPPED(check, t->iter));
       return 0;
     }
     if (rc < 0)
@@ -536,10 +547,13 @@ static int on_sample(void *ud, const struct nn_expfmt_sample *sm)
     return ctx_fail(c, NN_ENOMEM, "out of memory");
   if (added)
     c->series_added++;
-  uint64_t h0, h1;
-  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
-  if (!raw_find(&t->raw, h0, h1))
-    raw_add(&t->raw, h0, h1, (uintptr_t)e);
+  uint64_t h0;
+  uint32_t check;
+  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &check);
+  if (!e->has_raw && !raw_find(&t->raw, h0) && raw_add(&t->raw, h0, (uintptr_t)e)) {
+    e->check = check;
+    e->has_raw = true;
+  }
   return take_sample(c, e, sm);
 }
 
@@ -551,16 +565,17 @@ static int on_series(void *ud, const struct nn_expfmt_sample *sm)
   struct sctx *c = ud;
   struct nn__scrape_target *t = c->t;
   const struct nn_scrape_job_config *cfg = t->job->cfg;
-  uint64_t h0, h1;
-  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &h1);
-  struct nn__scrape_raw *x = raw_find(&t->raw, h0, h1);
-  if (!x)
+  uint64_t h0;
+  uint32_t check;
+  raw_hash(sm->series, sm->series_len, c->fmt, &h0, &check);
+  struct nn__scrape_raw *x = raw_find(&t->raw, h0);
+  if (!x || !raw_match(x, check))
     return NN_EXPFMT_PARSE_LABELS;
   c->total++;
   if (c->limit_hit)
     return 0;
   if (!RAW_IS_SERIES(x->v)) {
-    x->v = RAW_DROPPED(t->iter);
+    x->v = RAW_DROPPED(check, t->iter);
     return 0;
   }
   c->added++;
@@ -568,7 +583,7 @@ static int on_series(void *ud, const struct nn_expfmt_sample *sm)
     c->limit_hit = true;
     return 0;
   }
-  return take_sample(c, (struct nn__scrape_series *)x->v, sm);
+  return take_sample(c, RAW_SERIES(x->v), sm);
 }
 
 static int take_sample(struct sctx *c, struct nn__scrape_series *e,
@@ -788,10 +803,8 @@ static void finish(struct sctx *c, bool ok, double duration_s)
   sweep(t, ok, false, c->ts, &nout, &dead);
   emit(t, nout, c->ts, ok);
 out:
-  /* Text that another spelling of a live series left behind (exporters that reorder labels)
-   * is only pruned with its series; this bounds it. */
-  if (!ok || t->raw.used > 4 * t->cache.n + 4096)
-    raw_clear(&t->raw);
+  if (!ok)
+    raw_clear(&t->raw); /* every series but up & co. was swept */
   else
     raw_prune(t, dead != NULL);
   free_dead(dead);
