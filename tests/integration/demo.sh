@@ -89,6 +89,24 @@ echo "catalog/worker down $((SECONDS - t0)) s after the banner"
 nn_check "catalog/worker is down (up == 0) after its incident" down
 echo "search/api latency: $(q 'slo:sli_error:ratio_rate5m{sloth_id="search-api-requests-latency"}' | grep -o '"value":\[[^]]*\]') (5m error ratio)"
 
+# The exports for a weekly email or Slack post: one line or row per SLO of the API.
+exports() {
+  python3 - <<'PY'
+import json, sys, urllib.request
+get = lambda p: urllib.request.urlopen("http://127.0.0.1:9595" + p, timeout=10).read().decode()
+slos = json.loads(get("/api/v1/slos"))["data"]["slos"]
+csv, md = get("/slo.csv").splitlines(), get("/slo.md")
+pay = [l for l in csv if "payments-api" in l and "requests-availability" in l]
+ok = csv[0].startswith("project,service,slo,status,objective") and len(csv) == 1 + len(slos)
+ok = ok and len(pay) == 1 and ("breached" in pay[0] or "at_risk" in pay[0])
+ok = ok and "| payments | payments-api | requests-availability |" in md
+ok = ok and md.count("\n| ") >= len(slos)
+print("exports: %d SLOs, csv %d lines, payments row %r" % (len(slos), len(csv), pay[:1]))
+sys.exit(0 if ok else 1)
+PY
+}
+nn_check "/slo.csv and /slo.md list every SLO, payments/api not ok" exports
+
 paged() {
   amtool --alertmanager.url=http://127.0.0.1:9093 alert query -o json \
     alertname=PaymentsApiHighErrorRate severity=page 2>/dev/null | grep -q '"fingerprint"'
