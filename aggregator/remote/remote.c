@@ -698,7 +698,7 @@ static void maybe_gc(struct remote_dest *d, int64_t ckpt)
   d->r->works++;
 }
 
-/* ---- positions, floor and backlog (once a second) ---- */
+/* ---- positions (every 50 ms), floor and backlog (every second) ---- */
 
 static void on_pos_work(uv_work_t *req)
 {
