@@ -603,6 +603,38 @@ static int range_series(struct nn__promql_ctx *c, int id, const struct nn__promq
     for (size_t k = 1; k < rs->n && monotone; k++)
       monotone = !(rs->v[k] < rs->v[k - 1]);
   }
+  if ((id == F_RATE || id == F_INCREASE || id == F_DELTA) && rv->at == AT_NONE) {
+    /* The dashboard case, without the per-step dispatch: same operations, same bits. */
+    bool counter = id != F_DELTA, rate = id == F_RATE, v2 = c->opts.prometheus_v2;
+    struct window w = {rs->t, rs->v, 0, 0, 0, 0, range_s, monotone, v2};
+    const int64_t *t = rs->t;
+    size_t n = rs->n;
+    for (size_t i = 0; i < g->n; i++) {
+      int64_t ts = g->start + (int64_t)i * g->step, ref = ts - rv->offset_ms;
+      int64_t start = ref - rv->range_ms;
+      if (v2)
+        while (lo < n && t[lo] < start)
+          lo++;
+      else
+        while (lo < n && t[lo] <= start)
+          lo++;
+      if (hi < lo)
+        hi = lo;
+      while (hi < n && t[hi] <= ref)
+        hi++;
+      if (hi - lo < 2)
+        continue;
+      w.t = t + lo;
+      w.v = rs->v + lo;
+      w.n = hi - lo;
+      w.rstart = start;
+      w.rend = ref;
+      w.ts = ts;
+      if (extrapolated_rate(&w, counter, rate, &vals[i]))
+        *any = true;
+    }
+    return 0;
+  }
   for (size_t i = 0; i < g->n; i++) {
     int64_t ts = nn__promql_ts(g, i);
     int64_t ref = nn__promql_ref_time(c, rv->at, rv->at_ms, rv->offset_ms, ts);

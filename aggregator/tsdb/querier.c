@@ -35,33 +35,46 @@ static void on_release(struct nn_series_set *set)
   memset(set, 0, sizeof(*set));
 }
 
+static int samples_reserve(struct samples *out, size_t n)
+{
+  if (out->n + n <= out->cap)
+    return 0;
+  size_t nc = out->cap ? out->cap * 2 : 256;
+  while (nc < out->n + n)
+    nc *= 2;
+  int64_t *nt = realloc(out->t, nc * sizeof(*nt));
+  if (!nt)
+    return NN_ENOMEM;
+  out->t = nt;
+  double *nv = realloc(out->v, nc * sizeof(*nv));
+  if (!nv)
+    return NN_ENOMEM;
+  out->v = nv;
+  out->cap = nc;
+  return 0;
+}
+
 /* version: of a block's chunks file (nn__tsdb_bchunk_it_init); 1 for the head's XOR. */
 static int decode_chunk(uint32_t version, const uint8_t *data, size_t len, int64_t mint,
                         int64_t maxt, struct samples *out)
 {
   struct nn__tsdb_xor_it it;
   nn__tsdb_bchunk_it_init(&it, version, data, len);
-  while (nn__tsdb_xor_it_next(&it)) {
+  /* The header's count bounds what the chunk can yield, so the loop need not grow. */
+  if (samples_reserve(out, it.n) < 0)
+    return NN_ENOMEM;
+  int64_t *t = out->t;
+  double *v = out->v;
+  size_t n = out->n, end = out->n + it.n;
+  while (n < end && nn__tsdb_xor_it_next(&it)) {
     if (it.t < mint)
       continue;
     if (it.t > maxt)
       break;
-    if (out->n == out->cap) {
-      size_t nc = out->cap ? out->cap * 2 : 256;
-      int64_t *nt = realloc(out->t, nc * sizeof(*nt));
-      if (!nt)
-        return NN_ENOMEM;
-      out->t = nt;
-      double *nv = realloc(out->v, nc * sizeof(*nv));
-      if (!nv)
-        return NN_ENOMEM;
-      out->v = nv;
-      out->cap = nc;
-    }
-    out->t[out->n] = it.t;
-    out->v[out->n] = nn__tsdb_xor_it_value(&it);
-    out->n++;
+    t[n] = it.t;
+    v[n++] = nn__tsdb_xor_it_value(&it);
   }
+  out->n = n;
   return it.err;
 }
 
