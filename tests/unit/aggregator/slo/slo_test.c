@@ -90,6 +90,11 @@ struct captured {
   int budget80, budget95, budget80_resolved;
   int64_t last_eval_ms; /* set by run(): the evaluation the notification comes from */
   char description[512], budget_description[512], generator_url[128];
+  /* Page notifications: endsAt of the last firing one minus its evaluation time; resolved
+   * ones sent (endsAt = resolution time) and the evaluation of the last. */
+  int64_t page_valid_ms, page_resolved_ends;
+  int page_resolved_sends;
+  int64_t page_resolved_last_eval;
 };
 static struct captured cap;
 
@@ -121,6 +126,15 @@ static void on_notify(void *ud, const struct nn_notifier_alert *alerts, size_t n
     }
     if (strcmp(an, "ApiAvailability"))
       continue;
+    if (!strcmp(sev, "page")) {
+      if (alerts[i].ends_at_ms <= cap.last_eval_ms) {
+        cap.page_resolved_sends++;
+        cap.page_resolved_ends = alerts[i].ends_at_ms;
+        cap.page_resolved_last_eval = cap.last_eval_ms;
+        continue;
+      }
+      cap.page_valid_ms = alerts[i].ends_at_ms - cap.last_eval_ms;
+    }
     if (!strcmp(sev, "page"))
       cap.page_firing++;
     else
@@ -299,9 +313,19 @@ static void spike_pages(void **state)
   run(e, T0 + 6 * HOUR + 10 * MIN + 30000, T0 + 6 * HOUR + 20 * MIN);
   assert_int_equal(nn_slo_get_status(e, "api-availability", &st), 0);
   assert_true(st.page_firing); /* 6h > 6x and 30m > 6x still hold */
+  /* endsAt = send time + 4 x max(evaluation interval 30 s, resend delay 1 m). */
+  assert_int_equal(cap.page_valid_ms, 4 * MIN);
   run(e, T0 + 6 * HOUR + 20 * MIN + 30000, T0 + 6 * HOUR + 41 * MIN);
   assert_int_equal(nn_slo_get_status(e, "api-availability", &st), 0);
   assert_false(st.page_firing);
+  /* Resolved: sent with endsAt = the resolution, then again every minute for 15 minutes. */
+  int64_t resolved = cap.page_resolved_ends;
+  assert_true(cap.page_resolved_sends >= 1 && resolved > T0 + 6 * HOUR + 20 * MIN);
+  run(e, T0 + 6 * HOUR + 41 * MIN + 30000, T0 + 7 * HOUR);
+  assert_int_equal(cap.page_resolved_ends, resolved);
+  assert_true(cap.page_resolved_last_eval <= resolved + 15 * MIN);
+  assert_true(cap.page_resolved_last_eval >= resolved + 14 * MIN);
+  assert_int_equal(cap.page_resolved_sends, 16); /* at +0, +1 m, ..., +15 m */
 
   /* ALERTS and slo:* series went into the head. */
   struct nn_querier q;
