@@ -306,6 +306,8 @@ static int q_select(void *ctx, const struct nn_matcher *ms, size_t nms,
 
 /* ---- streaming select ---- */
 
+#define MAX_RUNS 16 /* sources merged run by run; beyond, sorted together */
+
 /* One matching series in one source. Its labels point into the source's symbols (the
  * head's table or a block's mapping), which stay put while the loop runs the query. */
 struct sentry {
@@ -399,10 +401,26 @@ static int stream_head(struct stream *st, int64_t mint)
   return rc;
 }
 
+/* nn_labels_cmp, faster where strings are shared: within a source equal strings are one
+ * symbol, so most names and values of neighbouring series compare by pointer. */
+static int labels_cmp(const struct sentry *x, const struct sentry *y)
+{
+  size_t n = x->nls < y->nls ? x->nls : y->nls;
+  for (size_t i = 0; i < n; i++) {
+    const struct nn_label *a = &x->ls[i], *b = &y->ls[i];
+    int c;
+    if (a->name != b->name && (c = strcmp(a->name, b->name)) != 0)
+      return c;
+    if (a->value != b->value && (c = strcmp(a->value, b->value)) != 0)
+      return c;
+  }
+  return x->nls < y->nls ? -1 : x->nls > y->nls;
+}
+
 static int cmp_sentry(const void *a, const void *b)
 {
   const struct sentry *x = a, *y = b;
-  int c = nn_labels_cmp(x->ls, x->nls, y->ls, y->nls);
+  int c = labels_cmp(x, y);
   return c ? c : (x->src > y->src) - (x->src < y->src);
 }
 
@@ -497,20 +515,52 @@ static int q_select_stream(void *ctx, const struct nn_matcher *ms, size_t nms,
       rc = stream_block(&st, (uint32_t)i);
   if (rc == 0)
     rc = stream_head(&st, head_mint(db, st.mint));
-  if (rc == 0 && st.n > 1)
+  /* Each source's entries are a run: a block's in label order already (its index holds
+   * series in label order), the head's sorted here. Few runs are merged a group of equal
+   * label sets at a time; many (a query over many blocks) are sorted together. */
+  size_t nruns = 0, run[MAX_RUNS + 1];
+  for (size_t i = 0; i < st.n; i++) {
+    bool cut = i == 0 || st.e[i].src != st.e[i - 1].src;
+    if (cut && nruns < MAX_RUNS + 1)
+      run[nruns] = i;
+    nruns += cut;
+  }
+  if (nruns > MAX_RUNS) {
     qsort(st.e, st.n, sizeof(*st.e), cmp_sentry);
-  for (size_t i = 0; i < st.n && rc == 0;) {
-    size_t j = i;
+    nruns = 1;
+    run[0] = 0;
+  }
+  size_t pos[MAX_RUNS], end[MAX_RUNS];
+  for (size_t k = 0; k < nruns; k++) {
+    pos[k] = run[k];
+    end[k] = k + 1 < nruns ? run[k + 1] : st.n;
+    bool sorted = true;
+    for (size_t i = pos[k] + 1; i < end[k] && sorted; i++)
+      sorted = labels_cmp(&st.e[i - 1], &st.e[i]) < 0;
+    if (!sorted)
+      qsort(st.e + pos[k], end[k] - pos[k], sizeof(*st.e), cmp_sentry);
+  }
+  while (rc == 0) {
+    /* The smallest label set at the runs' heads, then its entries in source order. */
+    size_t best = SIZE_MAX;
+    for (size_t k = 0; k < nruns; k++)
+      if (pos[k] < end[k] && (best == SIZE_MAX || labels_cmp(&st.e[pos[k]], &st.e[pos[best]]) < 0))
+        best = k;
+    if (best == SIZE_MAX)
+      break;
+    const struct sentry *g = &st.e[pos[best]];
     st.sc.n = 0;
-    for (; j < st.n &&
-           (j == i || nn_labels_cmp(st.e[i].ls, st.e[i].nls, st.e[j].ls, st.e[j].nls) == 0);
-         j++)
-      rc = rc < 0 ? rc : stream_decode(&st, &st.e[j]);
+    for (size_t k = 0; k < nruns && rc == 0; k++) {
+      /* Within a run equal label sets follow each other (one per source, unless sorted
+       * together). */
+      while (rc == 0 && pos[k] < end[k] &&
+             (&st.e[pos[k]] == g || labels_cmp(&st.e[pos[k]], g) == 0))
+        rc = stream_decode(&st, &st.e[pos[k]++]);
+    }
     if (rc == 0 && st.sc.n) {
-      struct nn_series s = {st.e[i].ls, st.e[i].nls, st.sc.t, st.sc.v, st.sc.n};
+      struct nn_series s = {g->ls, g->nls, st.sc.t, st.sc.v, st.sc.n};
       rc = fn(ud, &s);
     }
-    i = j;
   }
   nn_pool_clear(&st.pool);
   free(st.e);
