@@ -79,9 +79,10 @@ const struct nn_cfg_option nn_slo_config_options[] = {
      .type = NN_CFG_DURATION,
      .offset = OFF(evaluation_delay_ms),
      .def = "2s",
-     .help = "Each aligned evaluation time t is evaluated this long after t (at most half an "
-             "interval), so that samples stamped up to t have arrived: an interval whose last "
-             "sample is late would be missing from the ledger for good."},
+     .help =
+         "Each aligned evaluation time t is evaluated this long after t (at most a quarter "
+         "of the interval), so that samples stamped up to t have arrived: an interval whose last "
+         "sample is late would be missing from the ledger for good."},
     {.name = NULL},
 };
 
@@ -96,11 +97,16 @@ void nn__slo_compute(const struct nn_slo_spec *s, const struct nn_slo_ledger *l,
                      int64_t min_events, int64_t no_data_min, struct nn_slo_values *v)
 {
   int64_t end = floordiv64(ts - 1, 60000);
+  /* ts inside a minute: the newest bucket holds the events up to ts, and a rolling window
+   * (ts - len, ts] also covers this share of its oldest minute's bucket (events spread
+   * evenly over a minute), as a [len] range does in PromQL. */
+  double part = (double)((end + 1) * 60000 - ts) / 60000.0;
   double eb = 1.0 - s->objective;
   memset(v, 0, sizeof(*v));
   v->ts = ts;
   for (int w = 0; w < NN_SLO_NWINDOWS; w++) {
     int64_t len;
+    bool rolling = w < NN_SLO_W_PERIOD || s->period_kind == NN_SLO_ROLLING;
     if (w < NN_SLO_W_PERIOD)
       len = nn__slo_window_min[w];
     else if (s->period_kind == NN_SLO_ROLLING)
@@ -108,6 +114,12 @@ void nn__slo_compute(const struct nn_slo_spec *s, const struct nn_slo_ledger *l,
     else
       len = end - nn__slo_calendar_start(end, l->tz_offset_s, s->period_kind == NN_SLO_QUARTER) + 1;
     nn__slo_ledger_window(l, end, len, &v->bad[w], &v->total[w]);
+    if (rolling && part > 0) {
+      double b1, t1;
+      nn__slo_ledger_window(l, end - len, 1, &b1, &t1);
+      v->bad[w] += part * b1;
+      v->total[w] += part * t1;
+    }
     v->ratio[w] = v->total[w] > 0 ? v->bad[w] / v->total[w] : NAN;
   }
   v->period_burn = v->ratio[NN_SLO_W_PERIOD] / eb;
@@ -337,8 +349,8 @@ static void schedule(struct nn_slo_engine *e)
   }
   int64_t now = wall_ms(), iv = interval_ms(e);
   int64_t delay = e->cfg.evaluation_delay_ms;
-  if (delay < 0 || delay > iv / 2)
-    delay = delay < 0 ? 0 : iv / 2;
+  if (delay < 0 || delay > iv / 4)
+    delay = delay < 0 ? 0 : iv / 4;
   /* The next aligned time, plus the delay (on_timer evaluates the aligned time before now). */
   int64_t wait = iv - (now - delay) % iv + 5;
   uv_timer_start(e->timer, on_timer, (uint64_t)wait, 0);

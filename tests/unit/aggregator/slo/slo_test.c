@@ -245,6 +245,27 @@ static void traffic_weighted_not_mean_of_ratios(void **state)
   nn__slo_ledger_fini(&l);
 }
 
+/* Evaluated 30 s into a minute, a 5-minute window covers the second half of its oldest minute
+ * too, as rate(x[5m]) does: (ts - 5m, ts], not whole minutes only. */
+static void windows_cover_part_of_the_oldest_minute(void **state)
+{
+  struct nn_slo_spec s = std_spec(0.99, 30);
+  struct nn_slo_ledger l;
+  assert_int_equal(nn__slo_ledger_init(&l, s.period_min, 0), 0);
+  int64_t m0 = 28000000;
+  for (int64_t i = 0; i < 10; i++)
+    nn__slo_ledger_add(&l, m0 + i, (double)i, 100);
+  struct nn_slo_values v;
+  nn__slo_compute(&s, &l, (m0 + 9) * MIN + 30000, 50, 10, &v);
+  assert_float_equal(v.total[NN_SLO_W_5M], 500 + 50, 1e-9);
+  assert_float_equal(v.bad[NN_SLO_W_5M], 5 + 6 + 7 + 8 + 9 + 0.5 * 4, 1e-9);
+  /* On a minute boundary the window is whole minutes. */
+  nn__slo_compute(&s, &l, (m0 + 10) * MIN, 50, 10, &v);
+  assert_float_equal(v.total[NN_SLO_W_5M], 500, 1e-9);
+  assert_float_equal(v.bad[NN_SLO_W_5M], 35, 1e-9);
+  nn__slo_ledger_fini(&l);
+}
+
 static void window_cost_does_not_grow_with_period(void **state)
 {
   struct nn_slo_spec s7 = std_spec(0.999, 7), s90 = std_spec(0.999, 90);
@@ -922,6 +943,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(budget_numbers_match_the_workbook),
       cmocka_unit_test(traffic_weighted_not_mean_of_ratios),
+      cmocka_unit_test(windows_cover_part_of_the_oldest_minute),
       cmocka_unit_test(window_cost_does_not_grow_with_period),
       cmocka_unit_test(spike_pages),
       cmocka_unit_test(trickle_tickets_only),
