@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# High availability with the real data path (issue 9, "HA pair"): nines-fleet serves /metrics
+# and writes container logs; ONE nines-agent scrapes and tails them and ships everything to
+# two aggregators (two remote-write and two log destinations). The aggregators are an HA
+# pair: the same rules, the same external labels, both sending to both Alertmanagers of a
+# two-peer gossip cluster. An error spike must reach the webhook exactly once. Then one
+# aggregator is killed with SIGKILL while the alert fires: the alert must stay active in both
+# Alertmanagers for longer than its validity (no gap), its endsAt must keep moving forward,
+# the agent must keep delivering to the survivor while it spools for the dead one, nothing may
+# be dropped, and there must still be a single notification. Finally the killed aggregator is
+# restarted and must catch up from the agent's spool: the same samples and log lines for the
+# outage as the survivor, still without a second notification or a resolution.
+source "$(dirname "$0")/lib.inc"
+AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
+AGENT=$NN_BINARY_DIR/agent/nines-agent
+FLEET=$NN_BINARY_DIR/bench/fleet/nines-fleet
+AM=/usr/bin/prometheus-alertmanager
+IV=1      # rule evaluation interval and resend delay: alerts are valid for 4 x 1 s = 4 s
+OUTAGE=10 # seconds aggregator 1 stays dead: well over the validity
+SPIKE=8   # seconds after the fleet starts that payments/api starts failing (25% 5xx)
+
+for b in "$AM" "$AGG" "$AGENT" "$FLEET"; do
+  if [ ! -x "$b" ]; then
+    echo "SKIP: $b not installed"
+    exit 0
+  fi
+done
+
+hport=$(nn_free_port) aport=$(nn_free_port)
+am1=$(nn_free_port) am2=$(nn_free_port) c1=$(nn_free_port) c2=$(nn_free_port)
+p1=$(nn_free_port) p2=$(nn_free_port)
+# nines-fleet serves its 10 services on 10 consecutive ports: find a free run of them.
+fbase=$(python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(20000, 60000)
+    socks = []
+    try:
+        for p in range(base, base + 10):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+PY
+)
+[ -n "$fbase" ] || { echo "no free run of 10 ports"; exit 1; }
+pay=$((fbase + 4)) chk=$fbase # payments/api and checkout/api (nines-fleet --list)
+
+cat >"$NN_TMP/am.yml" <<YML
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 2s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: http://127.0.0.1:$hport/
+        send_resolved: true
+YML
+cat >"$NN_TMP/rules.yml" <<'YML'
+groups:
+  - name: ha
+    rules:
+      - alert: HaAgentErrorRate
+        expr: |
+          sum by (project, service) (rate(http_requests_total{job="fleet",code="500"}[10s]))
+            / sum by (project, service) (rate(http_requests_total{job="fleet"}[10s])) > 0.05
+        labels: {severity: page}
+YML
+for i in 1 2; do
+  eval "p=\$p$i"
+  cat >"$NN_TMP/agg$i.yml" <<YML
+listen_address: 127.0.0.1:$p
+data_dir: $NN_TMP/agg$i
+storage: {wal_fsync: false}
+rules:
+  rule_files: [$NN_TMP/rules.yml]
+  evaluation_interval: ${IV}s
+  resend_delay: ${IV}s
+  external_labels: {cluster: ha}
+golden_signals: {enabled: false}
+alerting:
+  alertmanagers: [{url: "http://127.0.0.1:$am1"}, {url: "http://127.0.0.1:$am2"}]
+YML
+done
+cat >"$NN_TMP/agent.yml" <<YML
+listen_address: 127.0.0.1:$aport
+data_dir: $NN_TMP/agent
+logs:
+  include: [$NN_TMP/containers/*.log]
+  batch_wait: 200ms
+  destinations:
+    - {name: agg1, url: "http://127.0.0.1:$p1/loki/api/v1/push", codec: zstd}
+    - {name: agg2, url: "http://127.0.0.1:$p2/loki/api/v1/push", codec: zstd}
+scrape:
+  scrape_interval: 1s
+  scrape_configs:
+    - job_name: fleet
+      static_configs:
+        - targets: ["127.0.0.1:$pay"]
+          labels: {project: payments, service: api}
+        - targets: ["127.0.0.1:$chk"]
+          labels: {project: checkout, service: api}
+remote_write:
+  batch_wait: 200ms
+  destinations:
+    - {name: agg1, url: "http://127.0.0.1:$p1/api/v1/write", codec: zstd}
+    - {name: agg2, url: "http://127.0.0.1:$p2/api/v1/write", codec: zstd}
+YML
+
+gossip=(--cluster.gossip-interval=100ms --cluster.pushpull-interval=1s --cluster.peer-timeout=3s
+  --cluster.probe-interval=500ms --cluster.settle-timeout=2s)
+nn_start webhook python3 "$NN_SOURCE_DIR/tests/e2e/webhook.py" "$hport" "$NN_TMP/hook.jsonl"
+nn_start am1 "$AM" --config.file="$NN_TMP/am.yml" --storage.path="$NN_TMP/am1" \
+  --web.listen-address="127.0.0.1:$am1" --cluster.listen-address="127.0.0.1:$c1" \
+  --cluster.advertise-address="127.0.0.1:$c1" "${gossip[@]}"
+nn_start am2 "$AM" --config.file="$NN_TMP/am.yml" --storage.path="$NN_TMP/am2" \
+  --web.listen-address="127.0.0.1:$am2" --cluster.listen-address="127.0.0.1:$c2" \
+  --cluster.advertise-address="127.0.0.1:$c2" --cluster.peer="127.0.0.1:$c1" "${gossip[@]}"
+nn_start agg1 "$AGG" --config "$NN_TMP/agg1.yml"
+nn_start agg2 "$AGG" --config "$NN_TMP/agg2.yml"
+nn_start fleet "$FLEET" --log-dir "$NN_TMP/containers" --base-port "$fbase" --spike-at "$SPIKE" \
+  --spike-service payments/api --spike-rate 0.25 --latency-at -1 --down-at -1
+nn_start agent "$AGENT" --config "$NN_TMP/agent.yml"
+nn_check "webhook receiver up" nn_wait_http "http://127.0.0.1:$hport/"
+for p in $am1 $am2 $p1 $p2 $aport; do
+  nn_check "127.0.0.1:$p ready" nn_wait_http "http://127.0.0.1:$p/-/ready"
+done
+nn_check "nines-fleet serves payments/api" nn_wait_http "http://127.0.0.1:$pay/metrics"
+
+# Both Alertmanagers report a ready cluster of two peers.
+cluster_ready() {
+  local p s
+  for p in $am1 $am2; do
+    s=$(curl -fsS "http://127.0.0.1:$p/api/v2/status") || return 1
+    grep -q '"status":"ready"' <<<"$s" || return 1
+    [ "$(grep -o '"address":"127.0.0.1:[0-9]*"' <<<"$s" | wc -l)" -eq 2 ] || return 1
+  done
+}
+for _ in $(seq 60); do cluster_ready && break; sleep 0.5; done
+nn_check "the Alertmanager cluster is ready with two peers" cluster_ready
+
+# promql PORT QUERY [TIME]: the first value of an instant query, or nothing.
+promql() {
+  curl -fsS "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" \
+    ${3:+--data-urlencode "time=$3"} 2>/dev/null |
+    python3 -c 'import json,sys
+r = json.load(sys.stdin)["data"]["result"]
+print(r[0]["value"][1] if r else "")' 2>/dev/null || true
+}
+# log_lines PORT START END: log lines of payments/api in [START, END) (Unix seconds).
+log_lines() {
+  curl -fsS -G "http://127.0.0.1:$1/loki/api/v1/query_range" \
+    --data-urlencode 'query={namespace="payments",container="api"}' \
+    --data-urlencode "start=$2" --data-urlencode "end=$3" --data-urlencode limit=1000000 \
+    2>/dev/null | python3 -c 'import json,sys
+print(sum(len(s["values"]) for s in json.load(sys.stdin)["data"]["result"]))' 2>/dev/null || true
+}
+fresh() { # PORT: the last few seconds of payments/api samples are in this aggregator
+  local v
+  v=$(promql "$1" 'count_over_time(up{job="fleet",project="payments"}[4s])')
+  [ -n "$v" ] && [ "$v" -ge 2 ]
+}
+wait_fresh() {
+  for _ in $(seq 50); do fresh "$1" && return 0; sleep 0.2; done
+  return 1
+}
+nn_check "the agent's scrapes reach aggregator 1" wait_fresh "$p1"
+nn_check "the agent's scrapes reach aggregator 2" wait_fresh "$p2"
+
+firing_count() {
+  grep -c '"status": "firing".*HaAgentErrorRate' "$NN_TMP/hook.jsonl" 2>/dev/null || true
+}
+for _ in $(seq 160); do [ "$(firing_count)" -ge 1 ] && break; sleep 0.25; done
+nn_check "the incident reached the webhook" [ "$(firing_count)" -ge 1 ]
+first=$(date +%s)
+
+# Alert state in one Alertmanager: "<endsAt>" of the active HaAgentErrorRate alert, or nothing.
+ends_at() {
+  curl -fsS "http://127.0.0.1:$1/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22HaAgentErrorRate%22" |
+    grep -o '"endsAt":"[^"]*"' | head -1 | cut -d'"' -f4 || true
+}
+later() { [[ -n $1 && $1 > $2 ]]; } # RFC 3339 times of the same format compare as strings
+e1_before=$(ends_at "$am1")
+e2_before=$(ends_at "$am2")
+echo "endsAt before the kill: am1=$e1_before am2=$e2_before"
+nn_check "the alert is active in both Alertmanagers" test -n "$e1_before" -a -n "$e2_before"
+
+# Agent counters for one destination of one pipeline (metrics or logs).
+ship() { # METRIC SOURCE DEST
+  curl -fsS "http://127.0.0.1:$aport/metrics" 2>/dev/null |
+    awk -v re="^nines_agent_ship_$1\\\\{source=\"$2\",destination=\"$3\"" \
+      '$0 ~ re { s += $NF } END { printf "%.0f\n", s }'
+}
+sent2_before=$(ship batches_sent_total metrics agg2)
+lsent2_before=$(ship batches_sent_total logs agg2)
+
+sleep 1
+{
+  kill -9 "$PID_agg1"
+  wait "$PID_agg1" || true
+} 2>/dev/null
+kill_t=$(date +%s)
+echo "killed aggregator 1 (pid $PID_agg1) with SIGKILL"
+gap=0 stale=0 held=0
+for ((i = 0; i < OUTAGE; i++)); do
+  for p in $am1 $am2; do
+    if [ -z "$(ends_at "$p")" ]; then
+      gap=1
+      echo "the alert was not active in 127.0.0.1:$p at +${i}s"
+    fi
+  done
+  fresh "$p2" || { stale=1; echo "aggregator 2 had no fresh samples at +${i}s"; }
+  # The dead destination's batches wait in the agent: in memory, then in the disk spool.
+  q=$(($(ship queue_bytes metrics agg1) + $(ship spool_bytes metrics agg1)))
+  [ "$q" -gt "$held" ] && held=$q
+  sleep 1
+done
+nn_check "no gap: the alert stayed active in both Alertmanagers for $OUTAGE s after the kill" \
+  [ "$gap" -eq 0 ]
+e1_after=$(ends_at "$am1")
+e2_after=$(ends_at "$am2")
+echo "endsAt $OUTAGE s after the kill: am1=$e1_after am2=$e2_after"
+nn_check "endsAt moved forward in am1" later "$e1_after" "$e1_before"
+nn_check "endsAt moved forward in am2" later "$e2_after" "$e2_before"
+nn_check "aggregator 2 had fresh samples every second of the outage" [ "$stale" -eq 0 ]
+sent2_after=$(ship batches_sent_total metrics agg2)
+lsent2_after=$(ship batches_sent_total logs agg2)
+spool1=$(ship spool_bytes metrics agg1) lspool1=$(ship spool_bytes logs agg1)
+fail1=$(ship batches_failed_total metrics agg1)
+fails2=$(ship backoff_failures metrics agg2)
+echo "agent during the outage: agg2 metrics batches $sent2_before -> $sent2_after, logs" \
+  "$lsent2_before -> $lsent2_after; agg1 held up to $held metric bytes, spool now" \
+  "$spool1 (metrics) $lspool1 (logs) bytes, $fail1 failed requests"
+nn_check "the agent kept sending metrics to aggregator 2" [ "$sent2_after" -gt $((sent2_before + OUTAGE / 2)) ]
+nn_check "the agent kept sending logs to aggregator 2" [ "$lsent2_after" -gt "$lsent2_before" ]
+nn_check "aggregator 2's destination stayed healthy" [ "$fails2" -eq 0 ]
+nn_check "the agent held aggregator 1's batches" [ "$held" -gt 0 ]
+nn_check "the agent saw aggregator 1 fail" [ "$fail1" -gt 0 ]
+n=$(firing_count)
+echo "firing notifications for the incident: $n (in $(($(date +%s) - first)) s after the first)"
+nn_check "exactly one notification reached the webhook" [ "$n" -eq 1 ]
+
+# Aggregator 1 comes back and catches up from the agent's spool: for the outage window it must
+# end up with exactly the samples and log lines aggregator 2 has.
+nn_start agg1b "$AGG" --config "$NN_TMP/agg1.yml"
+nn_check "aggregator 1 restarted" nn_wait_http "http://127.0.0.1:$p1/-/ready"
+back_t=$(date +%s)
+w0=$((kill_t - 3)) w1=$((back_t + 1)) # a window that spans the outage
+win=$((w1 - w0))
+q="count_over_time(up{job=\"fleet\",project=\"payments\"}[${win}s])"
+sleep 1
+caught_up() {
+  local a b
+  a=$(promql "$p1" "$q" "$w1") b=$(promql "$p2" "$q" "$w1")
+  [ -n "$a" ] && [ "$a" = "$b" ] || return 1
+  a=$(log_lines "$p1" "$w0" "$w1") b=$(log_lines "$p2" "$w0" "$w1")
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+# The agent retries a dead destination with full-jitter backoff (1 s doubling, capped at 60 s),
+# so its next attempt may come up to a minute after the restart.
+for ((i = 0; i < 130; i++)); do caught_up && break; sleep 0.5; done
+caught=$(($(date +%s) - back_t))
+s1=$(promql "$p1" "$q" "$w1") s2=$(promql "$p2" "$q" "$w1")
+l1=$(log_lines "$p1" "$w0" "$w1") l2=$(log_lines "$p2" "$w0" "$w1")
+echo "outage window ${win} s: payments/api up samples agg1=$s1 agg2=$s2, log lines agg1=$l1" \
+  "agg2=$l2 (caught up ${caught} s after the restart)"
+nn_check "aggregator 2 has a sample every second of the window" [ "${s2:-0}" -ge $((win - 2)) ]
+same() { [ -n "$1" ] && [ "$1" != 0 ] && [ "$1" = "$2" ]; }
+nn_check "aggregator 1 caught up: the same samples as aggregator 2" same "$s1" "$s2"
+nn_check "aggregator 1 caught up: the same log lines as aggregator 2" same "$l1" "$l2"
+nn_check "the agent's spool for aggregator 1 drained" \
+  [ "$(($(ship spool_bytes metrics agg1) + $(ship spool_bytes logs agg1)))" -eq 0 ]
+dropped=$(curl -fsS "http://127.0.0.1:$aport/metrics" |
+  awk '/^nines_agent_ship_(records_dropped|batches_deadlettered)_total/ { s += $NF } END { print s + 0 }')
+nn_check "the agent dropped nothing" [ "$dropped" -eq 0 ]
+for p in $am1 $am2; do
+  nn_check "the alert is still active in 127.0.0.1:$p" test -n "$(ends_at "$p")"
+done
+n=$(firing_count)
+echo "firing notifications at the end: $n; webhook lines: $(wc -l <"$NN_TMP/hook.jsonl")"
+nn_check "still exactly one notification" [ "$n" -eq 1 ]
+nn_check "nothing else reached the webhook (no resolution)" [ "$(wc -l <"$NN_TMP/hook.jsonl")" -eq 1 ]
+nn_check "aggregator 2 is still up" kill -0 "$PID_agg2"
+nn_finish
