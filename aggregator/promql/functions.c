@@ -775,7 +775,8 @@ bool nn__promql_call_streams(const node_t *n)
 /* A streamed select feeding range functions: each series the store hands over is
  * evaluated at once, per consumer, in one step array, and only its points are counted
  * against max_samples (cumulatively, as Prometheus holds the function's output before
- * the aggregation), so no selection is ever materialised. Consumers with the same
+ * the aggregation; for several consumers the largest one's, as evaluating them one after
+ * the other would hold), so no selection is ever materialised. Consumers with the same
  * function and range share the evaluation of a series. */
 struct rcons {
   const struct nn__promql_share *sh;
@@ -793,7 +794,8 @@ struct rstream {
   struct rcons *k;
   size_t nk;
   size_t seen;
-  int64_t *t; /* scratch for a series with stale markers */
+  size_t charged; /* points counted: the largest consumer's, as one at a time would hold */
+  int64_t *t;     /* scratch for a series with stale markers */
   double *v;
   size_t cap;
 };
@@ -865,9 +867,12 @@ static int on_stream_series(void *ud, const struct nn_series *sr)
     size_t pts = 0;
     for (size_t j = 0; j < st->g->n; j++)
       pts += !nn__promql_absent(vals[j]);
-    if ((rc = nn__promql_account(c, pts)) < 0)
-      break;
     kc->points += pts;
+    if (kc->points > st->charged) {
+      if ((rc = nn__promql_account(c, kc->points - st->charged)) < 0)
+        break;
+      st->charged = kc->points;
+    }
     bool drop = keeps_name(kc->sh->call->func->id) ? rs.drop_name : true;
     rc = kc->sh->fn(kc->sh->ud, rs.ls, rs.nls, drop, vals);
   }
@@ -946,10 +951,9 @@ static int range_shared(struct nn__promql_ctx *c, const struct nn_matcher *ms, s
                            nn_strerror(rc));
   }
 out:
-  for (size_t i = 0; i < nsh; i++) {
-    nn__promql_unaccount(c, st.k[i].points);
+  nn__promql_unaccount(c, st.charged);
+  for (size_t i = 0; i < nsh; i++)
     nn__promql_free_steps(c, st.k[i].vals, g->n);
-  }
   free(st.k);
   free(st.t);
   free(st.v);

@@ -438,6 +438,31 @@ static int counting_select(void *ctx, const struct nn_matcher *ms, size_t nms,
   return memstore_select(ctx, ms, nms, hints, out);
 }
 
+/* The smallest max_samples under which query evaluates (range as in eval_range_ok). */
+static size_t min_limit(struct memstore *ms, const char *query)
+{
+  struct nn_promql_expr *e;
+  struct nn_promql_error err;
+  struct nn_querier q = memstore_querier(ms);
+  assert_int_equal(nn_promql_parse(query, strlen(query), &e, &err), 0);
+  size_t lo = 1, hi = 1u << 24;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    struct nn_promql_opts o = {.max_samples = mid};
+    struct nn_promql_result r;
+    int rc = nn_promql_eval_range(&q, e, 0, 10800000, 7000, &o, &r, &err);
+    if (rc == 0) {
+      nn_promql_result_fini(&r);
+      hi = mid;
+    } else {
+      assert_int_equal(rc, NN_ELIMIT);
+      lo = mid + 1;
+    }
+  }
+  nn_promql_expr_free(e);
+  return lo;
+}
+
 /* Fused aggregations over one metric in one query (error ratios, burn rates) share one
  * select; each must still come out bit for bit as when evaluated alone. */
 static void shared_selects_match_separate_evaluation(void **state)
@@ -492,6 +517,13 @@ static void shared_selects_match_separate_evaluation(void **state)
     nn_promql_result_fini(&b);
     nn_promql_result_fini(&ab);
   }
+  /* Evaluated together, two sides count against max_samples as evaluating them one after
+   * the other would: the larger side's points (12 series x 1,543 steps), not the sum. */
+  size_t la = min_limit(&ms, "sum(rate(c_total[1m]))"),
+         lb = min_limit(&ms, "sum(increase(c_total[5m]))"),
+         lab = min_limit(&ms, "sum(rate(c_total[1m])) / sum(increase(c_total[5m]))");
+  assert_true(lab > la && lab > lb);
+  assert_true(lab + 12 * 1543 / 2 < la + lb);
   memstore_clear(&ms);
 }
 
