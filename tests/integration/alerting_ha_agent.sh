@@ -195,6 +195,14 @@ e2_before=$(ends_at "$am2")
 echo "endsAt before the kill: am1=$e1_before am2=$e2_before"
 nn_check "the alert is active in both Alertmanagers" test -n "$e1_before" -a -n "$e2_before"
 
+# Alertmanagers an aggregator has sent alerts to (sent counter above 0).
+sent_to() {
+  curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null |
+    awk '/^nines_notifications_sent_total\{/ && $NF > 0 { n++ } END { print n + 0 }'
+}
+nn_check "aggregator 1 sends the alert to both Alertmanagers" [ "$(sent_to "$p1")" -eq 2 ]
+nn_check "aggregator 2 sends the alert to both Alertmanagers" [ "$(sent_to "$p2")" -eq 2 ]
+
 # Agent counters for one destination of one pipeline (metrics or logs).
 ship() { # METRIC SOURCE DEST
   curl -fsS "http://127.0.0.1:$aport/metrics" 2>/dev/null |
@@ -278,11 +286,24 @@ nn_check "aggregator 2 has a sample every second of the window" [ "${s2:-0}" -ge
 same() { [ -n "$1" ] && [ "$1" != 0 ] && [ "$1" = "$2" ]; }
 nn_check "aggregator 1 caught up: the same samples as aggregator 2" same "$s1" "$s2"
 nn_check "aggregator 1 caught up: the same log lines as aggregator 2" same "$l1" "$l2"
-nn_check "the agent's spool for aggregator 1 drained" \
-  [ "$(($(ship spool_bytes metrics agg1) + $(ship spool_bytes logs agg1)))" -eq 0 ]
+drained() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    [ "$(($(ship spool_bytes metrics agg1) + $(ship spool_bytes logs agg1)))" -eq 0 ] && return 0
+    sleep 0.2
+  done
+  echo "spool bytes for aggregator 1: metrics $(ship spool_bytes metrics agg1), logs $(ship spool_bytes logs agg1)"
+  return 1
+}
+nn_check "the agent's spool for aggregator 1 drained" drained
 dropped=$(curl -fsS "http://127.0.0.1:$aport/metrics" |
   awk '/^nines_agent_ship_(records_dropped|batches_deadlettered)_total/ { s += $NF } END { print s + 0 }')
 nn_check "the agent dropped nothing" [ "$dropped" -eq 0 ]
+resent() {
+  for _ in $(seq 30); do [ "$(sent_to "$p1")" -eq 2 ] && return 0; sleep 0.2; done
+  return 1
+}
+nn_check "the restarted aggregator 1 sends the alert to both Alertmanagers again" resent
 for p in $am1 $am2; do
   nn_check "the alert is still active in 127.0.0.1:$p" test -n "$(ends_at "$p")"
 done
