@@ -282,8 +282,24 @@ s1=$(promql "$p1" "$q" "$w1") s2=$(promql "$p2" "$q" "$w1")
 l1=$(log_lines "$p1" "$w0" "$w1") l2=$(log_lines "$p2" "$w0" "$w1")
 echo "outage window ${win} s: payments/api up samples agg1=$s1 agg2=$s2, log lines agg1=$l1" \
   "agg2=$l2 (caught up ${caught} s after the restart)"
-nn_check "aggregator 2 has a sample every second of the window" [ "${s2:-0}" -ge $((win - 2)) ]
 same() { [ -n "$1" ] && [ "$1" != 0 ] && [ "$1" = "$2" ]; }
+# What nines-fleet wrote to payments/api's log in the window (by CRI timestamp, which the agent
+# keeps as the entry's time).
+lf=$(python3 - "$w0" "$w1" "$NN_TMP"/containers/payments-api-*_payments_api-*.log <<'PY'
+import datetime, sys
+lo, hi, n = int(sys.argv[1]), int(sys.argv[2]), 0
+for path in sys.argv[3:]:
+    for line in open(path, errors="replace"):
+        ts = line.split(" ", 1)[0]
+        t = datetime.datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=datetime.timezone.utc).timestamp() + float("0" + ts[19:-1])
+        n += lo <= t < hi
+print(n)
+PY
+)
+echo "log lines nines-fleet wrote for payments/api in the window: $lf"
+nn_check "aggregator 2 has every log line of the window" same "$l2" "$lf"
+nn_check "aggregator 2 has a sample every second of the window" [ "${s2:-0}" -ge $((win - 2)) ]
 nn_check "aggregator 1 caught up: the same samples as aggregator 2" same "$s1" "$s2"
 nn_check "aggregator 1 caught up: the same log lines as aggregator 2" same "$l1" "$l2"
 drained() {
