@@ -23,9 +23,11 @@ struct nn__scrape_dtarget {
 
 /* One series a target has produced. Its labels are kept as remote write encodes them
  * (TimeSeries.labels fields, sorted by name), which is also its identity and what the
- * shipper sends, so a repeated scrape encodes nothing. A label equal to one of the
- * target's own (job, instance, discovery labels) is stored as the two bytes {0, k}
- * instead, k indexing the target's encoded labels (nn_scrape_rw_labels expands them).
+ * shipper sends, so a repeated scrape encodes nothing; nn_scrape_rw_labels expands these
+ * shorter forms of a field:
+ *   {0, k}                   the target's own label k (job, instance, discovery labels)
+ *   {1, n, len, value...}    name n of the target's names dictionary, a value under 128 bytes
+ *   {2, lo, hi}              entry lo | hi << 8 of its __name__ dictionary
  * 31 bytes plus the stored labels. */
 struct nn__scrape_series {
   struct nn__scrape_series *next; /* hash chain */
@@ -38,6 +40,18 @@ struct nn__scrape_series {
   bool dead;    /* swept, freed once the batch is out */
   bool has_raw; /* a raw slot points here (other spellings of it take the slow path) */
   char enc[];
+};
+
+/* An append-only dictionary of byte strings with a hash index, per target: label names,
+ * and whole encoded __name__ labels, which every series of a family repeats. Entry i is
+ * bytes[off[i] .. off[i + 1]). */
+struct nn__scrape_dict {
+  uint8_t *bytes;
+  size_t len, cap;
+  uint32_t *off; /* n + 1 offsets */
+  size_t n, offcap, max;
+  uint32_t *slots; /* entry index + 1, linear probing */
+  size_t nslots;
 };
 
 struct nn__scrape_cache {
@@ -71,6 +85,7 @@ struct nn__scrape_target {
   /* labels[k] as a TimeSeries.labels field is tenc[toff[k] .. toff[k + 1]) */
   uint8_t *tenc;
   uint32_t *toff;
+  struct nn__scrape_dict names, metric_names;
   char *mem; /* storage of labels */
   char *url;
   const char *instance;

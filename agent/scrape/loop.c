@@ -107,13 +107,99 @@ static void cache_free(struct nn__scrape_cache *c)
   memset(c, 0, sizeof(*c));
 }
 
+/* ---- per-target dictionaries ---- */
+
+#define NAMES_MAX        256   /* label names: one byte of index */
+#define METRIC_NAMES_MAX 16384 /* __name__ labels: two bytes */
+#define DICT_BYTES_MAX   (1u << 20)
+
+static void dict_free(struct nn__scrape_dict *d)
+{
+  free(d->bytes);
+  free(d->off);
+  free(d->slots);
+  memset(d, 0, sizeof(*d));
+}
+
+static int dict_index(struct nn__scrape_dict *d, size_t nslots)
+{
+  uint32_t *sl = calloc(nslots, sizeof(*sl));
+  if (!sl)
+    return NN_ENOMEM;
+  for (size_t i = 0; i < d->n; i++) {
+    size_t k = XXH3_64bits(d->bytes + d->off[i], d->off[i + 1] - d->off[i]) & (nslots - 1);
+    while (sl[k])
+      k = (k + 1) & (nslots - 1);
+    sl[k] = (uint32_t)i + 1;
+  }
+  free(d->slots);
+  d->slots = sl;
+  d->nslots = nslots;
+  return 0;
+}
+
+/* Index of key in d, added if absent; -1 when d is full. A dictionary that once failed to
+ * grow takes nothing more, so a label is always stored the same way (the stored form is the
+ * series' identity). */
+static int dict_get(struct nn__scrape_dict *d, const void *key, size_t len, size_t max)
+{
+  uint64_t h = XXH3_64bits(key, len);
+  size_t k = 0;
+  if (d->nslots) {
+    for (k = h & (d->nslots - 1); d->slots[k]; k = (k + 1) & (d->nslots - 1)) {
+      uint32_t i = d->slots[k] - 1;
+      if (d->off[i + 1] - d->off[i] == len && memcmp(d->bytes + d->off[i], key, len) == 0)
+        return (int)i;
+    }
+  }
+  if (d->max == 0)
+    d->max = max;
+  if (d->n >= d->max || d->len + len > DICT_BYTES_MAX)
+    return -1;
+  if ((d->n + 1) * 2 > d->nslots) {
+    if (dict_index(d, d->nslots ? d->nslots * 2 : 32) < 0)
+      goto full;
+    for (k = h & (d->nslots - 1); d->slots[k];)
+      k = (k + 1) & (d->nslots - 1);
+  }
+  if (d->n + 2 > d->offcap) {
+    size_t cap = d->offcap ? d->offcap * 2 : 32;
+    uint32_t *o = realloc(d->off, cap * sizeof(*o));
+    if (!o)
+      goto full;
+    d->off = o;
+    d->offcap = cap;
+    if (d->n == 0)
+      d->off[0] = 0;
+  }
+  if (d->len + len > d->cap) {
+    size_t cap = d->cap ? d->cap * 2 : 1024;
+    while (cap < d->len + len)
+      cap *= 2;
+    uint8_t *b = realloc(d->bytes, cap);
+    if (!b)
+      goto full;
+    d->bytes = b;
+    d->cap = cap;
+  }
+  memcpy(d->bytes + d->len, key, len);
+  d->len += len;
+  d->off[d->n + 1] = (uint32_t)d->len;
+  d->slots[k] = (uint32_t)d->n + 1;
+  return (int)d->n++;
+full:
+  d->max = d->n;
+  return -1;
+}
+
 /* Stores canonical labels as a series keeps them into s->keybuf: remote-write
- * TimeSeries.labels fields, a label equal to a target label (name and value) as {0, k}.
- * Comparing contents, not pointers, keeps the stored form canonical: equal label sets store
- * equal bytes. Both lists are sorted by name, so one merge walk finds the matches. *full
- * is the expanded size. */
-static int encode_labels(struct nn_scrape *s, const struct nn__scrape_target *t,
-                         const struct nn_label *l, size_t n, size_t *len, size_t *full)
+ * TimeSeries.labels fields, or their shorter forms (internal.h). A label equal to a target
+ * label (name and value; both lists are sorted by name, so one merge walk finds them) is a
+ * reference; a name or __name__ label is added to the target's dictionaries when it is
+ * first seen. The stored form is a function of the label set alone, as identity needs.
+ * *full is the expanded size. */
+static int encode_labels(struct nn_scrape *s, struct nn__scrape_target *t, const struct nn_label *l,
+                         size_t n, size_t *len, size_t *full)
 {
   size_t o = 0, exp = 0, j = 0, tn = t->nlabels < 256 ? t->nlabels : 256;
   for (size_t i = 0; i < n; i++) {
@@ -140,11 +226,30 @@ static int encode_labels(struct nn_scrape *s, const struct nn__scrape_target *t,
       s->keybuf = k;
       s->keycap = cap;
     }
+    uint8_t *w = (uint8_t *)s->keybuf + o;
+    int d;
     if (ref) {
-      s->keybuf[o++] = 0;
-      s->keybuf[o++] = (char)j;
+      w[0] = 0;
+      w[1] = (uint8_t)j;
+      o += 2;
+    } else if (nl == 8 && memcmp(l[i].name, "__name__", 8) == 0) {
+      nn_wire_rw_label_put(w, l[i].name, nl, l[i].value, vl);
+      if ((d = dict_get(&t->metric_names, w, sz, METRIC_NAMES_MAX)) >= 0) {
+        w[0] = 2;
+        w[1] = (uint8_t)d;
+        w[2] = (uint8_t)(d >> 8);
+        o += 3;
+      } else {
+        o += sz;
+      }
+    } else if (vl < 128 && (d = dict_get(&t->names, l[i].name, nl, NAMES_MAX)) >= 0) {
+      w[0] = 1;
+      w[1] = (uint8_t)d;
+      w[2] = (uint8_t)vl;
+      memcpy(w + 3, l[i].value, vl);
+      o += 3 + vl;
     } else {
-      o += nn_wire_rw_label_put(s->keybuf + o, l[i].name, nl, l[i].value, vl);
+      o += nn_wire_rw_label_put(w, l[i].name, nl, l[i].value, vl);
     }
   }
   *len = o;
@@ -192,6 +297,22 @@ static const uint8_t *read_len(const uint8_t *p, size_t *len)
   return p + 1;
 }
 
+static size_t varint_len(size_t v)
+{
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7)
+    n++;
+  return n;
+}
+
+static uint8_t *put_varint(uint8_t *o, size_t v)
+{
+  for (; v >= 0x80; v >>= 7)
+    *o++ = (uint8_t)(v | 0x80);
+  *o++ = (uint8_t)v;
+  return o;
+}
+
 void nn_scrape_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape_sample *s,
                          void *out)
 {
@@ -201,16 +322,43 @@ void nn_scrape_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape
   uint8_t *o = out;
   while (p < end) {
     size_t len;
-    if (*p == 0) {
+    switch (*p) {
+    case 0:
       len = t->toff[p[1] + 1] - t->toff[p[1]];
       memcpy(o, t->tenc + t->toff[p[1]], len);
+      o += len;
       p += 2;
-    } else {
+      break;
+    case 1: {
+      const struct nn__scrape_dict *d = &t->names;
+      size_t nl = d->off[p[1] + 1] - d->off[p[1]], vl = p[2];
+      *o++ = 0x0a; /* TimeSeries.labels */
+      o = put_varint(o, 3 + varint_len(nl) + nl + vl);
+      *o++ = 0x0a; /* Label.name */
+      o = put_varint(o, nl);
+      memcpy(o, d->bytes + d->off[p[1]], nl);
+      o += nl;
+      *o++ = 0x12; /* Label.value */
+      *o++ = (uint8_t)vl;
+      memcpy(o, p + 3, vl);
+      o += vl;
+      p += 3 + vl;
+      break;
+    }
+    case 2: {
+      size_t k = (size_t)p[1] | (size_t)p[2] << 8;
+      len = t->metric_names.off[k + 1] - t->metric_names.off[k];
+      memcpy(o, t->metric_names.bytes + t->metric_names.off[k], len);
+      o += len;
+      p += 3;
+      break;
+    }
+    default:
       len = (size_t)(read_len(p + 1, &len) - p) + len;
       memcpy(o, p, len);
+      o += len;
       p += len;
     }
-    o += len;
   }
 }
 
@@ -844,6 +992,8 @@ static void maybe_free(struct nn__scrape_target *t)
   free(t->labels);
   free(t->tenc);
   free(t->toff);
+  dict_free(&t->names);
+  dict_free(&t->metric_names);
   free(t);
   nn__scrape_handle_closed(s);
 }

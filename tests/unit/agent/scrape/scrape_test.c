@@ -25,13 +25,14 @@
 #include "common/error.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/wire.h"
 
 #define MAX_BATCHES 256
 
 static uv_loop_t loop;
 static struct nn_http_server *srv;
 static int port;
-static char body[8192];
+static char body[64 * 1024];
 static int status = 200;
 static const char *ctype = "text/plain; version=0.0.4";
 static char accept_seen[512];
@@ -46,6 +47,27 @@ static void on_metrics(struct nn_http_req *req, void *ud)
   nn_http_respond(req, status, ctype, body, strlen(body));
 }
 
+/* The expanded labels are remote write's TimeSeries.labels fields of exactly the labels
+ * the batch decoded, in order. */
+static void check_rw_labels(const struct nn_scrape_batch *b, const struct nn_scrape_sample *s)
+{
+  uint8_t *enc = malloc(s->rw_labels_len + 1);
+  assert_non_null(enc);
+  nn_scrape_rw_labels(b, s, enc);
+  size_t o = 0;
+  for (size_t k = 0; k < s->nlabels; k++) {
+    size_t nl = strlen(s->labels[k].name), vl = strlen(s->labels[k].value);
+    uint8_t want[1024];
+    size_t n = nn_wire_rw_label_size(nl, vl);
+    assert_true(n <= sizeof(want) && o + n <= s->rw_labels_len);
+    nn_wire_rw_label_put(want, s->labels[k].name, nl, s->labels[k].value, vl);
+    assert_memory_equal(enc + o, want, n);
+    o += n;
+  }
+  assert_int_equal(o, s->rw_labels_len);
+  free(enc);
+}
+
 static void on_batch(void *ud, const struct nn_scrape_batch *b)
 {
   if (nbatches >= MAX_BATCHES)
@@ -55,6 +77,7 @@ static void on_batch(void *ud, const struct nn_scrape_batch *b)
   nn_buf_appends(o, "");
   for (size_t i = 0; i < b->nsamples; i++) {
     const struct nn_scrape_sample *s = &b->samples[i];
+    check_rw_labels(b, s);
     const char *name = nn_labels_get(s->labels, s->nlabels, "__name__");
     nn_buf_printf(o, "%s{", name ? name : "?");
     bool first = true;
@@ -294,6 +317,44 @@ static void repeated_scrapes_use_the_series_cache(void **state)
   assert_true(stale);
   assert_null(value_of(nbatches - 1, "keep{"));
   assert_string_equal(value_of(nbatches - 1, "x{"), "1");
+  finish();
+}
+
+/* Stored label sets use the target's name and __name__ dictionaries and fall back to plain
+ * fields past their limits (values of 128 bytes and more, more than 256 label names): every
+ * form must expand to the same labels, scrape after scrape. */
+static void stored_label_forms_expand_exactly(void **state)
+{
+  static char big[64 * 1024];
+  char v200[201];
+  memset(v200, 'v', 200);
+  v200[200] = '\0';
+  size_t o = 0;
+  o += (size_t)snprintf(big + o, sizeof(big) - o, "m{long=\"%s\",z=\"\"} 1\n", v200);
+  for (int i = 0; i < 300; i++) /* 300 label names, 300 metric names */
+    o += (size_t)snprintf(big + o, sizeof(big) - o, "f%d{n%03d=\"x%d\",team=\"other\"} %d\n", i, i,
+                          i, i);
+  assert_true(o < sizeof(big) - 1);
+  assert_true(o < sizeof(body));
+  memcpy(body, big, o + 1);
+  start(JOB, port);
+  assert_true(run_until_batches(3, 5000));
+  char want[400];
+  for (size_t b = 0; b < 3; b++) {
+    snprintf(want, sizeof(want), "m{instance=\"127.0.0.1:%d\",job=\"t\",long=\"%s\",team=\"core\"}",
+             port, v200);
+    assert_string_equal(value_of(b, want), "1");
+    for (int i = 0; i < 300; i += 37) {
+      snprintf(want, sizeof(want),
+               "f%d{exported_team=\"other\",instance=\"127.0.0.1:%d\",job=\"t\",n%03d=\"x%d\","
+               "team=\"core\"}",
+               i, port, i, i);
+      char v[16];
+      snprintf(v, sizeof(v), "%d", i);
+      assert_string_equal(value_of(b, want), v);
+    }
+    assert_int_equal(count_lines(b, ""), 301 + 5);
+  }
   finish();
 }
 
@@ -787,6 +848,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(up_series_and_staleness),
       cmocka_unit_test(repeated_scrapes_use_the_series_cache),
+      cmocka_unit_test(stored_label_forms_expand_exactly),
       cmocka_unit_test(sample_limit_fails_the_scrape),
       cmocka_unit_test(honor_labels_and_exported_prefix),
       cmocka_unit_test(metric_relabel_drop_and_timestamps),
