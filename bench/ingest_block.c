@@ -80,10 +80,10 @@ int main(int argc, char **argv)
         snprintf(name, sizeof(name), "bench_metric_%02u_total", i % 50);
         snprintf(pod, sizeof(pod), "app-%05u", (i / 50) % 2000);
         snprintf(id, sizeof(id), "%u", i);
-        struct nn_label ls[] = {{"__name__", name},          {"code", codes[(i / 7) % 4]},
-                                {"instance", "10.0.0.1:9100"}, {"job", "bench"},
-                                {"path", paths[i % 6]},       {"pod", pod},
-                                {"series", id}};
+        struct nn_label ls[] = {
+            {"__name__", name}, {"code", codes[(i / 7) % 4]}, {"instance", "10.0.0.1:9100"},
+            {"job", "bench"},   {"path", paths[i % 6]},       {"pod", pod},
+            {"series", id}};
         rc = nn_tsdb_appender_append(a, ls, 7, t, val[i], &refs[i]);
       } else {
         rc = nn_tsdb_appender_append_ref(a, refs[i], t, val[i]);
@@ -106,8 +106,7 @@ int main(int argc, char **argv)
   struct nn_tsdb_stats st;
   nn_tsdb_stats(db, &st);
   if (st.blocks != 1 || st.block_samples == 0) {
-    fprintf(stderr, "ingest_block: expected one block, have %llu\n",
-            (unsigned long long)st.blocks);
+    fprintf(stderr, "ingest_block: expected one block, have %llu\n", (unsigned long long)st.blocks);
     return 1;
   }
   printf("{\"series\": %u, \"block_samples\": %llu, \"block_bytes\": %llu, "
