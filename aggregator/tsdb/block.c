@@ -474,6 +474,8 @@ out:
 
 /* ---- writer ---- */
 
+uint32_t nn__tsdb_block_chunks_version = CHUNKS_VERSION;
+
 struct wseries {
   struct nn_label *ls;
   uint32_t nlabels;
@@ -639,9 +641,19 @@ static int flush_chunk(struct wstate *w)
   }
   w->metas[w->nmetas++] = (struct nn__tsdb_bchunk){w->ct[0], w->ct[w->cn - 1], w->chunks.off};
   nn_buf_reset(&w->enc);
-  int rc = nn_buf_appendc(&w->enc, NN__TSDB_ENC_PACKED);
-  if (rc == 0)
-    rc = nn__tsdb_packed_encode(w->ct, w->cv, w->cn, &w->enc);
+  int rc = 0;
+  if (nn__tsdb_block_chunks_version >= 2) {
+    rc = nn_buf_appendc(&w->enc, NN__TSDB_ENC_PACKED);
+    if (rc == 0)
+      rc = nn__tsdb_packed_encode(w->ct, w->cv, w->cn, &w->enc);
+  } else {
+    struct nn__tsdb_xor_app x = {0};
+    for (size_t i = 0; i < w->cn && rc == 0; i++)
+      rc = nn__tsdb_xor_append(&x, w->ct[i], w->cv[i]);
+    if (rc == 0)
+      rc = nn_buf_append(&w->enc, x.buf, nn__tsdb_xor_len(&x));
+    nn__tsdb_xor_free(&x);
+  }
   w->cn = 0;
   if (rc < 0)
     return rc;
@@ -943,7 +955,7 @@ int nn__tsdb_block_write(const char *blocks_dir, const struct nn__tsdb_snap *sna
   snprintf(p, sizeof(p), "%s/chunks", tmp);
   if ((rc = wfile_open(&w.chunks, p)) < 0)
     goto out;
-  if ((rc = put_header(&w.chunks.b, CHUNKS_MAGIC, CHUNKS_VERSION)) < 0)
+  if ((rc = put_header(&w.chunks.b, CHUNKS_MAGIC, nn__tsdb_block_chunks_version)) < 0)
     goto out;
   w.chunks.off = HEADER_LEN;
   for (size_t i = 0; i < snap->n; i++) {

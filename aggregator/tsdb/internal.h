@@ -373,6 +373,9 @@ struct nn__tsdb_snap {
 /* Copies what the head holds for [mint, maxt) (on the loop thread). */
 int nn__tsdb_snap_take(struct nn_tsdb *db, int64_t mint, int64_t maxt, struct nn__tsdb_snap *out);
 void nn__tsdb_snap_fini(struct nn__tsdb_snap *snap);
+/* Version of the chunks files the writer produces: 2 (packed chunks). Tests set 1 to
+ * write blocks as before packed chunks (XOR records without an encoding byte). */
+extern uint32_t nn__tsdb_block_chunks_version;
 /* Writes snap as the block <blocks_dir>/<name> (temp dir, fsync, rename) and opens it.
  * NN_ENOTFOUND when the range holds no samples (nothing written). Any thread. */
 int nn__tsdb_block_write(const char *blocks_dir, const struct nn__tsdb_snap *snap,

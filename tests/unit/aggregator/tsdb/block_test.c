@@ -486,6 +486,41 @@ static void cuts_run_on_the_thread_pool_with_a_loop(void **state)
   free(dir);
 }
 
+/* Blocks written before packed chunks (chunks file version 1, XOR records) still load and
+ * answer as the head did, next to new ones. */
+static void version_1_blocks_still_read(void **state)
+{
+  (void)state;
+  char *dir = tmpdir();
+  struct nn_tsdb *db = open_at(dir, NULL, 0);
+  append_range(db, 0, NSTEPS, NSER);
+  struct query_case qc[NCASES];
+  make_cases(qc);
+  struct answers before, after;
+  ask(db, qc, &before);
+  nn__tsdb_block_chunks_version = 1;
+  int rc = nn_tsdb_maintain(db, T0 + NSTEPS * STEP);
+  nn__tsdb_block_chunks_version = 2;
+  assert_int_equal(rc, 0);
+  struct nn_tsdb_stats st;
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.blocks, 2);
+  nn_tsdb_close(db);
+  /* Reopened: the old blocks load from disk; the answers are the same. */
+  db = open_at(dir, NULL, 0);
+  nn_tsdb_stats(db, &st);
+  assert_int_equal(st.blocks, 2);
+  assert_int_equal(st.blocks_corrupt_total, 0);
+  ask(db, qc, &after);
+  answers_equal(&before, &after);
+  answers_free(&after);
+  answers_free(&before);
+  free_cases(qc);
+  nn_tsdb_close(db);
+  rm_rf(dir);
+  free(dir);
+}
+
 /* 10k counters scraped every 15 s for 4 h: one 2 h block is cut. */
 static void bytes_per_sample_for_scraped_counters(void **state)
 {
@@ -553,6 +588,7 @@ int main(void)
       cmocka_unit_test(a_bad_chunk_checksum_takes_out_the_block_not_the_query),
       cmocka_unit_test(retention_deletes_old_blocks_by_time_and_by_size),
       cmocka_unit_test(cuts_run_on_the_thread_pool_with_a_loop),
+      cmocka_unit_test(version_1_blocks_still_read),
       cmocka_unit_test(bytes_per_sample_for_scraped_counters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
