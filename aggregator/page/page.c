@@ -52,6 +52,19 @@ static double nget(json_t *o, const char *k)
   return json_is_number(v) ? json_number_value(v) : NAN;
 }
 
+/* Seconds until the budget is gone: the API sends null with "exhaustion": "never" (not
+ * burning) or "exhausted", which read as +Inf and 0 here; NaN stays unknown. */
+static double tte(json_t *slo)
+{
+  double s = nget(slo, "time_to_exhaustion_seconds");
+  const char *e = json_string_value(json_object_get(slo, "exhaustion"));
+  if (isnan(s) && e && !strcmp(e, "never"))
+    return INFINITY;
+  if (isnan(s) && e && !strcmp(e, "exhausted"))
+    return 0;
+  return s;
+}
+
 static void esc(struct nn_buf *b, const char *s)
 {
   for (; *s; s++) {
@@ -535,7 +548,7 @@ static void render_row(struct nn_buf *b, json_t *slo)
   else
     nn_buf_printf(b, "%.1f×", burn);
   nn_buf_appends(b, "</td><td class=\"num\">");
-  duration(b, nget(slo, "time_to_exhaustion_seconds"));
+  duration(b, tte(slo));
   nn_buf_appends(b, "</td><td class=\"hide-narrow\">");
   svg_burndown(b, json_object_get(slo, "burndown"));
   nn_buf_appends(b, "</td><td class=\"hide-narrow\">");
@@ -674,7 +687,7 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
         nn_buf_appends(b, "budget ");
         pct(b, left, 0);
         nn_buf_appends(b, " left, exhausted in ");
-        duration(b, nget(burn[i], "time_to_exhaustion_seconds"));
+        duration(b, tte(burn[i]));
       }
       nn_buf_appends(b, "</li>");
       shown++;
@@ -778,7 +791,7 @@ static void render_csv(struct nn_buf *b, json_t **v, size_t n)
     nn_buf_appendc(b, ',');
     csv_num(b, burn_1h(v[i]));
     nn_buf_appendc(b, ',');
-    csv_num(b, nget(v[i], "time_to_exhaustion_seconds"));
+    csv_num(b, tte(v[i]));
     nn_buf_appendc(b, ',');
     csv_num(b, nget(json_object_get(v[i], "incidents"), "count"));
     nn_buf_appends(b, "\r\n");
@@ -822,7 +835,7 @@ static void render_md(struct nn_buf *b, json_t **v, size_t n, double now_s)
     else
       nn_buf_printf(b, "%.1f×", burn);
     nn_buf_appends(b, " | ");
-    duration(b, nget(v[i], "time_to_exhaustion_seconds"));
+    duration(b, tte(v[i]));
     nn_buf_appends(b, " | ");
     double inc = nget(json_object_get(v[i], "incidents"), "count");
     if (isnan(inc))

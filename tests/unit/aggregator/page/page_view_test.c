@@ -57,8 +57,9 @@ static char *fixture(void)
     assert_non_null(o);
     if (s[i].tte >= 0)
       json_object_set_new(o, "time_to_exhaustion_seconds", json_real(s[i].tte));
-    else
+    else /* as /api/v1/slos says "not burning" */
       json_object_set_new(o, "time_to_exhaustion_seconds", json_null());
+    json_object_set_new(o, "exhaustion", json_string(s[i].tte >= 0 ? "projected" : "never"));
     json_array_append_new(slos, o);
   }
   json_t *root = json_pack("{s:s,s:{s:o}}", "status", "success", "data", "slos", slos);
@@ -122,6 +123,10 @@ static void row_shows_every_figure(void **state)
                          "<li class=\"missed\" title=\"2026-10: missed\">10</li>"
                          "<li class=\"met\" title=\"2026-11: met\">11</li>"
                          "<li class=\"met\" title=\"2026-12: met so far\">12</li></ol>"));
+  free(r);
+  /* An SLO that is not burning says so rather than showing an unknown "—". */
+  r = row(html, "shop-api-latency");
+  assert_non_null(strstr(r, "<td class=\"num\">not burning</td>"));
   free(r);
   free(html);
 }
