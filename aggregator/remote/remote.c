@@ -313,7 +313,7 @@ void nn_remote_wal_floor(const char *data_dir, const struct nn_cfg_list *dests, 
   *floor = 0;
   for (size_t i = 0; i < dests->n; i++) {
     char path[4200];
-    struct pos p;
+    struct pos p = {0};
     snprintf(path, sizeof(path), "%s/remote/%s/position", data_dir, c[i].name);
     if (pos_load(path, &p) < 0)
       continue;

@@ -178,7 +178,7 @@ static int get_map(struct loader *l, const struct nn_yaml_node *n, const char *c
   if (!tmp)
     return NN_ENOMEM;
   for (size_t i = 0; i < n->len; i++) {
-    const char *k, *v;
+    const char *k = NULL, *v = NULL;
     if ((rc = get_string(l, n->keys[i], kind, &k)) < 0 ||
         (rc = get_string(l, n->items[i], kind, &v)) < 0)
       goto out;

@@ -29,7 +29,7 @@ size_t nn__slo_format_time(int64_t ms, char *buf, size_t len)
     char f[8];
     snprintf(f, sizeof(f), ".%03d", frac);
     size_t fl = strlen(f);
-    while (f[fl - 1] == '0')
+    while (fl > 2 && f[fl - 1] == '0')
       f[--fl] = 0;
     memcpy(buf + n, f, fl + 1);
     n += fl;
