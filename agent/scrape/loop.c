@@ -82,7 +82,9 @@ static int cache_rehash(struct nn__scrape_cache *c, size_t nb)
  * happens only as the cache doubles, computes them again. */
 static int cache_insert(struct nn__scrape_cache *c, struct nn__scrape_series *e, uint64_t h)
 {
-  if (c->n + 1 > c->nbuckets) {
+  /* Four series a bucket on average: lookups by labels happen only for lines whose text is
+   * new (the text index serves the rest), so short chains would cost memory for nothing. */
+  if (c->n + 1 > 4 * c->nbuckets) {
     int rc = cache_rehash(c, c->nbuckets ? c->nbuckets * 2 : 64);
     if (rc < 0)
       return rc;
@@ -1008,7 +1010,7 @@ static void presize(struct nn__scrape_target *t, const char *body, size_t len)
       break;
     lines++;
   }
-  while (nb < lines + REPORT_N)
+  while (4 * nb < lines + REPORT_N)
     nb *= 2;
   while (cap * 3 < lines * 4)
     cap *= 2;
