@@ -71,9 +71,9 @@ static int kv_obj(struct nn_buf *b, const struct nn_label *v, size_t n)
   return rc ? rc : nn_buf_appendc(b, '}');
 }
 
-static int date_of(int64_t min, int tz, char *buf, size_t len, bool month_only)
+static int date_of(int64_t min, const struct nn_slo_tz *tz, char *buf, size_t len, bool month_only)
 {
-  time_t s = (time_t)((min + tz / 60) * 60);
+  time_t s = (time_t)(nn__slo_tz_local_min(tz, min) * 60);
   struct tm tm;
   gmtime_r(&s, &tm);
   return (int)strftime(buf, len, month_only ? "%Y-%m" : "%Y-%m-%d", &tm);
@@ -194,12 +194,14 @@ static int one_slo(struct nn_buf *b, const struct nn_slo_engine *e, const struct
 
   /* Daily SLI for the last 30 local days, and the burn-down over the current period. */
   int64_t end = have ? sdiv(v->ts - 1, 60000) : l->head_min;
-  int tz = l->tz_offset_s;
+  const struct nn_slo_tz *tz = &l->tz;
   rc = rc ? rc : nn_buf_appends(b, ",\"daily\":[");
   if (end != INT64_MIN) {
-    int64_t today = sdiv(end + tz / 60, 1440) * 1440 - tz / 60;
+    /* Local days (23 or 25 hours long on daylight-saving changes). */
+    int64_t today = sdiv(nn__slo_tz_local_min(tz, end), 1440) * 1440;
     for (int d = 29; d >= 0 && !rc; d--) {
-      int64_t ds = today - (int64_t)d * 1440, de = ds + 1439;
+      int64_t ds = nn__slo_tz_utc_min(tz, today - (int64_t)d * 1440);
+      int64_t de = nn__slo_tz_utc_min(tz, today - (int64_t)(d - 1) * 1440) - 1;
       if (de > end)
         de = end;
       double bb, tt;
@@ -226,8 +228,12 @@ static int one_slo(struct nn_buf *b, const struct nn_slo_engine *e, const struct
     nn__slo_ledger_cum(l, p0 - 1, &b0, &t0);
     double budget_events = eb * v->total[NN_SLO_W_PERIOD];
     bool first = true;
-    for (int64_t ds = sdiv(p0 + tz / 60, 1440) * 1440 - tz / 60; ds <= end && !rc; ds += 1440) {
-      int64_t de = ds + 1439 > end ? end : ds + 1439;
+    for (int64_t ld = sdiv(nn__slo_tz_local_min(tz, p0), 1440) * 1440;; ld += 1440) {
+      int64_t ds = nn__slo_tz_utc_min(tz, ld), de = nn__slo_tz_utc_min(tz, ld + 1440) - 1;
+      if (ds > end || rc)
+        break;
+      if (de > end)
+        de = end;
       if (de < p0)
         continue;
       double bb, tt;

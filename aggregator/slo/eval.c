@@ -112,7 +112,7 @@ void nn__slo_compute(const struct nn_slo_spec *s, const struct nn_slo_ledger *l,
     else if (s->period_kind == NN_SLO_ROLLING)
       len = s->period_min;
     else
-      len = end - nn__slo_calendar_start(end, l->tz_offset_s, s->period_kind == NN_SLO_QUARTER) + 1;
+      len = end - nn__slo_calendar_start(end, &l->tz, s->period_kind == NN_SLO_QUARTER) + 1;
     nn__slo_ledger_window(l, end, len, &v->bad[w], &v->total[w]);
     if (rolling && part > 0) {
       double b1, t1;
@@ -189,8 +189,8 @@ static int rt_init(struct nn_slo_engine *e, struct nn_slo_rt *r, struct nn_slo_s
   memset(r, 0, sizeof(*r));
   r->spec = s;
   if (!s->tz_set)
-    s->tz_offset_s = e->tz_offset_s;
-  if ((rc = nn__slo_ledger_init(&r->ledger, s->period_min, s->tz_offset_s)) < 0)
+    s->tz = e->tz;
+  if ((rc = nn__slo_ledger_init(&r->ledger, s->period_min, &s->tz)) < 0)
     return rc;
   nn_duration_format(interval_ms(e), win, sizeof(win));
   if (s->sli == NN_SLO_SLI_EVENTS) {
@@ -267,8 +267,10 @@ struct nn_slo_engine *nn_slo_create(const struct nn_slo_opts *o)
     nn_error(MOD, "min_events, snapshot_every, no_data_for (>= 1m) or resend_delay out of range");
     goto fail;
   }
-  if (nn__slo_parse_tz(e->cfg.time_zone, &e->tz_offset_s) < 0) {
-    nn_error(MOD, "time_zone \"%s\": expected UTC or a fixed offset such as +02:00",
+  if (nn__slo_tz_parse(e->cfg.time_zone, &e->tz) < 0) {
+    nn_error(MOD,
+             "time_zone \"%s\": expected UTC, a fixed offset such as +02:00 or a zone "
+             "name of the tz database such as Europe/Berlin",
              e->cfg.time_zone);
     goto fail;
   }
@@ -371,7 +373,7 @@ int nn_slo_reload_set(struct nn_slo_engine *e, struct nn_slo_set *set, char *err
     for (size_t k = 0; k < e->nrt && !old; k++)
       if (e->rt[k].spec && !strcmp(e->rt[k].spec->id, s->id) &&
           e->rt[k].spec->fingerprint == s->fingerprint &&
-          (s->tz_set ? s->tz_offset_s : e->tz_offset_s) == e->rt[k].ledger.tz_offset_s)
+          nn__slo_tz_equal(s->tz_set ? &s->tz : &e->tz, &e->rt[k].ledger.tz))
         old = &e->rt[k];
     if ((rc = rt_init(e, &rts[i], s)) < 0) {
       if (err && errlen)

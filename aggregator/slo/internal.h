@@ -34,6 +34,32 @@ extern const char *const nn__slo_window_name[NN_SLO_W_PERIOD];
 enum nn_slo_period_kind { NN_SLO_ROLLING, NN_SLO_MONTH, NN_SLO_QUARTER };
 enum nn_slo_sli_kind { NN_SLO_SLI_EVENTS, NN_SLO_SLI_RAW };
 
+/* A time zone: a fixed offset, or standard and daylight offsets with the yearly
+ * transitions of a POSIX TZ rule "Mm.w.d/time" (see tz.c). NULL pointers mean UTC. */
+struct nn_slo_tz_rule {
+  int8_t mon, week, wday; /* month 1..12, week 1..5 (5 = last), weekday 0 = Sunday */
+  int32_t time_s;         /* local wall time of the change, seconds after midnight */
+};
+struct nn_slo_tz {
+  int32_t std_s, dst_s; /* seconds east of UTC */
+  bool dst;
+  struct nn_slo_tz_rule start, end;
+};
+/* "UTC", "+02:00" or an IANA name ("Europe/Berlin") from $TZDIR or /usr/share/zoneinfo. */
+int nn__slo_tz_parse(const char *t, struct nn_slo_tz *tz);
+/* The footer rule of a TZif (version 2+) file; NN_EINVAL when malformed. */
+int nn__slo_tz_from_tzif(const unsigned char *p, size_t n, struct nn_slo_tz *tz);
+int nn__slo_tz_parse_posix(const char *s, struct nn_slo_tz *tz);
+bool nn__slo_tz_equal(const struct nn_slo_tz *a, const struct nn_slo_tz *b);
+/* Seconds east of UTC in effect at utc_s. */
+int nn__slo_tz_offset(const struct nn_slo_tz *tz, int64_t utc_s);
+/* UTC minute to local wall-clock minute and back (a wall time in a DST gap maps past it). */
+int64_t nn__slo_tz_local_min(const struct nn_slo_tz *tz, int64_t m);
+int64_t nn__slo_tz_utc_min(const struct nn_slo_tz *tz, int64_t local);
+/* Civil date of days since 1970-01-01 and back. */
+void nn__slo_civil(int64_t z, int *y, int *m, int *d);
+int64_t nn__slo_days_from_civil(int y, int m, int d);
+
 /* A string map in document order (labels, annotations). */
 struct nn_slo_kv {
   char **k, **v;
@@ -58,10 +84,10 @@ struct nn_slo_spec {
   char *project, *team;
   struct nn_slo_kv labels; /* service + SLO labels merged, no sloth_* */
   enum nn_slo_period_kind period_kind;
-  int64_t period_min; /* rolling length, or nominal (30d / 90d) for calendar periods */
-  int tz_offset_s;    /* calendar periods and daily series; -1 = engine default */
-  bool tz_set;
-  int64_t min_events; /* -1: engine default */
+  int64_t period_min;  /* rolling length, or nominal (30d / 90d) for calendar periods */
+  struct nn_slo_tz tz; /* calendar periods and daily series */
+  bool tz_set;         /* false: the engine's time_zone */
+  int64_t min_events;  /* -1: engine default */
   char *alert_name;
   struct nn_slo_kv alert_labels, alert_annotations;
   struct nn_slo_alert_spec page, ticket;
@@ -102,12 +128,12 @@ struct nn_slo_ledger {
   double *fine_bad, *fine_total; /* NN_SLO_FINE_SLOTS each */
   double *coarse_bad, *coarse_total;
   size_t ncoarse; /* hours */
-  int tz_offset_s;
+  struct nn_slo_tz tz;
   struct nn_slo_month months[NN_SLO_MONTHS];
   int64_t last_eval_ms; /* last evaluation folded in; 0 = none */
 };
 
-int nn__slo_ledger_init(struct nn_slo_ledger *l, int64_t period_min, int tz_offset_s);
+int nn__slo_ledger_init(struct nn_slo_ledger *l, int64_t period_min, const struct nn_slo_tz *tz);
 void nn__slo_ledger_fini(struct nn_slo_ledger *l);
 size_t nn__slo_ledger_bytes(const struct nn_slo_ledger *l);
 /* Adds events of the interval ending in minute m (m older than the head counts at the head). */
@@ -118,8 +144,8 @@ void nn__slo_ledger_cum(const struct nn_slo_ledger *l, int64_t m, double *bad, d
 void nn__slo_ledger_window(const struct nn_slo_ledger *l, int64_t end, int64_t len, double *bad,
                            double *total);
 /* Start minute of the calendar month (quarter when quarter) holding minute m. */
-int64_t nn__slo_calendar_start(int64_t m, int tz_offset_s, bool quarter);
-int32_t nn__slo_month_of(int64_t m, int tz_offset_s);
+int64_t nn__slo_calendar_start(int64_t m, const struct nn_slo_tz *tz, bool quarter);
+int32_t nn__slo_month_of(int64_t m, const struct nn_slo_tz *tz);
 /* Serialises / restores one ledger (snapshot body, see docs/format/slo-ledger.md). */
 int nn__slo_ledger_encode(const struct nn_slo_ledger *l, struct nn_buf *out);
 int nn__slo_ledger_decode(struct nn_slo_ledger *l, const unsigned char *p, size_t n, size_t *used);
@@ -177,7 +203,7 @@ struct nn_slo_engine {
   void *notify_ud;
   struct nn_promql_opts popts;
   char *external_url;
-  int tz_offset_s;
+  struct nn_slo_tz tz;
   struct nn_slo_set *set;
   struct nn_slo_rt *rt;
   size_t nrt;
@@ -204,7 +230,6 @@ int nn__slo_alert_annotations(const struct nn_slo_spec *s, int k, const struct n
                               struct nn_label *ann, size_t *nann);
 /* ok | at_risk | breached | no_data (thresholds in docs/slo.md). */
 const char *nn__slo_status(const struct nn_slo_rt *r);
-int nn__slo_parse_tz(const char *t, int *off);
 /* Snapshot file <data_dir>/slo/ledger.snap (docs/format/slo-ledger.md). */
 int nn__slo_snapshot_write(struct nn_slo_engine *e);
 int nn__slo_snapshot_read(struct nn_slo_engine *e);

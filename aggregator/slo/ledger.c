@@ -23,12 +23,13 @@ static int64_t floormod(int64_t a, int64_t b)
   return a - floordiv(a, b) * b;
 }
 
-int nn__slo_ledger_init(struct nn_slo_ledger *l, int64_t period_min, int tz_offset_s)
+int nn__slo_ledger_init(struct nn_slo_ledger *l, int64_t period_min, const struct nn_slo_tz *tz)
 {
   memset(l, 0, sizeof(*l));
   l->first_min = INT64_MIN;
   l->head_min = INT64_MIN;
-  l->tz_offset_s = tz_offset_s;
+  if (tz)
+    l->tz = *tz;
   /* The period, the 3-day window's margin and a calendar quarter's extra days. */
   l->ncoarse = (size_t)(period_min / 60) + 72;
   l->fine_bad = calloc(NF, sizeof(double));
@@ -57,7 +58,7 @@ size_t nn__slo_ledger_bytes(const struct nn_slo_ledger *l)
 }
 
 /* Civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
-static void civil(int64_t z, int *y, int *m, int *d)
+void nn__slo_civil(int64_t z, int *y, int *m, int *d)
 {
   z += 719468;
   int64_t era = floordiv(z, 146097);
@@ -70,7 +71,7 @@ static void civil(int64_t z, int *y, int *m, int *d)
   *y = (int)(yoe + era * 400 + (*m <= 2));
 }
 
-static int64_t days_from_civil(int y, int m, int d)
+int64_t nn__slo_days_from_civil(int y, int m, int d)
 {
   y -= m <= 2;
   int64_t era = floordiv(y, 400);
@@ -80,25 +81,25 @@ static int64_t days_from_civil(int y, int m, int d)
   return era * 146097 + doe - 719468;
 }
 
-int32_t nn__slo_month_of(int64_t m, int tz_offset_s)
+int32_t nn__slo_month_of(int64_t m, const struct nn_slo_tz *tz)
 {
   int y, mo, d;
-  civil(floordiv(m + tz_offset_s / 60, 1440), &y, &mo, &d);
+  nn__slo_civil(floordiv(nn__slo_tz_local_min(tz, m), 1440), &y, &mo, &d);
   return y * 12 + (mo - 1);
 }
 
-int64_t nn__slo_calendar_start(int64_t m, int tz_offset_s, bool quarter)
+int64_t nn__slo_calendar_start(int64_t m, const struct nn_slo_tz *tz, bool quarter)
 {
   int y, mo, d;
-  civil(floordiv(m + tz_offset_s / 60, 1440), &y, &mo, &d);
+  nn__slo_civil(floordiv(nn__slo_tz_local_min(tz, m), 1440), &y, &mo, &d);
   if (quarter)
     mo = (mo - 1) / 3 * 3 + 1;
-  return days_from_civil(y, mo, 1) * 1440 - tz_offset_s / 60;
+  return nn__slo_tz_utc_min(tz, nn__slo_days_from_civil(y, mo, 1) * 1440);
 }
 
 static void month_add(struct nn_slo_ledger *l, int64_t m, double bad, double total)
 {
-  int32_t ym = nn__slo_month_of(m, l->tz_offset_s);
+  int32_t ym = nn__slo_month_of(m, &l->tz);
   size_t oldest = 0;
   for (size_t i = 0; i < NN_SLO_MONTHS; i++) {
     if (l->months[i].ym == ym) {

@@ -26,7 +26,7 @@ struct nn_slo_config {
   struct nn_cfg_strlist spec_files; /* globs of spec files */
   int64_t evaluation_interval_ms;   /* default 30s; must divide 1m or be a multiple of it */
   int64_t min_events;               /* burn alerts need this many events in the short window; 50 */
-  char *time_zone;                  /* calendar periods and daily series; "UTC" or "+02:00"; UTC */
+  char *time_zone;                  /* calendar periods; "UTC", "+02:00", "Europe/Berlin"; UTC */
   bool persist;                     /* ledger snapshots under <data_dir>/slo/; default true */
   int64_t snapshot_every;           /* evaluations between snapshots; default 20 */
   int64_t no_data_for_ms;           /* no events this long fires the no-data alert; default 10m */

@@ -412,37 +412,15 @@ static int parse_period(struct ctx *c, const struct nn_yaml_node *map, struct nn
   return 0;
 }
 
-static int parse_tz_text(const char *t, int *off)
-{
-  if (!strcmp(t, "UTC") || !strcmp(t, "Z") || !strcmp(t, "Etc/UTC") || !strcmp(t, "GMT")) {
-    *off = 0;
-    return 0;
-  }
-  int sign = t[0] == '+' ? 1 : t[0] == '-' ? -1 : 0;
-  if (!sign || strlen(t) != 6 || t[3] != ':')
-    return NN_EINVAL;
-  for (int i = 1; i < 6; i++)
-    if (i != 3 && (t[i] < '0' || t[i] > '9'))
-      return NN_EINVAL;
-  int h = (t[1] - '0') * 10 + (t[2] - '0'), m = (t[4] - '0') * 10 + (t[5] - '0');
-  if (h > 14 || m > 59)
-    return NN_EINVAL;
-  *off = sign * (h * 3600 + m * 60);
-  return 0;
-}
-
-int nn__slo_parse_tz(const char *t, int *off)
-{
-  return parse_tz_text(t, off);
-}
-
 static int parse_tz(struct ctx *c, const struct nn_yaml_node *map, struct nn_slo_spec *s)
 {
   const struct nn_yaml_node *n = nn_yaml_map_get(map, "time_zone");
   if (!n || n->kind == NN_YAML_NULL)
     return 0;
-  if (n->kind != NN_YAML_SCALAR || parse_tz_text(n->scalar, &s->tz_offset_s) < 0)
-    return fail(c, n, "time_zone: expected UTC or a fixed offset such as +02:00 or -05:00");
+  if (n->kind != NN_YAML_SCALAR || nn__slo_tz_parse(n->scalar, &s->tz) < 0)
+    return fail(c, n,
+                "time_zone: expected UTC, a fixed offset such as +02:00 or -05:00, or a "
+                "zone name of the tz database such as Europe/Berlin");
   s->tz_set = true;
   return 0;
 }
@@ -735,7 +713,7 @@ static int load_doc(struct ctx *c, const struct nn_yaml_node *root, struct nn_sl
     struct nn_slo_spec s = {0};
     s.period_kind = base.period_kind;
     s.period_min = base.period_min;
-    s.tz_offset_s = base.tz_offset_s;
+    s.tz = base.tz;
     s.tz_set = base.tz_set;
     s.min_events = -1;
     if ((rc = check_keys(c, n, "slo", native ? native_slo_keys : sloth_slo_keys)) < 0)

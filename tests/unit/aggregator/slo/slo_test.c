@@ -644,30 +644,36 @@ static int64_t minute_of(int y, int mon, int d, int h, int mi)
   return (int64_t)timegm(&tm) / 60;
 }
 
+static struct nn_slo_tz fixed_tz(int off)
+{
+  struct nn_slo_tz tz = {.std_s = off};
+  return tz;
+}
+
 static void calendar_month_and_quarter_in_time_zone(void **state)
 {
   /* 2026-03-31 23:29 UTC is 2026-04-01 01:29 at +02:00 and 18:29 on March 31 at -05:00. */
   int64_t m = minute_of(2026, 3, 31, 23, 29);
-  assert_int_equal(nn__slo_calendar_start(m, 0, false), minute_of(2026, 3, 1, 0, 0));
-  assert_int_equal(nn__slo_calendar_start(m, 0, true), minute_of(2026, 1, 1, 0, 0));
-  assert_int_equal(nn__slo_calendar_start(m, 7200, false), minute_of(2026, 3, 31, 22, 0));
-  assert_int_equal(nn__slo_calendar_start(m, 7200, true), minute_of(2026, 3, 31, 22, 0));
-  assert_int_equal(nn__slo_calendar_start(m, -18000, false), minute_of(2026, 3, 1, 5, 0));
-  assert_int_equal(nn__slo_calendar_start(m, -18000, true), minute_of(2026, 1, 1, 5, 0));
-  assert_int_equal(nn__slo_calendar_start(minute_of(2026, 11, 15, 12, 0), 0, true),
+  struct nn_slo_tz z[3] = {fixed_tz(0), fixed_tz(7200), fixed_tz(-18000)};
+  assert_int_equal(nn__slo_calendar_start(m, NULL, false), minute_of(2026, 3, 1, 0, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &z[0], true), minute_of(2026, 1, 1, 0, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &z[1], false), minute_of(2026, 3, 31, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &z[1], true), minute_of(2026, 3, 31, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &z[2], false), minute_of(2026, 3, 1, 5, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &z[2], true), minute_of(2026, 1, 1, 5, 0));
+  assert_int_equal(nn__slo_calendar_start(minute_of(2026, 11, 15, 12, 0), &z[0], true),
                    minute_of(2026, 10, 1, 0, 0));
-  int32_t ym = nn__slo_month_of(m, 7200);
+  int32_t ym = nn__slo_month_of(m, &z[1]);
   assert_int_equal(ym, 2026 * 12 + 3); /* April (month0 = 3) */
 
   /* The period window starts at the calendar boundary of the SLO's time zone: 10 events a
    * minute from 20:00 UTC, 1 bad a minute until 22:00 UTC, none after. */
   struct nn_slo_spec s = std_spec(0.999, 30);
   s.period_kind = NN_SLO_MONTH;
-  int tz[3] = {0, 7200, -18000};
   double want_total[3] = {2100, 900, 2100}, want_bad[3] = {120, 0, 120};
   for (int k = 0; k < 3; k++) {
     struct nn_slo_ledger l;
-    assert_int_equal(nn__slo_ledger_init(&l, s.period_min, tz[k]), 0);
+    assert_int_equal(nn__slo_ledger_init(&l, s.period_min, &z[k]), 0);
     for (int64_t i = minute_of(2026, 3, 31, 20, 0); i <= m; i++)
       nn__slo_ledger_add(&l, i, i < minute_of(2026, 3, 31, 22, 0) ? 1 : 0, 10);
     struct nn_slo_values v;
@@ -679,13 +685,129 @@ static void calendar_month_and_quarter_in_time_zone(void **state)
   /* A quarter at -05:00 covers the same events as the month here. */
   s.period_kind = NN_SLO_QUARTER;
   struct nn_slo_ledger l;
-  assert_int_equal(nn__slo_ledger_init(&l, 90 * 1440, -18000), 0);
+  assert_int_equal(nn__slo_ledger_init(&l, 90 * 1440, &z[2]), 0);
   for (int64_t i = minute_of(2026, 3, 31, 20, 0); i <= m; i++)
     nn__slo_ledger_add(&l, i, 1, 10);
   struct nn_slo_values v;
   nn__slo_compute(&s, &l, (m + 1) * MIN, 50, 10, &v);
   assert_float_equal(v.total[NN_SLO_W_PERIOD], 2100, 1e-9);
   nn__slo_ledger_fini(&l);
+}
+
+/* Length of the calendar month ending at UTC minute last (inclusive), measured through the
+ * ledger: one event a minute since well before the month. */
+static double month_window_minutes(const struct nn_slo_tz *tz, int64_t first, int64_t last)
+{
+  struct nn_slo_spec s = std_spec(0.999, 30);
+  s.period_kind = NN_SLO_MONTH;
+  struct nn_slo_ledger l;
+  assert_int_equal(nn__slo_ledger_init(&l, s.period_min, tz), 0);
+  for (int64_t i = first; i <= last; i++)
+    nn__slo_ledger_add(&l, i, 0, 1);
+  struct nn_slo_values v;
+  nn__slo_compute(&s, &l, (last + 1) * MIN, 50, 10, &v);
+  nn__slo_ledger_fini(&l);
+  return v.total[NN_SLO_W_PERIOD];
+}
+
+/* IANA zones from the tz database: Europe/Berlin changes on the last Sundays of March and
+ * October (01:00 UTC), America/New_York on the second Sunday of March and the first of
+ * November; months and quarters start at local midnight and DST months are 1 h shorter or
+ * longer. */
+static void calendar_periods_in_iana_zones(void **state)
+{
+  struct nn_slo_tz be, ny, sy, tz;
+  assert_int_equal(nn__slo_tz_parse("Europe/Berlin", &be), 0);
+  assert_int_equal(nn__slo_tz_parse("America/New_York", &ny), 0);
+  assert_int_equal(nn__slo_tz_parse("Australia/Sydney", &sy), 0);
+  assert_true(be.dst && ny.dst && sy.dst);
+  assert_int_equal(be.std_s, 3600);
+  assert_int_equal(ny.std_s, -18000);
+
+  int64_t s = 60;
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2026, 3, 29, 0, 59) * s), 3600);
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2026, 3, 29, 1, 0) * s), 7200);
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2026, 10, 25, 0, 59) * s), 7200);
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2026, 10, 25, 1, 0) * s), 3600);
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2027, 3, 28, 1, 0) * s), 7200);
+  assert_int_equal(nn__slo_tz_offset(&be, minute_of(2027, 3, 28, 0, 59) * s), 3600);
+  assert_int_equal(nn__slo_tz_offset(&ny, minute_of(2026, 3, 8, 6, 59) * s), -18000);
+  assert_int_equal(nn__slo_tz_offset(&ny, minute_of(2026, 3, 8, 7, 0) * s), -14400);
+  assert_int_equal(nn__slo_tz_offset(&ny, minute_of(2026, 11, 1, 5, 59) * s), -14400);
+  assert_int_equal(nn__slo_tz_offset(&ny, minute_of(2026, 11, 1, 6, 0) * s), -18000);
+  /* Southern hemisphere: daylight time spans the new year. */
+  assert_int_equal(nn__slo_tz_offset(&sy, minute_of(2026, 1, 15, 0, 0) * s), 39600);
+  assert_int_equal(nn__slo_tz_offset(&sy, minute_of(2026, 7, 15, 0, 0) * s), 36000);
+
+  /* Month and quarter starts at local midnight. */
+  int64_t m = minute_of(2026, 3, 31, 21, 59); /* 23:59 CEST, still March in Berlin */
+  assert_int_equal(nn__slo_calendar_start(m, &be, false), minute_of(2026, 2, 28, 23, 0));
+  assert_int_equal(nn__slo_calendar_start(m, &be, true), minute_of(2025, 12, 31, 23, 0));
+  assert_int_equal(nn__slo_month_of(m, &be), 2026 * 12 + 2);
+  assert_int_equal(nn__slo_month_of(m + 1, &be), 2026 * 12 + 3);
+  assert_int_equal(nn__slo_calendar_start(m + 1, &be, true), minute_of(2026, 3, 31, 22, 0));
+  int64_t o = minute_of(2026, 10, 31, 22, 59); /* 23:59 CET on October 31 */
+  assert_int_equal(nn__slo_calendar_start(o, &be, false), minute_of(2026, 9, 30, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(o, &be, true), minute_of(2026, 9, 30, 22, 0));
+  assert_int_equal(nn__slo_calendar_start(o + 1, &be, false), minute_of(2026, 10, 31, 23, 0));
+  assert_int_equal(nn__slo_calendar_start(minute_of(2027, 1, 5, 0, 0), &be, true),
+                   minute_of(2026, 12, 31, 23, 0));
+  int64_t n = minute_of(2026, 4, 1, 3, 59); /* 23:59 EDT on March 31 */
+  assert_int_equal(nn__slo_calendar_start(n, &ny, false), minute_of(2026, 3, 1, 5, 0));
+  assert_int_equal(nn__slo_calendar_start(n + 1, &ny, true), minute_of(2026, 4, 1, 4, 0));
+  assert_int_equal(nn__slo_calendar_start(minute_of(2026, 12, 1, 4, 59), &ny, false),
+                   minute_of(2026, 11, 1, 4, 0));
+  assert_int_equal(nn__slo_calendar_start(minute_of(2026, 12, 1, 5, 0), &ny, false),
+                   minute_of(2026, 12, 1, 5, 0));
+
+  /* The period window of a DST month: March 1 h shorter, October / November 1 h longer. */
+  assert_float_equal(month_window_minutes(&be, minute_of(2026, 2, 20, 0, 0), m), 31 * 1440 - 60,
+                     1e-9);
+  assert_float_equal(month_window_minutes(&be, minute_of(2026, 9, 20, 0, 0), o), 31 * 1440 + 60,
+                     1e-9);
+  assert_float_equal(month_window_minutes(&ny, minute_of(2026, 2, 20, 0, 0), n), 31 * 1440 - 60,
+                     1e-9);
+  assert_float_equal(
+      month_window_minutes(&ny, minute_of(2026, 10, 20, 0, 0), minute_of(2026, 12, 1, 4, 59)),
+      30 * 1440 + 60, 1e-9);
+  struct nn_slo_tz fx = fixed_tz(7200);
+  assert_float_equal(
+      month_window_minutes(&fx, minute_of(2026, 2, 20, 0, 0), minute_of(2026, 3, 31, 21, 59)),
+      31 * 1440, 1e-9);
+
+  /* Fixed offsets keep working; unknown or unsafe names are errors. */
+  assert_int_equal(nn__slo_tz_parse("+05:30", &tz), 0);
+  assert_true(!tz.dst && tz.std_s == 19800);
+  assert_int_equal(nn__slo_tz_parse("UTC", &tz), 0);
+  assert_true(!tz.dst && tz.std_s == 0);
+  assert_int_equal(nn__slo_tz_parse("Asia/Kolkata", &tz), 0);
+  assert_true(!tz.dst && tz.std_s == 19800);
+  assert_int_equal(nn__slo_tz_parse("Europe/Nowhere", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse("../../etc/passwd", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse("/etc/passwd", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse("Europe", &tz), NN_EINVAL); /* a directory */
+  assert_int_equal(nn__slo_tz_parse("", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse_posix("CET-1CEST,M3.5.0,M10.5.0/3", &tz), 0);
+  assert_true(nn__slo_tz_equal(&tz, &be));
+  assert_int_equal(nn__slo_tz_parse_posix("<+03>-3", &tz), 0);
+  assert_int_equal(tz.std_s, 10800);
+  assert_int_equal(nn__slo_tz_parse_posix("CET-1CEST", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse_posix("EST5EDT,J60,J300", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_parse_posix("CET-1CEST,M13.5.0,M10.5.0", &tz), NN_EINVAL);
+  assert_int_equal(nn__slo_tz_from_tzif((const unsigned char *)"TZif2", 5, &tz), NN_EINVAL);
+
+  /* A spec names the zone for the whole file or per SLO. */
+  const char *spec = "version: nines/v1\nservice: a\ntime_zone: America/New_York\n"
+                     "period: quarter\nslos:\n  - name: x\n    objective: 99\n"
+                     "    sli: {availability: {metric: m}}\n  - name: y\n    objective: 99\n"
+                     "    time_zone: Europe/Berlin\n    sli: {availability: {metric: m}}\n";
+  struct nn_slo_set *set = NULL;
+  char err[512];
+  assert_int_equal(nn_slo_set_load_string("tz.yml", spec, strlen(spec), &set, err, sizeof(err)), 0);
+  assert_true(set->v[0].tz_set && nn__slo_tz_equal(&set->v[0].tz, &ny));
+  assert_true(set->v[1].tz_set && nn__slo_tz_equal(&set->v[1].tz, &be));
+  assert_int_equal(set->v[1].period_kind, NN_SLO_QUARTER);
+  nn_slo_set_destroy(set);
 }
 
 /* Every output series the issue lists, with Sloth's label names, so Sloth's dashboards work. */
@@ -779,7 +901,7 @@ static void sloth_examples_load(void **state)
   assert_int_equal(s->v[1].period_min, 7 * 1440);
   assert_float_equal(nn__slo_factor(&s->v[1], 0), 8.0 * 168 / 100, 1e-12);
   assert_int_equal(s->v[2].period_kind, NN_SLO_MONTH);
-  assert_int_equal(s->v[2].tz_offset_s, 3600);
+  assert_int_equal(s->v[2].tz.std_s, 3600);
   assert_string_equal(s->v[0].project, "shop");
   nn_slo_set_destroy(s);
 }
@@ -819,6 +941,10 @@ static void bad_specs_are_rejected_with_positions(void **state)
   expect_error("version: nines/v1\nservice: a\nslos:\n  - name: x\n    objective: 99\n"
                "    period: 13s\n    sli: {availability: {metric: m}}\n",
                "bad.yml:6:13: period:");
+  expect_error("version: nines/v1\nservice: a\nslos:\n  - name: x\n    objective: 99\n"
+               "    time_zone: Mars/Olympus\n    period: month\n"
+               "    sli: {availability: {metric: m}}\n",
+               "bad.yml:6:16: time_zone: expected UTC");
   expect_error("version: nines/v1\nslos:\n  - name: x\n    objective: 99\n"
                "    sli: {availability: {metric: m}}\n",
                "no service");
@@ -954,6 +1080,7 @@ int main(void)
       cmocka_unit_test(ledger_survives_restart),
       cmocka_unit_test(budget_policy_alerts_at_80_and_95),
       cmocka_unit_test(calendar_month_and_quarter_in_time_zone),
+      cmocka_unit_test(calendar_periods_in_iana_zones),
       cmocka_unit_test(outputs_use_sloth_names),
       cmocka_unit_test(sloth_examples_load),
       cmocka_unit_test(bad_specs_are_rejected_with_positions),
