@@ -635,8 +635,9 @@ static int fast_sample(struct nn_expfmt_parser *p, const char *s, const char *ne
     p->err[0] = '\0';
     return NN_EXPFMT_PARSE_LABELS;
   }
+  /* A skipped `_created` line still takes the full path, which validates its labels. */
   if (!apply_family(p, s, (size_t)(ne - s), &smp))
-    return 0;
+    return NN_EXPFMT_PARSE_LABELS;
   return h->on_series(ud, &smp);
 }
 
