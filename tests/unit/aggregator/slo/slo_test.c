@@ -810,6 +810,53 @@ static void calendar_periods_in_iana_zones(void **state)
   nn_slo_set_destroy(set);
 }
 
+/* The API's daily series uses local days: in Europe/Berlin March 29 2026 has 23 hours. */
+static void daily_series_uses_local_days(void **state)
+{
+  struct nn_slo_spec s = std_spec(0.999, 30);
+  s.period_kind = NN_SLO_MONTH;
+  s.id = (char *)"a-b";
+  s.service = (char *)"a";
+  s.name = (char *)"b";
+  s.format = (char *)"nines/v1";
+  assert_int_equal(nn__slo_tz_parse("Europe/Berlin", &s.tz), 0);
+  struct nn_slo_rt r;
+  memset(&r, 0, sizeof(r));
+  r.spec = &s;
+  assert_int_equal(nn__slo_ledger_init(&r.ledger, s.period_min, &s.tz), 0);
+  int64_t last = minute_of(2026, 4, 2, 21, 59); /* 23:59 CEST on April 2 */
+  for (int64_t i = minute_of(2026, 2, 25, 0, 0); i <= last; i++)
+    nn__slo_ledger_add(&r.ledger, i, 0, 1);
+  struct nn_slo_engine e;
+  memset(&e, 0, sizeof(e));
+  e.rt = &r;
+  e.nrt = 1;
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 22);
+  assert_int_equal(nn_slo_json(&e, &b), 0);
+  json_error_t jerr;
+  json_t *j = json_loads(b.data, 0, &jerr);
+  assert_non_null(j);
+  json_t *daily = json_object_get(
+      json_array_get(json_object_get(json_object_get(j, "data"), "slos"), 0), "daily");
+  assert_int_equal(json_array_size(daily), 30);
+  int seen = 0;
+  for (size_t i = 0; i < json_array_size(daily); i++) {
+    json_t *d = json_array_get(daily, i);
+    const char *date = json_string_value(json_object_get(d, "date"));
+    double total = json_number_value(json_object_get(d, "total"));
+    double want = !strcmp(date, "2026-03-29") ? 1380 : 1440;
+    seen += !strcmp(date, "2026-03-29") || !strcmp(date, "2026-04-02");
+    assert_float_equal(total, want, 1e-9);
+  }
+  assert_int_equal(seen, 2);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(daily, 29), "date")),
+                      "2026-04-02");
+  json_decref(j);
+  nn_buf_fini(&b);
+  nn__slo_ledger_fini(&r.ledger);
+}
+
 /* Every output series the issue lists, with Sloth's label names, so Sloth's dashboards work. */
 static void outputs_use_sloth_names(void **state)
 {
@@ -1081,6 +1128,7 @@ int main(void)
       cmocka_unit_test(budget_policy_alerts_at_80_and_95),
       cmocka_unit_test(calendar_month_and_quarter_in_time_zone),
       cmocka_unit_test(calendar_periods_in_iana_zones),
+      cmocka_unit_test(daily_series_uses_local_days),
       cmocka_unit_test(outputs_use_sloth_names),
       cmocka_unit_test(sloth_examples_load),
       cmocka_unit_test(bad_specs_are_rejected_with_positions),
