@@ -663,11 +663,56 @@ static int range_series(struct nn__promql_ctx *c, int id, const struct nn__promq
   return 0;
 }
 
+/* A range function's output series from a streamed select: the step values and the
+ * labels (which live only during the call) are copied. */
+struct push {
+  struct nn__promql_ctx *c;
+  const struct nn__promql_grid *g;
+  struct nn__promql_val *out;
+};
+
+static int on_push_series(void *ud, const struct nn_label *ls, size_t nls, bool drop_name,
+                          const double *vals)
+{
+  struct push *p = ud;
+  struct nn__promql_ctx *c = p->c;
+  struct nn_label *cp = nn_pool_alloc(&c->pool, (nls ? nls : 1) * sizeof(*cp));
+  if (!cp)
+    return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
+  for (size_t i = 0; i < nls; i++) {
+    cp[i].name = nn_pool_strndup(&c->pool, ls[i].name, strlen(ls[i].name));
+    cp[i].value = nn_pool_strndup(&c->pool, ls[i].value, strlen(ls[i].value));
+    if (!cp[i].name || !cp[i].value)
+      return nn__promql_fail(c, NN_PROMQL_ERR_INTERNAL, NN_ENOMEM, "out of memory");
+  }
+  double *v = nn__promql_alloc_steps(c, p->g->n);
+  if (!v)
+    return c->rc;
+  memcpy(v, vals, p->g->n * sizeof(*v));
+  int rc = nn__promql_vec_push(c, &p->out->vec, cp, nls, v, drop_name);
+  if (rc < 0)
+    nn__promql_free_steps(c, v, p->g->n);
+  return rc;
+}
+
 static int eval_range_call(struct nn__promql_ctx *c, const node_t *n,
                            const struct nn__promql_grid *g, struct nn__promql_val *out)
 {
   int id = n->func->id;
   size_t marg = id == F_QUANTILE_OVER_TIME ? 1 : 0;
+  const node_t *m = n->args[marg];
+  while (m->kind == N_PAREN)
+    m = m->child;
+  if (id != F_ABSENT_OVER_TIME && m->kind == N_MSEL) {
+    /* Series by series from the store: the selection is never materialised. */
+    struct push p = {c, g, out};
+    out->vt = VT_VECTOR;
+    memset(&out->vec, 0, sizeof(out->vec));
+    int rc = nn__promql_eval_range_stream(c, n, g, on_push_series, &p);
+    if (rc < 0)
+      nn__promql_vec_free(c, &out->vec, g->n);
+    return rc;
+  }
   struct nn__promql_val params[2];
   struct rparams rp = {NULL, NULL};
   struct nn__promql_rvec rv;
