@@ -232,6 +232,40 @@ out:
   return rc;
 }
 
+void nn__tail_ckpt_write_final(struct nn_tail *t)
+{
+  if (!t->ckpt_busy) {
+    (void)nn__tail_ckpt_write_sync(t);
+    return;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, (size_t)64 << 20);
+  if (serialize(t, &b) < 0) {
+    nn_buf_fini(&b);
+    t->stats.checkpoint_errors++;
+    NN_LOG_RL(NN_LOG_ERROR, "tail", "serializing the last checkpoint failed");
+    return;
+  }
+  free(t->final_ckpt);
+  t->final_ckpt = nn_buf_steal(&b, &t->final_ckpt_len);
+}
+
+/* Writes the held-back final checkpoint (see nn__tail_ckpt_write_final). */
+static void write_final(struct nn_tail *t)
+{
+  if (!t->final_ckpt)
+    return;
+  int rc = write_file(t->positions_path, ".tmp-sync", t->final_ckpt, t->final_ckpt_len);
+  if (rc < 0) {
+    t->stats.checkpoint_errors++;
+    NN_LOG_RL(NN_LOG_ERROR, "tail", "writing %s: %s", t->positions_path, nn_strerror(rc));
+  } else {
+    t->stats.checkpoint_writes++;
+  }
+  free(t->final_ckpt);
+  t->final_ckpt = NULL;
+}
+
 struct ckpt_work {
   uv_work_t req;
   struct nn_tail *t;
@@ -263,6 +297,8 @@ static void on_ckpt_done(uv_work_t *req, int status)
   free(w->data);
   free(w);
   t->open_handles--;
+  if (t->destroying)
+    write_final(t); /* after the older snapshot's rename, never before it */
   if (t->destroying && t->open_handles == 0) {
     nn__tail_free(t); /* the last close callback already ran; see nn_tail_destroy */
     return;

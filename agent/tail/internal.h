@@ -100,11 +100,18 @@ struct nn_tail {
   uint64_t next_labels_id;
   bool started, paused, destroying, ckpt_dirty, ckpt_busy, first_scan_done;
   bool ckpt_follow; /* nn_tail_flush_acks asked during a write: write again when it ends */
+  /* The final checkpoint of nn_tail_destroy, serialized while the files were still open,
+   * held back while an asynchronous write is in flight so that the older snapshot cannot
+   * be renamed over it afterwards; on_ckpt_done writes it. */
+  char *final_ckpt;
+  size_t final_ckpt_len;
   struct nn_tail_stats stats;
 };
 
 /* tail.c */
 void nn__tail_free(struct nn_tail *t);
+/* checkpoint.c: the last checkpoint at destroy, ordered after any write in flight. */
+void nn__tail_ckpt_write_final(struct nn_tail *t);
 /* Writes acknowledged offsets now, or arms flush_timer for the end of flush_gap_ms. */
 void nn__tail_flush_follow(struct nn_tail *t);
 

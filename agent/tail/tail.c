@@ -137,6 +137,7 @@ void nn__tail_free(struct nn_tail *t)
   free(t->pattern_dirs);
   free(t->files);
   free(t->positions_path);
+  free(t->final_ckpt);
   free(t->rbuf);
   free(t);
 }
@@ -305,7 +306,7 @@ void nn_tail_destroy(struct nn_tail *t)
   if (!t || t->destroying)
     return;
   if (t->positions_path && t->first_scan_done)
-    (void)nn__tail_ckpt_write_sync(t);
+    nn__tail_ckpt_write_final(t);
   t->destroying = true;
   while (t->nfiles)
     nn__tail_file_close(t->files[t->nfiles - 1], false);

@@ -447,6 +447,58 @@ static void flush_acks_writes_the_checkpoint_without_waiting_for_the_timer(void 
   assert_string_equal(f->s.line[1], "l4");
 }
 
+/* A work item that holds the (single) threadpool thread until released. */
+static uv_sem_t pool_gate;
+static void gate_work(uv_work_t *req)
+{
+  (void)req;
+  uv_sem_wait(&pool_gate);
+}
+static void gate_done(uv_work_t *req, int status)
+{
+  (void)req;
+  (void)status;
+}
+
+/* The last checkpoint at shutdown is written after an asynchronous write still in flight,
+ * never before it: the older snapshot must not be renamed over the final one (a graceful
+ * restart would then read acknowledged, spooled batches again). The threadpool (one thread,
+ * see main) is held so that the asynchronous write is still queued when the tailer stops. */
+static void final_checkpoint_is_not_overwritten_by_a_write_in_flight(void **state)
+{
+  struct fx *f = *state;
+  char p[512], data[512];
+  path_of(f, "app.log", p, sizeof(p));
+  path_of(f, "data", data, sizeof(data));
+  f->cfg.data_dir = data;
+  f->cfg.checkpoint_interval_ms = 3600 * 1000;
+  f->cfg.flush_gap_ms = 1;
+  f->cfg.parse.format = NN_PARSE_CRI;
+  append(p, "2024-01-02T03:04:05Z stdout F l1\n"
+            "2024-01-02T03:04:05Z stdout F l2\n"
+            "2024-01-02T03:04:05Z stdout F l3\n");
+  start_tail(f);
+  run_until(f, 3, 2000);
+  assert_int_equal(f->s.n, 3);
+  uv_work_t gate;
+  assert_int_equal(uv_sem_init(&pool_gate, 0), 0);
+  assert_int_equal(uv_queue_work(&f->loop, &gate, gate_work, gate_done), 0);
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[0], f->s.commit[0]), 0);
+  nn_tail_flush_acks(f->t); /* queued behind the gate: a snapshot with l1 acknowledged */
+  assert_int_equal(nn_tail_ack(f->t, f->s.id[1], f->s.commit[1]), 0);
+  nn_tail_destroy(f->t); /* the final checkpoint has l2 acknowledged */
+  f->t = NULL;
+  uv_sem_post(&pool_gate);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  uv_sem_destroy(&pool_gate);
+  sink_clear(&f->s);
+  start_tail(f);
+  run_until(f, 1, 2000);
+  run_for(f, 100);
+  assert_int_equal(f->s.n, 1);
+  assert_string_equal(f->s.line[0], "l3");
+}
+
 static void checkpoint_with_mismatching_fingerprint_means_a_new_file(void **state)
 {
   struct fx *f = *state;
@@ -574,7 +626,10 @@ static void start_at_end_skips_existing_lines_and_a_line_in_progress(void **stat
 
 int main(void)
 {
+  setenv("UV_THREADPOOL_SIZE", "1", 1); /* before libuv starts its pool: see the gate test */
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(final_checkpoint_is_not_overwritten_by_a_write_in_flight,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(new_file_is_picked_up_within_a_second_with_k8s_labels, setup,
                                       teardown),
       cmocka_unit_test(path_labels_cover_both_kubelet_layouts),
