@@ -124,7 +124,12 @@ left = q(nines, "slo:period_error_budget_remaining:ratio{%s}" % sel, t)
 check("slo:period_error_budget_remaining", left[0][1], 1 - mine[0][1] / budget, 1e-6)
 # Prometheus really evaluates the generated rules: its recorded series exist and agree with
 # the expression it was given at its own evaluation time.
-rec = q(prom, "slo:sli_error:ratio_rate5m{%s}" % sel)
+import time
+for _ in range(40):  # its first evaluation after the reload may still be due
+    rec = q(prom, "slo:sli_error:ratio_rate5m{%s}" % sel)
+    if rec:
+        break
+    time.sleep(0.5)
 fails += not rec
 print("prometheus recorded slo:sli_error:ratio_rate5m: %r" % rec[:1])
 sys.exit(1 if fails else 0)
