@@ -289,6 +289,7 @@ static void on_resume(void *ud)
 TAIL_STAT(st_files, files_watched)
 TAIL_STAT(st_deleted_open, files_deleted_open)
 TAIL_STAT(st_deleted_held, deleted_bytes_held)
+TAIL_STAT(st_unread, unread_bytes)
 TAIL_STAT(st_bytes, bytes_read)
 TAIL_STAT(st_lines, lines_read)
 TAIL_STAT(st_entries, entries)
@@ -316,6 +317,8 @@ static int register_metrics(struct nn_agent_logs *l, struct nn_metrics *m)
        st_deleted_open},
       {NN_METRIC_GAUGE, "nines_agent_deleted_bytes_held", "Unread bytes held in deleted files.",
        NULL, st_deleted_held},
+      {NN_METRIC_GAUGE, "nines_agent_unread_bytes",
+       "Bytes written to the open log files and not read yet (the tailing lag).", NULL, st_unread},
       {NN_METRIC_COUNTER, "nines_agent_read_bytes_total", "Bytes read from log files.", NULL,
        st_bytes},
       {NN_METRIC_COUNTER, "nines_agent_read_lines_total", "Lines read from log files.", NULL,

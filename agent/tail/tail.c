@@ -398,4 +398,11 @@ void nn_tail_get_stats(const struct nn_tail *t, struct nn_tail_stats *out)
 {
   *out = t->stats;
   out->files_watched = t->nfiles;
+  out->unread_bytes = 0;
+  for (size_t i = 0; i < t->nfiles; i++) {
+    struct stat st;
+    const struct nn__tail_file *f = t->files[i];
+    if (f->fd >= 0 && fstat(f->fd, &st) == 0 && (uint64_t)st.st_size > f->read_off)
+      out->unread_bytes += (uint64_t)st.st_size - f->read_off;
+  }
 }

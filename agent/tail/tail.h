@@ -56,6 +56,8 @@ struct nn_tail_stats {
   uint64_t files_watched;      /* open files (gauge) */
   uint64_t files_deleted_open; /* deleted files still open for reading (gauge) */
   uint64_t deleted_bytes_held; /* unread bytes in those files (gauge) */
+  uint64_t unread_bytes;       /* bytes written to open files and not read yet: the lag (gauge,
+                                  computed by nn_tail_get_stats) */
   uint64_t bytes_read;
   uint64_t lines_read;
   uint64_t entries;

@@ -307,10 +307,16 @@ static void pause_stops_reading_and_resume_continues(void **state)
   append(p, "y\nz\n");
   run_for(f, 400);
   assert_int_equal(f->s.n, 1);
+  /* What is written and not read yet is the lag the agent reports. */
+  struct nn_tail_stats st;
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.unread_bytes, 4);
   nn_tail_resume(f->t);
   run_until(f, 3, 2000);
   assert_int_equal(f->s.n, 3);
   assert_string_equal(f->s.line[2], "z");
+  nn_tail_get_stats(f->t, &st);
+  assert_int_equal(st.unread_bytes, 0);
 }
 
 static void ten_mib_line_is_truncated_and_tailing_continues(void **state)
