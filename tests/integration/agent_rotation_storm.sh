@@ -11,6 +11,9 @@
 source "$(dirname "$0")/lib.inc"
 source "$NN_SOURCE_DIR/tests/e2e/agent.inc"
 LINES=${NN_STORM_LINES:-300000}
+# Paced so that the rotations really come every 0.2 s: unpaced, each copytruncate waits for
+# the agent to catch up (bytes truncated before anyone read them are lost by any tailer).
+RATE=${NN_STORM_RATE:-20000}
 
 aport=$(nn_free_port)
 gport=$(nn_free_port)
@@ -22,8 +25,8 @@ e2e_agent_start "$NN_TMP/agent.yml" "$aport"
 log=$(e2e_log_path storm)
 t0=$(($(date +%s%N) - 120000000000))
 t_start=$(date +%s.%N)
-w=$(timeout 300 python3 "$E2E/cri_writer.py" --path "$log" --lines "$LINES" --rotate-every 0.2 \
-  --copytruncate --metrics "http://127.0.0.1:$aport/metrics" --t0-ns "$t0")
+w=$(timeout 300 python3 "$E2E/cri_writer.py" --path "$log" --lines "$LINES" --rate "$RATE" \
+  --rotate-every 0.2 --copytruncate --metrics "http://127.0.0.1:$aport/metrics" --t0-ns "$t0")
 echo "writer: $w"
 nn_check "writer finished" test -n "$w"
 t_written=$(date +%s.%N)
@@ -41,6 +44,10 @@ echo "aggregator: $res"
 nn_check "every line exactly once, in order per stream" test "$ok" = 0
 m=$(curl -fsS "http://127.0.0.1:$aport/metrics")
 echo "$m" | grep -E '^nines_agent_(rotations_total|dropped_bytes_total|read_bytes_total|entries_total|ship_records_dropped_total)' | grep -v ' 0$' || true
+nn_check "rotated about every 0.2 s (at least half of seconds / 0.2 rotations)" python3 -c '
+import re, sys
+m = dict(re.findall(r"(\w+)=([\d.]+)", sys.argv[1]))
+sys.exit(0 if int(m["renames"]) + int(m["copytruncates"]) >= 0.5 * float(m["seconds"]) / 0.2 else 1)' "$w"
 nn_check "renames seen" test "$(e2e_metric "$aport" '^nines_agent_rotations_total\{kind="rename"')" -gt 0
 nn_check "truncations seen" test "$(e2e_metric "$aport" '^nines_agent_rotations_total\{kind="truncate"')" -gt 0
 nn_check "no bytes dropped" test "$(e2e_metric "$aport" '^nines_agent_dropped_bytes_total')" = 0
