@@ -631,9 +631,13 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
 
   /* Filters: a plain GET form, so it works without JavaScript. */
   nn_buf_appends(b, "<form class=\"filters\" method=\"get\" action=\"/\">");
-  static const char *const keys[] = {"team", "project", "status"};
-  for (int k = 0; k < 3; k++) {
-    const char *cur = !f ? NULL : k == 0 ? f->team : k == 1 ? f->project : f->status;
+  static const char *const keys[] = {"team", "project", "service", "status"};
+  for (int k = 0; k < 4; k++) {
+    const char *cur = !f       ? NULL
+                      : k == 0 ? f->team
+                      : k == 1 ? f->project
+                      : k == 2 ? f->service
+                               : f->status;
     nn_buf_printf(b, "<label>%s<select name=\"%s\"><option value=\"\">all</option>", keys[k],
                   keys[k]);
     /* Distinct values over all SLOs, not just the filtered ones. */
@@ -658,6 +662,12 @@ static void render_html(struct nn_buf *b, json_t **v, size_t n, const struct nn_
     }
     nn_buf_appends(b, "</select></label>");
   }
+  /* Any SLO label, as name:value (the same syntax as the label= URL parameter). */
+  nn_buf_appends(b, "<label>label<input type=\"text\" name=\"label\" "
+                    "placeholder=\"tier:1\" size=\"14\" value=\"");
+  if (f && f->label)
+    esc(b, f->label);
+  nn_buf_appends(b, "\"></label>");
   nn_buf_appends(b, "<button type=\"submit\">Filter</button> <a href=\"/\">clear</a></form>");
 
   /* Top burners: highest 1 h burn rate first. */

@@ -108,6 +108,24 @@ static void filters_narrow_the_page(void **state)
   struct nn_page_filter g = {.label = "tier:1"};
   html = render(NN_PAGE_HTML, &g);
   assert_int_equal(count(html, "<tr class=\"slo\""), 1);
+  /* The form keeps the label filter in its text field. */
+  assert_non_null(
+      strstr(html, "name=\"label\" placeholder=\"tier:1\" size=\"14\" value=\"tier:1\""));
+  free(html);
+  /* The service select lists every service and marks the chosen one; a hostile label
+   * filter is escaped in the field. */
+  struct nn_page_filter s = {.service = "search-worker", .label = "\"><script>"};
+  html = render(NN_PAGE_HTML, &s);
+  assert_int_equal(count(html, "<tr class=\"slo\""), 0);
+  assert_non_null(strstr(html, "<select name=\"service\">"));
+  assert_non_null(strstr(html, "<option value=\"search-worker\" selected>"));
+  assert_non_null(strstr(html, "<option value=\"payments-api\">"));
+  assert_null(strstr(html, "<script>"));
+  assert_non_null(strstr(html, "value=\"&quot;&gt;&lt;script&gt;\""));
+  free(html);
+  struct nn_page_filter w = {.service = "search-worker"};
+  html = render(NN_PAGE_HTML, &w);
+  assert_int_equal(count(html, "<tr class=\"slo\""), 1);
   free(html);
   struct nn_page_filter h = {.status = "breached"};
   html = render(NN_PAGE_CSV, &h);
