@@ -46,6 +46,18 @@ static int labels_block(struct nn_buf *b, const struct nn_slo_spec *s, const cha
   return rc;
 }
 
+/* "- name: sloth-slo-<kind>-<id>", Sloth's interval when the spec sets one, "rules:". */
+static int group(struct nn_buf *b, const char *kind, const struct nn_slo_spec *s, int64_t iv_ms)
+{
+  char d[40];
+  int rc = nn_buf_printf(b, "- name: \"sloth-slo-%s-%s\"\n", kind, s->id);
+  if (iv_ms > 0 && !rc) {
+    nn_duration_format(iv_ms, d, sizeof(d));
+    rc = nn_buf_printf(b, "  interval: %s\n", d);
+  }
+  return rc ? rc : nn_buf_appends(b, "  rules:\n");
+}
+
 static int record(struct nn_buf *b, const char *name, const char *expr)
 {
   int rc = nn_buf_printf(b, "  - record: %s\n    expr: ", name);
@@ -56,9 +68,11 @@ static int record(struct nn_buf *b, const char *name, const char *expr)
 static int sli_expr(const struct nn_slo_spec *s, const char *win, struct nn_buf *e)
 {
   int rc;
-  if (s->sli == NN_SLO_SLI_RAW)
-    return nn__slo_render_query(s->ratio_query, win, e);
   rc = nn_buf_appendc(e, '(');
+  if (s->sli == NN_SLO_SLI_RAW) { /* parenthesised, as Sloth writes it */
+    rc = rc ? rc : nn__slo_render_query(s->ratio_query, win, e);
+    return rc ? rc : nn_buf_appendc(e, ')');
+  }
   rc = rc ? rc : nn__slo_render_query(s->error_query, win, e);
   rc = rc ? rc : nn_buf_appends(e, ")\n/\n(");
   rc = rc ? rc : nn__slo_render_query(s->total_query, win, e);
@@ -151,7 +165,7 @@ static int export_one(struct nn_buf *b, const struct nn_slo_spec *s, struct nn_b
   char pw[40], num[40];
   int rc;
   nn_duration_format(s->period_min * 60000, pw, sizeof(pw));
-  rc = nn_buf_printf(b, "- name: \"sloth-slo-sli-recordings-%s\"\n  rules:\n", s->id);
+  rc = group(b, "sli-recordings", s, s->group_interval_ms[0]);
   for (int w = 0; w < NN_SLO_W_PERIOD && !rc; w++) {
     char name[64];
     snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", nn__slo_window_name[w]);
@@ -176,7 +190,7 @@ static int export_one(struct nn_buf *b, const struct nn_slo_spec *s, struct nn_b
   rc = rc ? rc : record(b, rname, e->data);
   rc = rc ? rc : labels_block(b, s, pw, false);
 
-  rc = rc ? rc : nn_buf_printf(b, "- name: \"sloth-slo-meta-recordings-%s\"\n  rules:\n", s->id);
+  rc = rc ? rc : group(b, "meta-recordings", s, s->group_interval_ms[1]);
   nn_promql_format_float(s->objective, num, sizeof(num));
   nn_buf_reset(e);
   rc = rc ? rc : nn_buf_printf(e, "vector(%s)", num);
@@ -222,7 +236,7 @@ static int export_one(struct nn_buf *b, const struct nn_slo_spec *s, struct nn_b
   rc = rc ? rc : nn_buf_appends(b, "\n      sloth_version: \"nines-" NN_VERSION "\"\n");
   if (s->page.disable && s->ticket.disable)
     return rc;
-  rc = rc ? rc : nn_buf_printf(b, "- name: \"sloth-slo-alerts-%s\"\n  rules:\n", s->id);
+  rc = rc ? rc : group(b, "alerts", s, s->group_interval_ms[2]);
   rc = rc ? rc : alert_rule(b, s, NN_SLO_A_PAGE, e);
   rc = rc ? rc : alert_rule(b, s, NN_SLO_A_TICKET, e);
   return rc;

@@ -92,8 +92,9 @@ struct nn_slo_spec {
   struct nn_slo_kv alert_labels, alert_annotations;
   struct nn_slo_alert_spec page, ticket;
   bool no_data_disable, budget_disable;
-  double budget_pct[4]; /* % of budget for page quick/slow, ticket quick/slow */
-  uint64_t fingerprint; /* of the SLI queries and period: ledger compatibility */
+  double budget_pct[4];         /* % of budget for page quick/slow, ticket quick/slow */
+  int64_t group_interval_ms[3]; /* Sloth's interval: SLI, meta, alert rule groups; 0: none */
+  uint64_t fingerprint;         /* of the SLI queries and period: ledger compatibility */
 };
 
 struct nn_slo_set {

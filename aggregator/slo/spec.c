@@ -648,6 +648,20 @@ out:
   return rc;
 }
 
+/* Sloth's rule group intervals (only the export uses them): all, or per group. */
+static int parse_sloth_interval(struct ctx *c, const struct nn_yaml_node *n, struct nn_slo_spec *s)
+{
+  static const char *const keys[] = {"all", "slierror", "metadata", "alert", NULL};
+  int64_t all = 0;
+  int rc = check_keys(c, n, "interval", keys);
+  rc = rc ? rc : get_duration(c, n, "all", "interval", &all);
+  for (int i = 0; i < 3 && !rc; i++) {
+    s->group_interval_ms[i] = all;
+    rc = get_duration(c, n, keys[i + 1], "interval", &s->group_interval_ms[i]);
+  }
+  return rc;
+}
+
 static int push_spec(struct nn_slo_set *set, struct nn_slo_spec *s)
 {
   if (set->n >= MAX_SLOS)
@@ -666,8 +680,8 @@ static int load_doc(struct ctx *c, const struct nn_yaml_node *root, struct nn_sl
 {
   static const char *const sloth_keys[] = {"version", "service",     "labels",
                                            "slos",    "slo_plugins", NULL};
-  static const char *const sloth_slo_keys[] = {"name", "objective", "description", "labels",
-                                               "sli",  "alerting",  "plugins",     NULL};
+  static const char *const sloth_slo_keys[] = {
+      "name", "objective", "description", "labels", "sli", "alerting", "plugins", "interval", NULL};
   static const char *const native_keys[] = {"version", "service",   "project", "team", "labels",
                                             "period",  "time_zone", "slos",    NULL};
   static const char *const native_slo_keys[] = {
@@ -772,6 +786,7 @@ static int load_doc(struct ctx *c, const struct nn_yaml_node *root, struct nn_sl
         nn_warn(MOD, "%s:%d: SLO plugins are Sloth Go plugins; nines ignores them", n->file,
                 n->line);
       rc = parse_sloth_sli(c, nn_yaml_map_get(n, "sli"), &s);
+      rc = rc ? rc : parse_sloth_interval(c, nn_yaml_map_get(n, "interval"), &s);
       /* Sloth specs carry owner labels; use them for the SLO page's roll-up. */
       const char *team = NULL;
       for (size_t k = 0; k < s.labels.n; k++)
