@@ -28,14 +28,21 @@ struct nn_golden_convention {
 struct nn_golden_config {
   bool enabled;
   int64_t interval_ms;
-  struct nn_cfg_strlist service_labels; /* grouping besides the endpoint: [project, service] */
-  struct nn_cfg_list conventions;       /* struct nn_golden_convention; defaults when empty */
-  char *inflight_metric;                /* saturation from an in-flight gauge */
+  struct nn_cfg_strlist service_labels;   /* grouping besides the endpoint: [project, service] */
+  struct nn_cfg_list conventions;         /* struct nn_golden_convention; defaults when empty */
+  char *inflight_metric;                  /* saturation from an in-flight gauge */
+  double inflight_limit;                  /* in flight per service counted as full; 0: none */
+  struct nn_cfg_strlist pod_service_from; /* kube_pod_labels labels naming a pod's service */
+  struct nn_cfg_strmap pod_labels;        /* other service labels from kube_pod_labels */
 };
 
 extern const struct nn_cfg_option nn_golden_config_options[];
 
-/* Writes the rule file (one group, "nines-golden-signals") for cfg into out. */
+/* Writes the rule file (one group, "nines-golden-signals") for cfg into out. Saturation
+ * (CPU and memory against limits) is recorded per pod, then per service and endpoint through
+ * nines:pod_service:info, a pod -> service mapping taken from scraped series that carry
+ * namespace, pod and the service labels, else from kube-state-metrics' kube_pod_labels.
+ * NN_ETOOBIG when an expression outgrows 64 KiB. */
 int nn_golden_rules(const struct nn_golden_config *cfg, struct nn_buf *out);
 
 #endif
