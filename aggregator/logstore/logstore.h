@@ -177,6 +177,28 @@ int nn_logstore_label_values(struct nn_logstore *s, const char *tenant, const ch
 /* Writes {"status":"success","data":["a","b"]} as /loki/api/v1/labels answers. */
 int nn_logstore_strlist_write_json(const struct nn_strlist *l, struct nn_buf *out);
 
+/* Loki's /loki/api/v1/series: the label sets (streams with no entries, sorted, unique) of
+ * the tenant's streams that match at least one of the n stream selectors and hold an entry
+ * in [start_ns, end_ns), judged exactly in head blocks and by time bounds for cut chunks, as
+ * Loki's index does. A selector that does not parse or has line filters is NN_EINVAL with
+ * a message naming it in err, n == 0 too; NN_ELIMIT past query_max_bytes. out is always
+ * initialised: call nn_logstore_result_fini on every path. */
+int nn_logstore_series(struct nn_logstore *s, const char *tenant, const char *const *selectors,
+                       size_t n, int64_t start_ns, int64_t end_ns, struct nn_logstore_result *out,
+                       char *err, size_t errlen);
+/* Writes {"status":"success","data":[{"a":"b"},...]} from a series result. */
+int nn_logstore_series_write_json(const struct nn_logstore_result *r, struct nn_buf *out);
+
+/* Loki's /loki/api/v1/index/stats estimate for a query's streams over [start_ns, end_ns):
+ * chunks overlapping the range count whole (entries, raw bytes), the head counts as one
+ * chunk with its entries in range exactly. Line filters in query are ignored. */
+struct nn_logstore_index_stats {
+  uint64_t streams, chunks, entries, bytes;
+};
+int nn_logstore_index_stats(struct nn_logstore *s, const char *tenant, const char *query,
+                            int64_t start_ns, int64_t end_ns, struct nn_logstore_index_stats *out,
+                            char *err, size_t errlen);
+
 struct nn_logstore_stats {
   uint64_t streams;          /* live streams, all tenants */
   uint64_t entries_appended; /* accepted entries */

@@ -610,3 +610,227 @@ int nn_logstore_label_values(struct nn_logstore *s, const char *tenant, const ch
   }
   return collect_labels(s, tenant, name, selector, start_ns, end_ns, out, err, errlen);
 }
+
+/* ---- series and index stats ---- */
+
+/* First head entry with ts >= t (the head is sorted by ts). */
+static size_t head_lower_bound(const struct nn__ls_head *h, int64_t t)
+{
+  size_t lo = 0, hi = h->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (h->e[mid].ts < t)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static bool chunk_overlaps(const struct nn__ls_chunk *c, int64_t start, int64_t end)
+{
+  return c->min_t < end && c->max_t >= start;
+}
+
+/* Whether st holds an entry in [start, end): exact for the head, by time bounds for cut
+ * chunks (Loki's index answers at chunk granularity too). Costs O(chunks + log head). */
+static bool stream_has_data(const struct nn__ls_stream *st, int64_t start, int64_t end)
+{
+  size_t k = head_lower_bound(&st->head, start);
+  if (k < st->head.n && st->head.e[k].ts < end)
+    return true;
+  for (size_t i = 0; i < st->nchunks; i++)
+    if (chunk_overlaps(&st->chunks[i], start, end))
+      return true;
+  return false;
+}
+
+static int stream_ptr_cmp(const void *a, const void *b)
+{
+  int c = stream_key_cmp(a, b);
+  if (c)
+    return c;
+  uintptr_t x = (uintptr_t) * (void *const *)a, y = (uintptr_t) * (void *const *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Parses a selector that must have no pipeline; the message names the offending text. */
+static int parse_selector_only(const char *sel, struct nn__ls_query *q, char *err, size_t errlen)
+{
+  char perr[400];
+  int rc = nn__logstore_query_parse(sel, strlen(sel), q, perr, sizeof(perr));
+  if (rc == 0 && q->nf) {
+    snprintf(perr, sizeof(perr), "only label matchers are supported, not line filters");
+    rc = NN_EINVAL;
+  }
+  if (rc < 0)
+    snprintf(err, errlen, "invalid match[] %.200s: %s", sel, perr);
+  return rc;
+}
+
+/* The union, sorted by label set and without duplicates, of the tenant's streams matching
+ * any selector and holding data in [start, end). *out is malloc'd. */
+static int select_union(struct nn_logstore *s, const char *tenant, const char *const *sels,
+                        size_t nsel, int64_t start, int64_t end, struct nn__ls_stream ***out,
+                        size_t *nout, char *err, size_t errlen)
+{
+  struct nn__ls_stream **all = NULL;
+  size_t n = 0;
+  int rc = 0;
+  *out = NULL;
+  *nout = 0;
+  if (errlen)
+    err[0] = '\0';
+  if (nsel == 0) {
+    snprintf(err, errlen, "at least one stream selector is required");
+    return NN_EINVAL;
+  }
+  /* Parse every selector first so that a bad one is reported even when the tenant is empty. */
+  for (size_t i = 0; i < nsel; i++) {
+    struct nn__ls_query q = {0};
+    rc = parse_selector_only(sels[i] ? sels[i] : "", &q, err, errlen);
+    nn__logstore_query_fini(&q);
+    if (rc < 0)
+      return rc;
+  }
+  const struct nn__ls_tenant *t = nn__logstore_tenant(s, tenant, false);
+  if (!t || start >= end)
+    return 0;
+  for (size_t i = 0; i < nsel; i++) {
+    struct nn__ls_query q = {0};
+    struct nn__ls_stream **v = NULL;
+    size_t nv = 0;
+    if ((rc = nn__logstore_query_parse(sels[i], strlen(sels[i]), &q, err, errlen)) == 0)
+      rc = select_streams(s, t, q.m, q.nm, start, end, &v, &nv);
+    nn__logstore_query_fini(&q);
+    if (rc == 0 && nv) {
+      struct nn__ls_stream **na = realloc(all, (n + nv) * sizeof(*na));
+      if (!na)
+        rc = NN_ENOMEM;
+      else {
+        all = na;
+        for (size_t k = 0; k < nv; k++)
+          if (stream_has_data(v[k], start, end))
+            all[n++] = v[k];
+      }
+    }
+    free(v);
+    if (rc < 0) {
+      free(all);
+      return rc;
+    }
+  }
+  if (n > 1)
+    qsort(all, n, sizeof(*all), stream_ptr_cmp);
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!w || all[w - 1] != all[i])
+      all[w++] = all[i];
+  *out = all;
+  *nout = w;
+  return 0;
+}
+
+int nn_logstore_series(struct nn_logstore *s, const char *tenant, const char *const *selectors,
+                       size_t n, int64_t start_ns, int64_t end_ns, struct nn_logstore_result *out,
+                       char *err, size_t errlen)
+{
+  struct nn__ls_stream **v = NULL;
+  size_t nv = 0;
+  double t0 = now_s();
+  memset(out, 0, sizeof(*out));
+  nn_pool_init(&out->pool, s->cfg.query_max_bytes);
+  int rc = select_union(s, tenant, selectors, n, start_ns, end_ns, &v, &nv, err, errlen);
+  if (rc < 0 || nv == 0)
+    goto out;
+  if (!(out->streams = nn_pool_calloc(&out->pool, nv * sizeof(*out->streams))))
+    goto toobig;
+  for (size_t i = 0; i < nv; i++) {
+    const struct nn__ls_stream *st = v[i];
+    struct nn_label *labels = nn_pool_alloc(&out->pool, st->nlabels * sizeof(*labels) + 1);
+    if (!labels)
+      goto toobig;
+    for (size_t k = 0; k < st->nlabels; k++) {
+      const struct nn_label *l = &st->labels[k];
+      labels[k].name = nn_pool_strndup(&out->pool, l->name, strlen(l->name));
+      labels[k].value = nn_pool_strndup(&out->pool, l->value, strlen(l->value));
+      if (!labels[k].name || !labels[k].value)
+        goto toobig;
+    }
+    out->streams[i].labels = labels;
+    out->streams[i].nlabels = st->nlabels;
+    out->n++;
+  }
+  goto out;
+toobig:
+  snprintf(err, errlen, "the series result exceeds %zu bytes; narrow the selectors or time range",
+           s->cfg.query_max_bytes);
+  rc = NN_ELIMIT;
+out:
+  free(v);
+  out->stats.exec_seconds = now_s() - t0;
+  return rc;
+}
+
+int nn_logstore_series_write_json(const struct nn_logstore_result *r, struct nn_buf *out)
+{
+  int rc = nn_buf_appends(out, "{\"status\":\"success\",\"data\":[");
+  for (size_t i = 0; rc == 0 && i < r->n; i++) {
+    if (i)
+      rc = nn_buf_appendc(out, ',');
+    if (rc == 0)
+      rc = write_label_object(out, r->streams[i].labels, r->streams[i].nlabels);
+  }
+  return rc ? rc : nn_buf_appends(out, "]}");
+}
+
+int nn_logstore_index_stats(struct nn_logstore *s, const char *tenant, const char *query,
+                            int64_t start_ns, int64_t end_ns, struct nn_logstore_index_stats *out,
+                            char *err, size_t errlen)
+{
+  struct nn__ls_query q = {0};
+  struct nn__ls_stream **v = NULL;
+  size_t nv = 0;
+  int rc;
+  memset(out, 0, sizeof(*out));
+  if (errlen)
+    err[0] = '\0';
+  if (!query)
+    query = "";
+  /* Line filters are accepted and ignored: Loki's index knows streams and chunks only. */
+  if ((rc = nn__logstore_query_parse(query, strlen(query), &q, err, errlen)) < 0)
+    goto out;
+  const struct nn__ls_tenant *t = nn__logstore_tenant(s, tenant, false);
+  if (!t || start_ns >= end_ns)
+    goto out;
+  if ((rc = select_streams(s, t, q.m, q.nm, start_ns, end_ns, &v, &nv)) < 0)
+    goto out;
+  for (size_t i = 0; i < nv; i++) {
+    const struct nn__ls_stream *st = v[i];
+    uint64_t chunks = 0;
+    for (size_t k = 0; k < st->nchunks; k++) {
+      const struct nn__ls_chunk *c = &st->chunks[k];
+      if (!chunk_overlaps(c, start_ns, end_ns))
+        continue;
+      chunks++;
+      out->entries += c->entries;
+      out->bytes += c->raw_len;
+    }
+    const struct nn__ls_head *h = &st->head;
+    size_t first = head_lower_bound(h, start_ns), last = head_lower_bound(h, end_ns);
+    if (first < last) {
+      chunks++;
+      out->entries += last - first;
+      for (size_t k = first; k < last; k++)
+        out->bytes += h->e[k].len;
+    }
+    if (chunks) {
+      out->streams++;
+      out->chunks += chunks;
+    }
+  }
+out:
+  free(v);
+  nn__logstore_query_fini(&q);
+  return rc;
+}

@@ -881,6 +881,17 @@ static void loki_error(struct nn_http_req *req, int status, const char *msg)
   nn_http_respond_error(req, status, msg);
 }
 
+/* The X-Scope-OrgID tenant into buf, or NULL for the default tenant. */
+static const char *loki_tenant(struct nn_http_req *req, char *buf, size_t len)
+{
+  size_t tl;
+  const char *tenant = nn_http_req_header(req, "x-scope-orgid", &tl);
+  if (!tenant)
+    return NULL;
+  snprintf(buf, len, "%.*s", (int)(tl < 150 ? tl : 150), tenant);
+  return buf;
+}
+
 static void on_loki_query_range(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
@@ -920,15 +931,11 @@ static void on_loki_query_range(struct nn_http_req *req, void *ud)
     loki_error(req, 400, "query parameter is required");
     return;
   }
-  size_t tl;
-  const char *tenant = nn_http_req_header(req, "x-scope-orgid", &tl);
   char tbuf[160];
-  if (tenant)
-    snprintf(tbuf, sizeof(tbuf), "%.*s", (int)(tl < 150 ? tl : 150), tenant);
+  const char *tenant = loki_tenant(req, tbuf, sizeof(tbuf));
   struct nn_logstore_result r;
   char err[512];
-  int rc = nn_logstore_query(w->o.logs, tenant ? tbuf : NULL, q, start, end, d, limit, &r, err,
-                             sizeof(err));
+  int rc = nn_logstore_query(w->o.logs, tenant, q, start, end, d, limit, &r, err, sizeof(err));
   if (rc < 0) {
     nn_logstore_result_fini(&r);
     loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
@@ -962,11 +969,12 @@ static void loki_labels(struct nn_web *w, struct nn_http_req *req, const char *n
     return;
   }
   struct nn_strlist l = {0};
-  char err[512];
+  char err[512], tbuf[160];
   const char *sel = param(&p, "query");
-  int rc =
-      name ? nn_logstore_label_values(w->o.logs, NULL, name, sel, start, end, &l, err, sizeof(err))
-           : nn_logstore_label_names(w->o.logs, NULL, sel, start, end, &l, err, sizeof(err));
+  const char *tenant = loki_tenant(req, tbuf, sizeof(tbuf));
+  int rc = name ? nn_logstore_label_values(w->o.logs, tenant, name, sel, start, end, &l, err,
+                                           sizeof(err))
+                : nn_logstore_label_names(w->o.logs, tenant, sel, start, end, &l, err, sizeof(err));
   if (rc < 0) {
     nn_strlist_free(&l);
     loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
@@ -994,6 +1002,105 @@ static void on_loki_label_values(struct nn_http_req *req, void *ud)
   memcpy(name, rest, n);
   name[n] = '\0';
   loki_labels(ud, req, name);
+}
+
+/* start/end (and since) as Loki's series and index endpoints read them: the last hour. */
+static int loki_range(struct nn_http_req *req, const struct params *p, int64_t *start, int64_t *end)
+{
+  int64_t now_ns = now_ms() * 1000000;
+  if (parse_loki_time(param(p, "end"), now_ns, end) < 0 ||
+      parse_loki_time(param(p, "start"), *end - 3600LL * 1000000000, start) < 0) {
+    loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
+    return -1;
+  }
+  const char *since = param(p, "since");
+  int64_t since_ms;
+  if (since && !param(p, "start") && nn_web_parse_duration(since, &since_ms) == 0)
+    *start = *end - since_ms * 1000000;
+  return 0;
+}
+
+static void on_loki_series(struct nn_http_req *req, void *ud)
+{
+  struct nn_web *w = ud;
+  struct params p;
+  if (get_params(w, req, &p) < 0)
+    return;
+  if (!w->o.logs) {
+    loki_error(req, 503, "the log store is not enabled");
+    return;
+  }
+  int64_t start, end;
+  if (loki_range(req, &p, &start, &end) < 0)
+    return;
+  /* match[] as Prometheus spells it, and Loki's older "match". */
+  const char *sels[MAX_MATCH + 1];
+  size_t n = param_all(&p, "match[]", sels, MAX_MATCH + 1);
+  n += param_all(&p, "match", sels + n, MAX_MATCH + 1 - n);
+  if (n == 0) {
+    loki_error(req, 400,
+               "match[] is required: give at least one stream selector, e.g. "
+               "match[]={job=\"varlogs\"}");
+    return;
+  }
+  if (n > MAX_MATCH) {
+    loki_error(req, 400, "too many match[] parameters (at most 64)");
+    return;
+  }
+  char tbuf[160], err[512];
+  struct nn_logstore_result r;
+  int rc = nn_logstore_series(w->o.logs, loki_tenant(req, tbuf, sizeof(tbuf)), sels, n, start, end,
+                              &r, err, sizeof(err));
+  if (rc < 0) {
+    nn_logstore_result_fini(&r);
+    loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
+    return;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, MAX_RESPONSE);
+  rc = nn_logstore_series_write_json(&r, &b);
+  nn_logstore_result_fini(&r);
+  if (rc < 0) {
+    nn_buf_fini(&b);
+    loki_error(req, 500, "response too large; narrow the selectors or time range");
+    return;
+  }
+  nn_http_respond_buf(req, 200, "application/json", &b);
+}
+
+static void on_loki_index_stats(struct nn_http_req *req, void *ud)
+{
+  struct nn_web *w = ud;
+  struct params p;
+  if (get_params(w, req, &p) < 0)
+    return;
+  if (!w->o.logs) {
+    loki_error(req, 503, "the log store is not enabled");
+    return;
+  }
+  int64_t start, end;
+  if (loki_range(req, &p, &start, &end) < 0)
+    return;
+  const char *q = param(&p, "query");
+  if (!q) {
+    loki_error(req, 400, "query parameter is required");
+    return;
+  }
+  char tbuf[160], err[512];
+  struct nn_logstore_index_stats st;
+  int rc = nn_logstore_index_stats(w->o.logs, loki_tenant(req, tbuf, sizeof(tbuf)), q, start, end,
+                                   &st, err, sizeof(err));
+  if (rc < 0) {
+    loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
+    return;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, 4096);
+  /* Loki answers this endpoint without the status/data envelope. */
+  nn_buf_printf(&b, "{\"streams\":%llu,\"chunks\":%llu,\"bytes\":%llu,\"entries\":%llu}",
+                (unsigned long long)st.streams, (unsigned long long)st.chunks,
+                (unsigned long long)st.bytes, (unsigned long long)st.entries);
+  nn_http_respond_buf(req, 200, "application/json", &b);
 }
 
 static const char buildinfo[] =
@@ -1037,6 +1144,8 @@ struct nn_web *nn_web_create(const struct nn_web_opts *opts, struct nn_metrics *
       {"/loki/api/v1/query_range", 0, on_loki_query_range, w},
       {"/loki/api/v1/labels", 0, on_loki_labels, w},
       {"/loki/api/v1/label/", NN_HTTP_ROUTE_PREFIX, on_loki_label_values, w},
+      {"/loki/api/v1/series", 0, on_loki_series, w},
+      {"/loki/api/v1/index/stats", 0, on_loki_index_stats, w},
   };
   for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
     if (nn_http_server_route(srv, routes[i].path, routes[i].flags, routes[i].fn, routes[i].ud) <
