@@ -4,10 +4,11 @@
 # series for the pods of two services with traffic (cart: Prometheus client metrics scraped
 # per pod, mapped to its pods through up{pod, service}; search: Spring metrics without pod
 # labels, mapped through kube_pod_labels), a pod of a service without traffic (batch, mapped
-# through label_app), a pod two scraped targets name differently, a pod of the same name in another namespace, an unmapped pod, an
-# in-flight gauge per endpoint, and containers without limits that must not count. The
-# expected ratios are in tests/integration/golden_saturation.sh. Samples every 5 s: 10 minutes
-# backdated, then live for --seconds. Prints "live" once the history is in.
+# through label_app), a pod that two scraped targets name differently, a pod of the same
+# name in another namespace, an unmapped pod, an in-flight gauge per endpoint, and
+# containers without limits that must not count. The expected ratios are in
+# tests/integration/golden_saturation.sh. Samples every 5 s: 10 minutes backdated, then live
+# for --seconds, to every URL given. Prints "live" once the history is in.
 import argparse
 import os
 import sys
@@ -95,25 +96,27 @@ def series_at(elapsed_s):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("url")
+    p.add_argument("url", nargs="+", help="remote-write URLs, each sent everything")
     p.add_argument("--seconds", type=float, default=60)
     a = p.parse_args()
-    u = urllib.parse.urlsplit(a.url)
-    target = (u.hostname, u.port or 80, u.path)
+    targets = [(u.hostname, u.port or 80, u.path) for u in map(urllib.parse.urlsplit, a.url)]
     now = int(time.time() * 1000)
     start = now - 600 * 1000
     hist = {}
     for t in range(start, now, 5000):
         for labels, v in series_at((t - start) / 1000):
             hist.setdefault(tuple(labels), []).append((t, v))
-    send(target, b"".join(timeseries(list(k), s) for k, s in hist.items()))
+    body = b"".join(timeseries(list(k), s) for k, s in hist.items())
+    for target in targets:
+        send(target, body)
     print("live", flush=True)
     t = now
     end = time.time() + a.seconds
     while time.time() < end:
         t = max(t + 5000, int(time.time() * 1000))
-        send(target, b"".join(timeseries(lbl, [(t, v)])
-                              for lbl, v in series_at((t - start) / 1000)))
+        body = b"".join(timeseries(lbl, [(t, v)]) for lbl, v in series_at((t - start) / 1000))
+        for target in targets:
+            send(target, body)
         time.sleep(max(0, t / 1000 + 5 - time.time()))
     return 0
 

@@ -11,7 +11,9 @@
 source "$(dirname "$0")/lib.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 port=$(nn_free_port)
+pport=$(nn_free_port)
 URL=http://127.0.0.1:$port
+PURL=http://127.0.0.1:$pport
 
 cat >"$NN_TMP/agg.yml" <<YML
 listen_address: 127.0.0.1:$port
@@ -21,13 +23,33 @@ golden_signals: {interval: 2s, inflight_limit: 8}
 YML
 nn_start agg "$AGG" --config "$NN_TMP/agg.yml"
 nn_check "aggregator ready" nn_wait_http "$URL/-/ready"
+echo "global: {evaluation_interval: 2s}" >"$NN_TMP/prom.yml"
+nn_start prom prometheus --config.file="$NN_TMP/prom.yml" --web.listen-address="127.0.0.1:$pport" \
+  --storage.tsdb.path="$NN_TMP/prom-data" --web.enable-remote-write-receiver
+nn_check "Prometheus ready" nn_wait_http "$PURL/-/ready" 60
 nn_start data /usr/bin/python3 "$NN_SOURCE_DIR/tests/e2e/golden_saturation_data.py" \
-  --seconds 60 "$URL/api/v1/write"
+  --seconds 60 "$URL/api/v1/write" "$PURL/api/v1/write"
 for _ in $(seq 100); do grep -q live "$NN_TMP/data.log" 2>/dev/null && break; sleep 0.1; done
 nn_check "the history was written" grep -q live "$NN_TMP/data.log"
 
+# nines' golden-signal rules, as it loaded them, for promtool and Prometheus (given to
+# Prometheus once the history is in, so that no rule sample precedes it).
+curl -fsS "$URL/api/v1/rules" | python3 -c '
+import json, sys
+g = [x for x in json.load(sys.stdin)["data"]["groups"] if x["name"] == "nines-golden-signals"][0]
+print("groups:\n  - name: %s\n    interval: %gs\n    rules:" % (g["name"], g["interval"]))
+for r in g["rules"]:
+    print("      - record: %s\n        expr: %s" % (r["name"], json.dumps(r["query"])))
+    if r.get("labels"):
+        print("        labels: %s" % json.dumps(r["labels"]))
+' >"$NN_TMP/golden-rules.yml"
+nn_check "promtool accepts the golden-signal rules nines loaded" \
+  promtool check rules "$NN_TMP/golden-rules.yml"
+echo "rule_files: ['$NN_TMP/golden-rules.yml']" >>"$NN_TMP/prom.yml"
+kill -HUP "$PID_prom"
+
 check() {
-  python3 - "$URL" <<'PY'
+  python3 - "$1" <<'PY'
 import json, sys, urllib.parse, urllib.request
 url = sys.argv[1]
 def q(expr):
@@ -114,17 +136,24 @@ for expr, w in want.items():
     for k in set(got) - set(w):
         print("%s: unexpected series %s = %g" % (expr, dict(k), got[k]))
         fails += 1
-print("golden saturation: %d mismatches" % fails)
+print("golden saturation at %s: %d mismatches" % (url, fails))
 sys.exit(1 if fails else 0)
 PY
 }
-ok=1
-for _ in $(seq 30); do
-  if check >"$NN_TMP/check.txt" 2>&1; then ok=0; break; fi
-  sleep 1
+for who in nines prometheus; do
+  u=$URL
+  [ "$who" = prometheus ] && u=$PURL
+  ok=1
+  for _ in $(seq 30); do
+    if check "$u" >"$NN_TMP/check-$who.txt" 2>&1; then ok=0; break; fi
+    sleep 1
+  done
+  cat "$NN_TMP/check-$who.txt"
+  nn_check "$who: saturation per pod, service and endpoint equals the hand-computed ratios" \
+    [ "$ok" -eq 0 ]
 done
-cat "$NN_TMP/check.txt"
-nn_check "saturation per pod, service and endpoint equals the hand-computed ratios" [ "$ok" -eq 0 ]
-nn_check "the golden-signal rules evaluate without failures" bash -c \
-  "curl -fsS '$URL/api/v1/rules' | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)[\"data\"][\"groups\"] if x[\"name\"]==\"nines-golden-signals\"][0]; bad=[r[\"name\"] for r in g[\"rules\"] if r.get(\"health\")!=\"ok\"]; print(bad); sys.exit(1 if bad else 0)'"
+for u in "$URL" "$PURL"; do
+  nn_check "$u: the golden-signal rules evaluate without failures" bash -c \
+    "curl -fsS '$u/api/v1/rules' | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)[\"data\"][\"groups\"] if x[\"name\"]==\"nines-golden-signals\"][0]; bad=[r[\"name\"] for r in g[\"rules\"] if r.get(\"health\")!=\"ok\"]; print(bad); sys.exit(1 if bad else 0)'"
+done
 nn_finish
