@@ -217,6 +217,12 @@ struct nn__tsdb_postings_src {
   int (*collect)(void *ctx, const struct nn_matcher *m, bool want, struct nn__tsdb_refs *out);
   /* Appends the refs of all series, sorted. */
   int (*all)(void *ctx, struct nn__tsdb_refs *out);
+  /* Optional (NULL: collect only): calls fn(ud, refs, n) with the postings list of every
+   * value for which the matcher's result equals want, in place (each list sorted); a
+   * negative fn result stops and is returned. Lets a select narrow a small candidate set
+   * against long lists without copying them. */
+  int (*each)(void *ctx, const struct nn_matcher *m, bool want,
+              int (*fn)(void *ud, const uint64_t *refs, size_t n), void *ud);
 };
 /* Refs of series matching every matcher, sorted (Prometheus semantics); *out is malloc'd. */
 int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,

@@ -362,6 +362,30 @@ static int head_collect(void *ctx, const struct nn_matcher *m, bool want, struct
   return 0;
 }
 
+static int head_each(void *ctx, const struct nn_matcher *m, bool want,
+                     int (*fn)(void *ud, const uint64_t *refs, size_t n), void *ud)
+{
+  struct nn_tsdb *db = ctx;
+  uint32_t name = nn__tsdb_sym_find(&db->syms, m->name);
+  const struct nn__tsdb_lname *ln = name ? nn__tsdb_index_name(&db->idx, name) : NULL;
+  if (!ln)
+    return 0;
+  if ((m->type == NN_MATCH_EQ && want) || (m->type == NN_MATCH_NE && !want)) {
+    uint32_t value = nn__tsdb_sym_find(&db->syms, m->value);
+    const struct nn__tsdb_plist *pl = nn__tsdb_index_get(&db->idx, name, value);
+    return pl && pl->n ? fn(ud, nn__tsdb_plist_refs(pl), pl->n) : 0;
+  }
+  for (uint32_t vi = 0; vi < ln->n; vi++) {
+    const struct nn__tsdb_lvalue *lv = &ln->vals[vi];
+    if (!lv->pl.n || nn_matcher_matches(m, nn__tsdb_sym_str(&db->syms, lv->value)) != want)
+      continue;
+    int rc = fn(ud, nn__tsdb_plist_refs(&lv->pl), lv->pl.n);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int head_all(void *ctx, struct nn__tsdb_refs *out)
 {
   struct nn_tsdb *db = ctx;
@@ -369,9 +393,132 @@ static int head_all(void *ctx, struct nn__tsdb_refs *out)
   return nn__tsdb_refs_append(out, nn__tsdb_plist_refs(all), all->n);
 }
 
+/* ---- selection narrowing a small candidate set (sources with each) ---- */
+
+struct mark_ctx {
+  const uint64_t *cand; /* sorted candidates */
+  size_t n;
+  unsigned char *hit; /* hit[i]: cand[i] is in one of the lists seen */
+  const uint64_t *one;
+  size_t none; /* smallest list (seed) */
+  bool seen;
+};
+
+/* Marks the candidates found in the sorted list v: a merge when the lists are of similar
+ * length, else a binary search per candidate in the rest of v. */
+static int mark_list(void *ud, const uint64_t *v, size_t n)
+{
+  struct mark_ctx *m = ud;
+  size_t lo = 0;
+  if (n / 8 > m->n) {
+    for (size_t i = 0; i < m->n && lo < n; i++) {
+      size_t hi = n;
+      while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] < m->cand[i])
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      if (lo < n && v[lo] == m->cand[i])
+        m->hit[i] = 1;
+    }
+    return 0;
+  }
+  for (size_t i = 0; i < m->n && lo < n; i++) {
+    while (lo < n && v[lo] < m->cand[i])
+      lo++;
+    if (lo < n && v[lo] == m->cand[i])
+      m->hit[i] = 1;
+  }
+  return 0;
+}
+
+/* Records the (only) list of an equality matcher. */
+static int seed_list(void *ud, const uint64_t *v, size_t n)
+{
+  struct mark_ctx *m = ud;
+  m->one = v;
+  m->none = n;
+  m->seen = true;
+  return 0;
+}
+
+static bool is_eq(const struct nn_matcher *m)
+{
+  return m->type == NN_MATCH_EQ && !nn_matcher_matches_empty(m);
+}
+
+/* Starts from the shortest equality matcher's list and narrows it with the others' lists
+ * in place: no list is copied but the shortest. Same result as the generic path. */
+static int select_narrow(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
+                         size_t nms, struct nn__tsdb_refs *cur)
+{
+  size_t seed = nms, seed_n = SIZE_MAX;
+  const uint64_t *seed_v = NULL;
+  for (size_t i = 0; i < nms; i++) {
+    if (!is_eq(&ms[i]))
+      continue;
+    struct mark_ctx m = {0};
+    int rc = src->each(src->ctx, &ms[i], true, seed_list, &m);
+    if (rc < 0)
+      return rc;
+    if (!m.seen || m.none == 0)
+      return 0; /* no series has this label value: nothing matches */
+    if (m.none < seed_n) {
+      seed = i;
+      seed_n = m.none;
+      seed_v = m.one;
+    }
+  }
+  int rc = nn__tsdb_refs_append(cur, seed_v, seed_n);
+  if (rc < 0)
+    return rc;
+  unsigned char *hit = malloc(seed_n);
+  if (!hit)
+    return NN_ENOMEM;
+  /* Matchers that do not match "" keep the candidates in their lists; the others drop
+   * the candidates in the lists of values they reject. */
+  for (int pass = 0; pass < 2 && cur->n; pass++) {
+    for (size_t i = 0; i < nms && cur->n; i++) {
+      bool empty = nn_matcher_matches_empty(&ms[i]);
+      if (i == seed || empty != (pass == 1))
+        continue;
+      struct mark_ctx m = {.cand = cur->v, .n = cur->n, .hit = hit};
+      memset(hit, 0, cur->n);
+      if ((rc = src->each(src->ctx, &ms[i], empty ? false : true, mark_list, &m)) < 0)
+        goto out;
+      size_t k = 0;
+      for (size_t j = 0; j < cur->n; j++)
+        if (hit[j] == (empty ? 0 : 1))
+          cur->v[k++] = cur->v[j];
+      cur->n = k;
+    }
+  }
+out:
+  free(hit);
+  return rc;
+}
+
 int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
                              size_t nms, uint64_t **out, size_t *n)
 {
+  if (src->each) {
+    bool any_eq = false;
+    for (size_t i = 0; i < nms && !any_eq; i++)
+      any_eq = is_eq(&ms[i]);
+    if (any_eq) {
+      struct nn__tsdb_refs cur = {0};
+      int rc = select_narrow(src, ms, nms, &cur);
+      if (rc < 0) {
+        free(cur.v);
+        return rc;
+      }
+      *out = cur.v;
+      *n = cur.n;
+      return 0;
+    }
+  }
   struct nn__tsdb_refs cur = {0}, tmp = {0};
   bool have = false;
   int rc = 0;
@@ -418,6 +565,6 @@ out:
 int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
                           uint64_t **out, size_t *n)
 {
-  struct nn__tsdb_postings_src src = {db, head_collect, head_all};
+  struct nn__tsdb_postings_src src = {db, head_collect, head_all, head_each};
   return nn__tsdb_postings_select(&src, ms, nms, out, n);
 }
