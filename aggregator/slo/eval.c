@@ -315,6 +315,7 @@ void nn_slo_destroy(struct nn_slo_engine *e)
     rt_fini(&e->rt[i]);
   free(e->rt);
   nn_slo_set_destroy(e->set);
+  free(e->batch);
   free(e->snap);
   free(e->data_dir);
   free(e->external_url);
@@ -569,15 +570,21 @@ static void base_labels(const struct nn_slo_spec *s, struct nn_slo_lset *l)
   nn__slo_lset_put(l, "sloth_slo", s->name);
 }
 
-static void put_sample(struct nn_slo_engine *e, struct nn_tsdb_appender *a, struct nn_slo_lset *l,
-                       const char *name, int64_t ts, double v)
+/* Appends v to the series name{l}; ref (may be NULL) receives its head id. */
+static void put_sample_ref(struct nn_slo_engine *e, struct nn_tsdb_appender *a,
+                           struct nn_slo_lset *l, const char *name, int64_t ts, double v,
+                           uint64_t *ref)
 {
+  (void)e;
   if (isnan(v))
     return; /* no data is an absent sample, never a NaN that poisons averages */
   struct nn_slo_lset c = *l;
   nn__slo_lset_put(&c, "__name__", name);
   size_t n = nn_labels_canonicalize(c.v, c.n);
-  int rc = nn_tsdb_appender_append(a, c.v, n, ts, v, NULL);
+  uint64_t id = 0;
+  int rc = nn_tsdb_appender_append(a, c.v, n, ts, v, &id);
+  if (ref && id && (rc == 0 || rc == NN_EOUTOFORDER || rc == NN_EDUPLICATE))
+    *ref = id;
   if (rc < 0 && rc != NN_EOUTOFORDER && rc != NN_EDUPLICATE)
     NN_LOG_RL(NN_LOG_WARN, MOD, "writing %s: %s", name, nn_strerror(rc));
 }
@@ -592,36 +599,80 @@ static const char *period_name(const struct nn_slo_spec *s, char *buf, size_t le
   return buf;
 }
 
+static const char *const meta_name[NN_SLO_NOUT - NN_SLO_OUT_META] = {
+    "slo:objective:ratio",
+    "slo:error_budget:ratio",
+    "slo:time_period:days",
+    "slo:current_burn_rate:ratio",
+    "slo:period_burn_rate:ratio",
+    "slo:period_error_budget_remaining:ratio",
+    "slo:time_until_exhaustion:seconds",
+    "sloth_slo_info",
+};
+
+/* Appends the SLO's output series at v->ts: by cached series id where there is one, by
+ * labels (caching the id) for the others. */
 static void write_series(struct nn_slo_engine *e, struct nn_tsdb_appender *a, struct nn_slo_rt *r)
 {
   const struct nn_slo_spec *s = r->spec;
   const struct nn_slo_values *v = &r->last;
+  double val[NN_SLO_NOUT];
+  bool by_labels[NN_SLO_NOUT], any = false;
+  for (int w = 0; w < NN_SLO_NWINDOWS; w++)
+    val[w] = v->ratio[w];
+  double *m = val + NN_SLO_OUT_META;
+  m[0] = s->objective;
+  m[1] = 1.0 - s->objective;
+  m[2] = (double)s->period_min / 1440.0;
+  m[3] = v->current_burn;
+  m[4] = v->period_burn;
+  m[5] = v->remaining;
+  m[6] = v->tte;
+  m[7] = 1;
+  for (int i = 0; i < NN_SLO_NOUT; i++) {
+    by_labels[i] = false;
+    if (isnan(val[i]))
+      continue; /* no data is an absent sample, never a NaN that poisons averages */
+    if (r->out_ref[i]) {
+      int rc = nn_tsdb_appender_append_ref(a, r->out_ref[i], v->ts, val[i]);
+      if (rc != NN_ENOTFOUND) {
+        if (rc < 0 && rc != NN_EOUTOFORDER && rc != NN_EDUPLICATE)
+          NN_LOG_RL(NN_LOG_WARN, MOD, "writing %s: %s",
+                    i < NN_SLO_NWINDOWS ? "slo:sli_error" : meta_name[i - NN_SLO_OUT_META],
+                    nn_strerror(rc));
+        continue;
+      }
+      r->out_ref[i] = 0; /* dropped from the head: look it up (or create it) again */
+    }
+    by_labels[i] = any = true;
+  }
+  if (!any)
+    return;
   struct nn_slo_lset l;
   char name[64], pbuf[40], num[40];
   base_labels(s, &l);
   const char *pname = period_name(s, pbuf, sizeof(pbuf));
   for (int w = 0; w < NN_SLO_NWINDOWS; w++) {
+    if (!by_labels[w])
+      continue;
     struct nn_slo_lset c = l;
     const char *wn = w < NN_SLO_W_PERIOD ? nn__slo_window_name[w] : pname;
     snprintf(name, sizeof(name), "slo:sli_error:ratio_rate%s", wn);
     nn__slo_lset_put(&c, "sloth_window", wn);
-    put_sample(e, a, &c, name, v->ts, v->ratio[w]);
+    put_sample_ref(e, a, &c, name, v->ts, val[w], &r->out_ref[w]);
   }
-  double eb = 1.0 - s->objective;
-  put_sample(e, a, &l, "slo:objective:ratio", v->ts, s->objective);
-  put_sample(e, a, &l, "slo:error_budget:ratio", v->ts, eb);
-  put_sample(e, a, &l, "slo:time_period:days", v->ts, (double)s->period_min / 1440.0);
-  put_sample(e, a, &l, "slo:current_burn_rate:ratio", v->ts, v->current_burn);
-  put_sample(e, a, &l, "slo:period_burn_rate:ratio", v->ts, v->period_burn);
-  put_sample(e, a, &l, "slo:period_error_budget_remaining:ratio", v->ts, v->remaining);
-  put_sample(e, a, &l, "slo:time_until_exhaustion:seconds", v->ts, v->tte);
-  struct nn_slo_lset info = l;
-  nn_promql_format_float(s->objective * 100.0, num, sizeof(num));
-  nn__slo_lset_put(&info, "sloth_mode", "nines");
-  nn__slo_lset_put(&info, "sloth_objective", num);
-  nn__slo_lset_put(&info, "sloth_spec", s->format);
-  nn__slo_lset_put(&info, "sloth_version", NN_VERSION);
-  put_sample(e, a, &info, "sloth_slo_info", v->ts, 1);
+  for (int i = NN_SLO_OUT_META; i < NN_SLO_NOUT - 1; i++)
+    if (by_labels[i])
+      put_sample_ref(e, a, &l, meta_name[i - NN_SLO_OUT_META], v->ts, val[i], &r->out_ref[i]);
+  if (by_labels[NN_SLO_NOUT - 1]) {
+    struct nn_slo_lset info = l;
+    nn_promql_format_float(s->objective * 100.0, num, sizeof(num));
+    nn__slo_lset_put(&info, "sloth_mode", "nines");
+    nn__slo_lset_put(&info, "sloth_objective", num);
+    nn__slo_lset_put(&info, "sloth_spec", s->format);
+    nn__slo_lset_put(&info, "sloth_version", NN_VERSION);
+    put_sample_ref(e, a, &info, "sloth_slo_info", v->ts, 1, &r->out_ref[NN_SLO_NOUT - 1]);
+  }
 }
 
 /* ---- Alerts ------------------------------------------------------------------------------ */
@@ -750,7 +801,7 @@ int nn__slo_alert_annotations(const struct nn_slo_spec *s, int k, const struct n
   return 0;
 }
 
-struct notify_batch {
+struct nn_slo_notify_batch {
   struct nn_notifier_alert a[NN_SLO_NALERTS + 1];
   struct nn_slo_lset labels[NN_SLO_NALERTS + 1];
   struct nn_label ann[NN_SLO_NALERTS + 1][16];
@@ -784,8 +835,8 @@ static const char *slo_url(const struct nn_slo_engine *e, const char *id, char *
   return buf;
 }
 
-static void queue_alert(struct nn_slo_engine *e, struct notify_batch *b, struct nn_slo_rt *r, int k,
-                        int level, int64_t starts, int64_t ends)
+static void queue_alert(struct nn_slo_engine *e, struct nn_slo_notify_batch *b, struct nn_slo_rt *r,
+                        int k, int level, int64_t starts, int64_t ends)
 {
   if (b->n >= NN_SLO_NALERTS + 1)
     return;
@@ -813,7 +864,7 @@ static void queue_alert(struct nn_slo_engine *e, struct notify_batch *b, struct 
 }
 
 static void step_alert(struct nn_slo_engine *e, struct nn_slo_rt *r, int k, bool cond, int level,
-                       int64_t for_ms, int64_t ts, struct notify_batch *b)
+                       int64_t for_ms, int64_t ts, struct nn_slo_notify_batch *b)
 {
   struct nn_slo_alert_state *a = &r->alerts[k];
   int64_t iv = interval_ms(e);
@@ -864,9 +915,12 @@ static void step_alert(struct nn_slo_engine *e, struct nn_slo_rt *r, int k, bool
 static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
                        struct nn_tsdb_appender *app)
 {
-  struct notify_batch *b = calloc(1, sizeof(*b));
-  if (!b)
+  /* One batch for the engine's life: queue_alert fills every field of the entries it
+   * adds, so clearing the count is enough. */
+  if (!e->batch && !(e->batch = calloc(1, sizeof(*e->batch))))
     return;
+  struct nn_slo_notify_batch *b = e->batch;
+  b->n = 0;
   const struct nn_slo_values *v = &r->last;
   const struct nn_slo_spec *s = r->spec;
   step_alert(e, r, NN_SLO_A_PAGE, v->page, 0, s->page.for_ms, ts, b);
@@ -885,17 +939,29 @@ static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
     const struct nn_slo_alert_state *a = &r->alerts[k];
     if (a->state == NN_SLO_INACTIVE)
       continue;
+    /* The series' labels follow from the state and the budget level alone. */
+    int key = (int)a->state * 1000 + a->budget_level;
+    if (r->alert_ref[k] && r->alert_key[k] == key) {
+      int rc = nn_tsdb_appender_append_ref(app, r->alert_ref[k], ts, 1);
+      if (rc != NN_ENOTFOUND) {
+        if (rc < 0 && rc != NN_EOUTOFORDER && rc != NN_EDUPLICATE)
+          NN_LOG_RL(NN_LOG_WARN, MOD, "writing ALERTS: %s", nn_strerror(rc));
+        continue;
+      }
+    }
+    r->alert_ref[k] = 0;
+    r->alert_key[k] = key;
     struct nn_slo_lset l;
     char lvl[8];
     nn__slo_alert_labels(s, k, a->budget_level, lvl, sizeof(lvl), &l);
     nn__slo_lset_put(&l, "alertstate", a->state == NN_SLO_FIRING ? "firing" : "pending");
-    put_sample(e, app, &l, "ALERTS", ts, 1);
+    put_sample_ref(e, app, &l, "ALERTS", ts, 1, &r->alert_ref[k]);
   }
   if (b->n && e->notify)
     e->notify(e->notify_ud, b->a, b->n);
   for (size_t i = 0; i < b->n; i++)
     nn_buf_fini(&b->annbuf[i]);
-  free(b);
+  b->n = 0;
 }
 
 /* ---- Evaluation -------------------------------------------------------------------------- */

@@ -179,8 +179,20 @@ struct nn_slo_values {
   int budget_level;
 };
 
+/* Output series of one SLO (write_series): the error ratio of each window, then the
+ * meta series and sloth_slo_info. */
+enum { NN_SLO_OUT_META = NN_SLO_NWINDOWS, NN_SLO_NOUT = NN_SLO_NWINDOWS + 8 };
+
 struct nn_slo_rt {
   struct nn_slo_spec *spec; /* in the engine's set */
+  /* Head series id of each output series once written (0: not yet): later evaluations
+   * append by id instead of building and looking up the labels. An id the head dropped
+   * (NN_ENOTFOUND) is looked up again by labels. */
+  uint64_t out_ref[NN_SLO_NOUT];
+  /* The same for the ALERTS series of each alert kind, valid while alert_key[k] (state and
+   * budget level it was written with) is unchanged. */
+  uint64_t alert_ref[NN_SLO_NALERTS];
+  int alert_key[NN_SLO_NALERTS];
   struct nn_slo_ledger ledger;
   struct nn_promql_expr *err_expr, *total_expr; /* events: window = eval interval */
   struct nn_slo_alert_state alerts[NN_SLO_NALERTS];
@@ -212,6 +224,7 @@ struct nn_slo_engine {
   size_t snap_len;
   uint64_t evals_since_snapshot;
   struct nn_slo_stats stats;
+  struct nn_slo_notify_batch *batch; /* alerts queued by one SLO's evaluation, reused */
 };
 
 #define NN_SLO_MAX_LABELS 96
