@@ -9,6 +9,13 @@
 
 #include "common/config.h"
 
+/* Retry timing of one destination (its `retry` block): full-jitter exponential backoff. */
+struct nn_agent_retry_config {
+  int64_t min_backoff_ms; /* first retry delay; 1s */
+  int64_t max_backoff_ms; /* cap on the delay, so on how long a destination that came back
+                             may wait for its next try; 60s */
+};
+
 /* One receiver: a nines aggregator, Loki, or anything speaking Loki push / remote write. */
 struct nn_agent_dest_config {
   char *name;
@@ -19,6 +26,7 @@ struct nn_agent_dest_config {
   int64_t timeout_ms;
   uint64_t spool_max;
   bool drop_oldest;
+  struct nn_agent_retry_config retry;
 };
 
 extern const struct nn_cfg_option nn_agent_dest_options[];

@@ -101,6 +101,7 @@ struct dest {
   char *name, *url;
   enum nn_codec codec;
   int64_t timeout_ms;
+  int64_t backoff_min_ms, backoff_max_ms; /* resolved: the destination's or the ship's */
   uint32_t max_inflight;
   uint64_t mem_max;
   enum nn_ship_full_policy policy;
@@ -832,7 +833,7 @@ static void handle_result(struct dest *d, struct slot *sl, const struct nn_ship_
         delay =
             r->retry_after_ms < s->retry_after_max_ms ? r->retry_after_ms : s->retry_after_max_ms;
       else
-        delay = nn_ship_backoff_delay(s->backoff_min_ms, s->backoff_max_ms, d->failures, &s->rng);
+        delay = nn_ship_backoff_delay(d->backoff_min_ms, d->backoff_max_ms, d->failures, &s->rng);
       d->st.last_delay_ms = delay;
       d->timer_armed = true;
       uv_timer_start(&d->timer, on_backoff, (uint64_t)delay, 0);
@@ -1110,6 +1111,12 @@ static int validate(const struct nn_ship_config *c)
           d->max_inflight, MAX_INFLIGHT);
     if (d->timeout_ms < 1)
       BAD("%s: destination %s: timeout must be positive", c->name, d->name);
+    int64_t bmin = d->backoff_min_ms ? d->backoff_min_ms : c->backoff_min_ms;
+    int64_t bmax = d->backoff_max_ms ? d->backoff_max_ms : c->backoff_max_ms;
+    if (d->backoff_min_ms < 0 || d->backoff_max_ms < 0 || bmax < bmin)
+      BAD("%s: destination %s: backoff %" PRId64 " ms .. %" PRId64
+          " ms: both must be positive and min_backoff <= max_backoff",
+          c->name, d->name, bmin, bmax);
     for (size_t h = 0; h < d->nheaders; h++) {
       const char *hv = d->headers[h];
       const char *colon = hv ? strchr(hv, ':') : NULL;
@@ -1195,6 +1202,8 @@ static int setup_dest(struct nn_ship *s, const struct nn_ship_config *c, size_t 
   d->index = (uint32_t)i;
   d->codec = dc->codec;
   d->timeout_ms = dc->timeout_ms;
+  d->backoff_min_ms = dc->backoff_min_ms ? dc->backoff_min_ms : s->backoff_min_ms;
+  d->backoff_max_ms = dc->backoff_max_ms ? dc->backoff_max_ms : s->backoff_max_ms;
   d->max_inflight = dc->max_inflight;
   d->mem_max = dc->mem_queue_max;
   d->policy = dc->full_policy;

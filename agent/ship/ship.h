@@ -125,6 +125,9 @@ struct nn_ship_dest_config {
   uint64_t mem_queue_max; /* bytes of queued batches before they spill to disk; 8 MiB */
   uint64_t spool_max;     /* bytes of spool segments; 1 GiB; 0 disables the spool */
   enum nn_ship_full_policy full_policy;
+  int64_t backoff_min_ms; /* first retry delay; 0 = the ship's backoff_min_ms */
+  int64_t backoff_max_ms; /* cap on the exponential delay (how long a destination that came
+                             back may wait for the next try); 0 = the ship's backoff_max_ms */
 };
 
 struct nn_ship_config {
@@ -133,8 +136,8 @@ struct nn_ship_config {
   const char *data_dir;          /* spool and dead-letter root; NULL disables both */
   size_t batch_size;             /* uncompressed payload bytes that close a batch; 1 MiB */
   int64_t batch_wait_ms;         /* age that closes a non-empty batch; 1 s */
-  int64_t backoff_min_ms;        /* first retry delay; 1 s */
-  int64_t backoff_max_ms;        /* cap on the exponential delay; 60 s */
+  int64_t backoff_min_ms;        /* first retry delay; 1 s (a destination may override it) */
+  int64_t backoff_max_ms;        /* cap on the exponential delay; 60 s (likewise) */
   int64_t retry_after_max_ms;    /* cap on an honoured Retry-After; 5 min */
   uint32_t max_retries;          /* 0 = retry forever (default) */
   uint64_t segment_size;         /* spool segment rotation size; 16 MiB */

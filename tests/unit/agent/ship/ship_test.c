@@ -425,6 +425,42 @@ static void retries_server_errors_rate_limits_and_connection_errors(void **state
   close_ship(s);
 }
 
+/* A destination's own backoff replaces the ship's: with min 2 ms and max 5 ms every delay
+ * stays in [2, 5] ms, where the ship's 10..40 ms would have grown to 40 ms by attempt 3; a
+ * second destination without an override keeps the ship's. */
+static void destination_backoff_overrides_the_ships_and_caps_every_delay(void **state)
+{
+  struct nn_ship *s;
+  base_config(2);
+  dcfg[0].backoff_min_ms = 2;
+  dcfg[0].backoff_max_ms = 5;
+  fk.status[0] = fk.status[1] = 0;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), 0);
+  assert_int_equal(add_rec(s, 0, 10), 0);
+  assert_int_equal(nn_ship_flush(s), 0);
+  size_t want = 2;
+  assert_true(run_until(calls_at_least, &want, 2000));
+  int64_t max0 = 0, max1 = 0;
+  for (size_t k = 0; k < 8; k++) {
+    respond(0, 503);
+    respond(1, 503);
+    struct nn_ship_dest_stats a = stats(s, 0), b = stats(s, 1);
+    assert_int_equal(a.failures, k + 1);
+    assert_true(a.last_delay_ms >= 2 && a.last_delay_ms <= 5);
+    assert_true(b.last_delay_ms >= 10 && b.last_delay_ms <= 40);
+    max0 = a.last_delay_ms > max0 ? a.last_delay_ms : max0;
+    max1 = b.last_delay_ms > max1 ? b.last_delay_ms : max1;
+    want = 2 * (k + 2);
+    assert_true(run_until(calls_at_least, &want, 2000));
+  }
+  assert_true(max1 > 5); /* the ship's range really is wider (seeded, so deterministic) */
+  respond(0, 204);
+  respond(1, 204);
+  size_t one = 1;
+  assert_true(run_until(acks_at_least, &one, 2000));
+  close_ship(s);
+}
+
 static void retry_after_is_honoured_and_capped(void **state)
 {
   struct nn_ship *s;
@@ -861,6 +897,16 @@ static void bad_configs_are_refused(void **state)
   base_config(1);
   dcfg[0].max_inflight = 0;
   assert_int_equal(nn_ship_create(&loop, &cfg, &s), NN_ECONFIG);
+  base_config(1);
+  dcfg[0].backoff_min_ms = 50;
+  dcfg[0].backoff_max_ms = 20;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), NN_ECONFIG);
+  base_config(1);
+  dcfg[0].backoff_max_ms = 5; /* below the ship's min_backoff (10 ms) it inherits */
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), NN_ECONFIG);
+  base_config(1);
+  dcfg[0].backoff_min_ms = -1;
+  assert_int_equal(nn_ship_create(&loop, &cfg, &s), NN_ECONFIG);
   base_config(0);
   assert_int_equal(nn_ship_create(&loop, &cfg, &s), NN_ECONFIG);
   assert_null(s);
@@ -873,6 +919,8 @@ int main(void)
       cmocka_unit_test_setup_teardown(batches_close_by_size, setup, teardown),
       cmocka_unit_test_setup_teardown(batches_close_by_age, setup, teardown),
       cmocka_unit_test_setup_teardown(retries_server_errors_rate_limits_and_connection_errors,
+                                      setup, teardown),
+      cmocka_unit_test_setup_teardown(destination_backoff_overrides_the_ships_and_caps_every_delay,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(retry_after_is_honoured_and_capped, setup, teardown),
       cmocka_unit_test_setup_teardown(rejected_batch_is_dead_lettered_counted_and_acked, setup,
