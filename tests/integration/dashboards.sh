@@ -16,6 +16,7 @@ ALLOW=(
   # cAdvisor (container_*) and kube-state-metrics (kube_pod_*) series exist only on Kubernetes.
   "golden-signals.json:CPU used / limit"
   "golden-signals.json:Memory used / limit"
+  "golden-signals.json:nines:service_cpu|memory:ratio_of_limit"
 )
 
 port=$(nn_free_port)
@@ -67,6 +68,7 @@ rules:
   evaluation_interval: 5s
 golden_signals:
   interval: 5s
+  inflight_limit: 16 # nines:saturation:ratio from in flight (no cAdvisor in the demo)
 slo:
   spec_files: [$NN_SOURCE_DIR/alerts/slo/native/*.yml]
   evaluation_interval: 5s
