@@ -1035,6 +1035,39 @@ static void sloth_raw_sli_both_spellings(void **state)
                "bad.yml:9:26: sli.raw: error_ratio_query and errorRatioQuery are the same field");
 }
 
+/* Sloth's per-SLO interval: all, overridden per rule group; only the export uses it. */
+static void sloth_interval(void **state)
+{
+  const char *text =
+      "version: \"prometheus/v1\"\nservice: s\nslos:\n  - name: x\n    objective: 99\n"
+      "    interval: {all: 5m, alert: 2m}\n"
+      "    sli: {raw: {error_ratio_query: \"1 - avg_over_time(up[{{.window}}])\"}}\n"
+      "    alerting: {page_alert: {labels: {severity: p}}, ticket_alert: {disable: true}}\n";
+  struct nn_slo_set *set = NULL;
+  char err[512];
+  assert_int_equal(nn_slo_set_load_string("iv.yml", text, strlen(text), &set, err, sizeof(err)), 0);
+  assert_int_equal(set->v[0].group_interval_ms[0], 300000);
+  assert_int_equal(set->v[0].group_interval_ms[1], 300000);
+  assert_int_equal(set->v[0].group_interval_ms[2], 120000);
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 20);
+  assert_int_equal(nn_slo_export_prometheus(set, &b), 0);
+  assert_non_null(strstr(b.data, "recordings-s-x\"\n  interval: 5m\n  rules:"));
+  assert_non_null(strstr(b.data, "alerts-s-x\"\n  interval: 2m\n  rules:"));
+  /* a raw SLI is parenthesised, as Sloth writes it */
+  assert_non_null(strstr(b.data, "expr: \"(1 - avg_over_time(up[5m]))\""));
+  nn_buf_fini(&b);
+  nn_slo_set_destroy(set);
+  expect_error("version: \"prometheus/v1\"\nservice: a\nslos:\n  - name: x\n    objective: 99\n"
+               "    interval: {every: 1m}\n"
+               "    sli: {raw: {error_ratio_query: \"1 - avg_over_time(up[{{.window}}])\"}}\n",
+               "bad.yml:6:16: interval: unknown field \"every\"");
+  expect_error("version: \"prometheus/v1\"\nservice: a\nslos:\n  - name: x\n    objective: 99\n"
+               "    interval: {alert: soon}\n"
+               "    sli: {raw: {error_ratio_query: \"1 - avg_over_time(up[{{.window}}])\"}}\n",
+               "bad.yml:6:23: interval.alert: expected a duration");
+}
+
 static void export_passes_promtool(void **state)
 {
   if (system("command -v promtool >/dev/null 2>&1") != 0) {
@@ -1133,6 +1166,7 @@ int main(void)
       cmocka_unit_test(sloth_examples_load),
       cmocka_unit_test(bad_specs_are_rejected_with_positions),
       cmocka_unit_test(sloth_raw_sli_both_spellings),
+      cmocka_unit_test(sloth_interval),
       cmocka_unit_test(export_passes_promtool),
       cmocka_unit_test(api_json_parses),
   };
