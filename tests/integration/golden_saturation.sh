@@ -36,7 +36,7 @@ nn_check "the history was written" grep -q live "$NN_TMP/data.log"
 # Prometheus once the history is in, so that no rule sample precedes it).
 curl -fsS "$URL/api/v1/rules" | python3 -c '
 import json, sys
-g = [x for x in json.load(sys.stdin)["data"]["groups"] if x["name"] == "nines-golden-signals"][0]
+g = [x for x in json.load(sys.stdin)["data"]["groups"] if x["file"] == "golden-signals"][0]
 print("groups:\n  - name: %s\n    interval: %gs\n    rules:" % (g["name"], g["interval"]))
 for r in g["rules"]:
     print("      - record: %s\n        expr: %s" % (r["name"], json.dumps(r["query"])))
@@ -154,6 +154,6 @@ for who in nines prometheus; do
 done
 for u in "$URL" "$PURL"; do
   nn_check "$u: the golden-signal rules evaluate without failures" bash -c \
-    "curl -fsS '$u/api/v1/rules' | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)[\"data\"][\"groups\"] if x[\"name\"]==\"nines-golden-signals\"][0]; bad=[r[\"name\"] for r in g[\"rules\"] if r.get(\"health\")!=\"ok\"]; print(bad); sys.exit(1 if bad else 0)'"
+    "curl -fsS '$u/api/v1/rules' | python3 -c 'import json,sys; g=[x for x in json.load(sys.stdin)[\"data\"][\"groups\"] if x[\"name\"]==\"nines-golden-signals\"]; bad=[r[\"name\"] for x in g for r in x[\"rules\"] if r.get(\"health\")!=\"ok\"]; n=sum(len(x[\"rules\"]) for x in g); print(n, \"rules, failing:\", bad); sys.exit(1 if bad or n < 50 else 0)'"
 done
 nn_finish
