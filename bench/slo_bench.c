@@ -86,6 +86,27 @@ static double now_ns(void)
   return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
 
+static int cmp_double(const void *a, const void *b);
+
+static double cpu_ns(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+static double median(const double *v, size_t n)
+{
+  double *s = malloc(n * sizeof(double));
+  if (!s)
+    return -1;
+  memcpy(s, v, n * sizeof(double));
+  qsort(s, n, sizeof(double), cmp_double);
+  double m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  free(s);
+  return m;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
@@ -124,6 +145,15 @@ static int append_counters(struct nn_tsdb *db, size_t n, uint64_t *refs, bool ha
   return rc;
 }
 
+/* Alerts handed to the notifier (as the aggregator's, minus the HTTP): counted only. */
+static size_t notified;
+static void on_notify(void *ud, const struct nn_notifier_alert *alerts, size_t n)
+{
+  (void)ud;
+  (void)alerts;
+  notified += n;
+}
+
 static int full_mode(size_t n, size_t cycles)
 {
   char dir[] = "/tmp/nines-slo-bench.XXXXXX";
@@ -134,11 +164,11 @@ static int full_mode(size_t n, size_t cycles)
   int ret = 1;
   struct nn_tsdb *db = NULL;
   struct nn_slo_engine *e = NULL;
-  double *ns = calloc(cycles, sizeof(double));
+  double *ns = calloc(cycles, sizeof(double)), *cpu = calloc(cycles, sizeof(double));
   uint64_t *refs = calloc(2 * n, sizeof(uint64_t));
   struct nn_buf spec;
   nn_buf_init(&spec, 1 << 30);
-  if (!ns || !refs)
+  if (!ns || !cpu || !refs)
     goto out;
 
   struct nn_tsdb_options o;
@@ -171,7 +201,7 @@ static int full_mode(size_t n, size_t cycles)
     goto out;
   cfg.evaluation_interval_ms = STEP_MS;
   cfg.persist = false;
-  struct nn_slo_opts so = {.db = db, .cfg = &cfg};
+  struct nn_slo_opts so = {.db = db, .cfg = &cfg, .notify = on_notify};
   e = nn_slo_create(&so);
   nn_cfg_free(nn_slo_config_options, &cfg);
   struct nn_slo_set *set;
@@ -192,15 +222,17 @@ static int full_mode(size_t n, size_t cycles)
       fprintf(stderr, "slo_bench: appending failed\n");
       goto out;
     }
-    double a = now_ns();
+    double a = now_ns(), ca = cpu_ns();
     int rc = nn_slo_eval_at(e, t);
-    double b = now_ns();
+    double b = now_ns(), cb = cpu_ns();
     if (rc < 0) {
       fprintf(stderr, "slo_bench: evaluation failed (%d)\n", rc);
       goto out;
     }
-    if (c >= 2)
+    if (c >= 2) {
       ns[c - 2] = b - a;
+      cpu[c - 2] = cb - ca;
+    }
   }
   struct nn_slo_status st;
   if (nn_slo_get_status(e, "bench-slo0", &st) < 0 || !(st.error_ratio[0] > 0.0019) ||
@@ -210,16 +242,9 @@ static int full_mode(size_t n, size_t cycles)
   }
   struct nn_slo_stats ss;
   nn_slo_stats(e, &ss);
-  double *sorted = malloc(cycles * sizeof(double));
-  if (!sorted)
-    goto out;
-  memcpy(sorted, ns, cycles * sizeof(double));
-  qsort(sorted, cycles, sizeof(double), cmp_double);
-  double med = cycles % 2 ? sorted[cycles / 2] : (sorted[cycles / 2 - 1] + sorted[cycles / 2]) / 2;
-  free(sorted);
-  printf("{\"slos\": %zu, \"mode\": \"full\", \"ns_per_cycle\": %.0f, \"ledger_bytes_per_slo\": "
-         "%zu, \"cycles_ns\": [",
-         n, med, ss.ledger_bytes / n);
+  printf("{\"slos\": %zu, \"mode\": \"full\", \"ns_per_cycle\": %.0f, \"cpu_ns_per_cycle\": %.0f, "
+         "\"ledger_bytes_per_slo\": %zu, \"alerts_notified\": %zu, \"cycles_ns\": [",
+         n, median(ns, cycles), median(cpu, cycles), ss.ledger_bytes / n, notified);
   for (size_t c = 0; c < cycles; c++)
     printf("%s%.0f", c ? ", " : "", ns[c]);
   printf("]}\n");
@@ -230,6 +255,7 @@ out:
   nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   nn_buf_fini(&spec);
   free(ns);
+  free(cpu);
   free(refs);
   return ret;
 }

@@ -992,6 +992,11 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
       from = ts - period_ms - (ts - period_ms) % iv;
     if (from && from < ts - iv && replay(e, &q, r, from, ts - iv) < 0)
       failures++;
+    /* The output series' head slots start loading now and the series themselves after the
+     * queries, so that the appends below do not each wait for memory. */
+    for (int k = 0; k < NN_SLO_NOUT; k++)
+      if (r->out_ref[k])
+        nn_tsdb_prefetch_ref(e->db, r->out_ref[k], 0);
     double ev = 0, tv = 0;
     bool he = false, ht = false;
     int rc = query_instant(e, &q, r->err_expr, ts, &ev, &he);
@@ -1001,6 +1006,9 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
       failures++;
       continue;
     }
+    for (int k = 0; k < NN_SLO_NOUT; k++)
+      if (r->out_ref[k])
+        nn_tsdb_prefetch_ref(e->db, r->out_ref[k], 1);
     fold(r, ts, iv, ev, he, tv, ht);
     r->ledger.last_eval_ms = ts;
     int64_t me = s->min_events >= 0 ? s->min_events : e->cfg.min_events;

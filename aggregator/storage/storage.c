@@ -52,6 +52,8 @@ int nn_matcher_init(struct nn_matcher *m, enum nn_match_type type, const char *n
       return NN_ENOMEM;
     }
   }
+  /* Selects ask this for every matcher of every query: a regex's test runs once here. */
+  m->empty = nn_matcher_matches(m, "");
   return 0;
 }
 
@@ -84,7 +86,7 @@ bool nn_matcher_matches(const struct nn_matcher *m, const char *value)
 
 bool nn_matcher_matches_empty(const struct nn_matcher *m)
 {
-  return nn_matcher_matches(m, "");
+  return m->empty;
 }
 
 bool nn_stale_nan(double v)

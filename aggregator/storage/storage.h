@@ -22,6 +22,7 @@ struct nn_matcher {
   char *value; /* owned; for regex types the source text */
   void *re;    /* pcre2_code * compiled as ^(?:value)$, for NN_MATCH_RE / NN_MATCH_NRE */
   void *md;    /* pcre2_match_data * */
+  bool empty;  /* whether it matches "" (nn_matcher_matches_empty), set by init */
 };
 
 /* Builds a matcher. Regexes are RE2-style and fully anchored. NN_EINVAL with a message

@@ -454,6 +454,24 @@ void nn_tsdb_prefetch(const struct nn_tsdb *db, uint64_t h, int stage)
   }
 }
 
+void nn_tsdb_prefetch_ref(const struct nn_tsdb *db, uint64_t ref, int stage)
+{
+  if (!db->by_ref)
+    return;
+  struct nn__tsdb_series *const *slot = &db->by_ref[mix(ref) & db->mask];
+  if (stage == 0) {
+    __builtin_prefetch(slot);
+    return;
+  }
+  /* The slot's first series is the one unless it collided: start on both lines a lookup
+   * and an append read. */
+  const struct nn__tsdb_series *s = *slot;
+  if (s) {
+    __builtin_prefetch(s);
+    __builtin_prefetch((const char *)s + 64);
+  }
+}
+
 int nn_tsdb_appender_append(struct nn_tsdb_appender *a, const struct nn_label *ls, size_t n,
                             int64_t t, double v, uint64_t *ref)
 {

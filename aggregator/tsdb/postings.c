@@ -444,20 +444,20 @@ static int seed_list(void *ud, const uint64_t *v, size_t n)
   return 0;
 }
 
-static bool is_eq(const struct nn_matcher *m)
-{
-  return m->type == NN_MATCH_EQ && !nn_matcher_matches_empty(m);
-}
-
 /* Starts from the shortest equality matcher's list and narrows it with the others' lists
- * in place: no list is copied but the shortest. Same result as the generic path. */
+ * in place: no list is copied but the shortest. Same result as the generic path. empty[i]
+ * is whether ms[i] matches "". */
 static int select_narrow(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
-                         size_t nms, struct nn__tsdb_refs *cur)
+                         size_t nms, const bool *empty, struct nn__tsdb_refs *cur)
 {
   size_t seed = nms, seed_n = SIZE_MAX;
   const uint64_t *seed_v = NULL;
+  /* An equality matcher's one list, found while choosing the seed (NULL: none). */
+  const uint64_t *eq_v[32];
+  size_t eq_n[32];
   for (size_t i = 0; i < nms; i++) {
-    if (!is_eq(&ms[i]))
+    eq_v[i] = NULL;
+    if (ms[i].type != NN_MATCH_EQ || empty[i])
       continue;
     struct mark_ctx m = {0};
     int rc = src->each(src->ctx, &ms[i], true, seed_list, &m);
@@ -465,6 +465,8 @@ static int select_narrow(const struct nn__tsdb_postings_src *src, const struct n
       return rc;
     if (!m.seen || m.none == 0)
       return 0; /* no series has this label value: nothing matches */
+    eq_v[i] = m.one;
+    eq_n[i] = m.none;
     if (m.none < seed_n) {
       seed = i;
       seed_n = m.none;
@@ -474,42 +476,48 @@ static int select_narrow(const struct nn__tsdb_postings_src *src, const struct n
   int rc = nn__tsdb_refs_append(cur, seed_v, seed_n);
   if (rc < 0)
     return rc;
-  unsigned char *hit = malloc(seed_n);
+  unsigned char small[256];
+  unsigned char *hit = seed_n <= sizeof(small) ? small : malloc(seed_n);
   if (!hit)
     return NN_ENOMEM;
   /* Matchers that do not match "" keep the candidates in their lists; the others drop
    * the candidates in the lists of values they reject. */
   for (int pass = 0; pass < 2 && cur->n; pass++) {
     for (size_t i = 0; i < nms && cur->n; i++) {
-      bool empty = nn_matcher_matches_empty(&ms[i]);
-      if (i == seed || empty != (pass == 1))
+      if (i == seed || empty[i] != (pass == 1))
         continue;
       struct mark_ctx m = {.cand = cur->v, .n = cur->n, .hit = hit};
       memset(hit, 0, cur->n);
-      if ((rc = src->each(src->ctx, &ms[i], empty ? false : true, mark_list, &m)) < 0)
+      if (eq_v[i])
+        mark_list(&m, eq_v[i], eq_n[i]);
+      else if ((rc = src->each(src->ctx, &ms[i], !empty[i], mark_list, &m)) < 0)
         goto out;
       size_t k = 0;
       for (size_t j = 0; j < cur->n; j++)
-        if (hit[j] == (empty ? 0 : 1))
+        if (hit[j] == (empty[i] ? 0 : 1))
           cur->v[k++] = cur->v[j];
       cur->n = k;
     }
   }
 out:
-  free(hit);
+  if (hit != small)
+    free(hit);
   return rc;
 }
 
 int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,
                              size_t nms, uint64_t **out, size_t *n)
 {
-  if (src->each) {
-    bool any_eq = false;
-    for (size_t i = 0; i < nms && !any_eq; i++)
-      any_eq = is_eq(&ms[i]);
+  if (src->each && nms <= 32) {
+    /* A regex matcher's test against "" runs the regex: once per matcher here. */
+    bool empty[32], any_eq = false;
+    for (size_t i = 0; i < nms; i++) {
+      empty[i] = nn_matcher_matches_empty(&ms[i]);
+      any_eq |= ms[i].type == NN_MATCH_EQ && !empty[i];
+    }
     if (any_eq) {
       struct nn__tsdb_refs cur = {0};
-      int rc = select_narrow(src, ms, nms, &cur);
+      int rc = select_narrow(src, ms, nms, empty, &cur);
       if (rc < 0) {
         free(cur.v);
         return rc;

@@ -22,6 +22,7 @@ struct samples {
   int64_t *t;
   double *v;
   size_t n, cap;
+  bool fixed; /* t and v are the caller's (not malloc'd): growing copies them out */
 };
 
 static void on_release(struct nn_series_set *set)
@@ -42,6 +43,22 @@ static int samples_reserve(struct samples *out, size_t n)
   size_t nc = out->cap ? out->cap * 2 : 256;
   while (nc < out->n + n)
     nc *= 2;
+  if (out->fixed) {
+    int64_t *nt = malloc(nc * sizeof(*nt));
+    double *nv = malloc(nc * sizeof(*nv));
+    if (!nt || !nv) {
+      free(nt);
+      free(nv);
+      return NN_ENOMEM;
+    }
+    memcpy(nt, out->t, out->n * sizeof(*nt));
+    memcpy(nv, out->v, out->n * sizeof(*nv));
+    out->t = nt;
+    out->v = nv;
+    out->cap = nc;
+    out->fixed = false;
+    return 0;
+  }
   int64_t *nt = realloc(out->t, nc * sizeof(*nt));
   if (!nt)
     return NN_ENOMEM;
@@ -52,6 +69,14 @@ static int samples_reserve(struct samples *out, size_t n)
   out->v = nv;
   out->cap = nc;
   return 0;
+}
+
+static void samples_free(struct samples *s)
+{
+  if (!s->fixed) {
+    free(s->t);
+    free(s->v);
+  }
 }
 
 /* version: of a block's chunks file (nn__tsdb_bchunk_it_init); 1 for the head's XOR. */
@@ -317,16 +342,27 @@ struct sentry {
   uint64_t ref;
 };
 
+/* A small select (an SLO's or a rule's few series) runs without the allocator: entries,
+ * label arrays and the first samples live in the stream itself, on the caller's stack. */
+#define STREAM_INL_ENTRIES 16
+#define STREAM_INL_LABELS  128
+#define STREAM_INL_SAMPLES 256
+
 struct stream {
   struct nn_tsdb *db;
   const struct nn_matcher *ms;
   size_t nms;
   int64_t mint, maxt;
-  struct nn_pool pool; /* label arrays */
-  struct sentry *e;
+  struct nn_pool pool; /* label arrays beyond lbl */
+  struct sentry *e;    /* e_inl until it outgrows it */
   size_t n, cap;
-  struct samples sc, tmp; /* the series being handed out; a scratch for merging */
-  struct nn__tsdb_bseries *bs;
+  struct samples sc, tmp;      /* the series being handed out; a scratch for merging */
+  struct nn__tsdb_bseries *bs; /* allocated by the first block searched */
+  size_t nlbl;
+  struct sentry e_inl[STREAM_INL_ENTRIES];
+  struct nn_label lbl[STREAM_INL_LABELS];
+  int64_t t_inl[STREAM_INL_SAMPLES];
+  double v_inl[STREAM_INL_SAMPLES];
 };
 
 static int stream_push(struct stream *st, uint32_t src, uint64_t ref, size_t nls,
@@ -334,16 +370,23 @@ static int stream_push(struct stream *st, uint32_t src, uint64_t ref, size_t nls
                        const uint32_t *syms)
 {
   if (st->n == st->cap) {
-    size_t nc = st->cap ? st->cap * 2 : 256;
-    struct sentry *ne = realloc(st->e, nc * sizeof(*ne));
+    size_t nc = st->cap > STREAM_INL_ENTRIES ? st->cap * 2 : 256;
+    struct sentry *ne = realloc(st->e == st->e_inl ? NULL : st->e, nc * sizeof(*ne));
     if (!ne)
       return NN_ENOMEM;
+    if (st->e == st->e_inl)
+      memcpy(ne, st->e_inl, st->n * sizeof(*ne));
     st->e = ne;
     st->cap = nc;
   }
-  struct nn_label *ls = nn_pool_alloc(&st->pool, (nls ? nls : 1) * sizeof(*ls));
-  if (!ls)
+  size_t nl = nls ? nls : 1;
+  struct nn_label *ls;
+  if (nl <= STREAM_INL_LABELS - st->nlbl) {
+    ls = st->lbl + st->nlbl;
+    st->nlbl += nl;
+  } else if (!(ls = nn_pool_alloc(&st->pool, nl * sizeof(*ls)))) {
     return NN_ENOMEM;
+  }
   for (size_t k = 0; k < nls; k++) {
     ls[k].name = sym(ctx, syms[2 * k]);
     ls[k].value = sym(ctx, syms[2 * k + 1]);
@@ -369,6 +412,8 @@ static int stream_block(struct stream *st, uint32_t bi)
   struct nn__tsdb_block *b = st->db->blocks[bi];
   uint64_t *refs = NULL;
   size_t nrefs = 0, n0 = st->n;
+  if (!st->bs && !(st->bs = calloc(1, sizeof(*st->bs))))
+    return NN_ENOMEM;
   int rc = nn__tsdb_bindex_select(&b->ix, st->ms, st->nms, &refs, &nrefs);
   for (size_t i = 0; i < nrefs && rc == 0; i++) {
     if ((rc = nn__tsdb_bindex_series(&b->ix, refs[i], st->bs)) < 0)
@@ -468,18 +513,10 @@ static int stream_decode(struct stream *st, const struct sentry *e)
   }
   if (rc < 0 || n0 == 0 || sc->n == n0 || sc->t[n0] > sc->t[n0 - 1])
     return rc;
-  struct samples *m = &st->tmp;
-  if (m->cap < sc->n) {
-    int64_t *nt = realloc(m->t, sc->n * sizeof(*nt));
-    if (!nt)
-      return NN_ENOMEM;
-    m->t = nt;
-    double *nv = realloc(m->v, sc->n * sizeof(*nv));
-    if (!nv)
-      return NN_ENOMEM;
-    m->v = nv;
-    m->cap = sc->n;
-  }
+  struct samples *m = &st->tmp; /* may hold the inline buffers after a swap */
+  m->n = 0;
+  if (samples_reserve(m, sc->n) < 0)
+    return NN_ENOMEM;
   size_t i = 0, j = n0, k = 0;
   while (i < n0 || j < sc->n) {
     if (j == sc->n || (i < n0 && sc->t[i] <= sc->t[j])) {
@@ -503,13 +540,21 @@ static int q_select_stream(void *ctx, const struct nn_matcher *ms, size_t nms,
                            const struct nn_select_hints *hints, nn_series_cb fn, void *ud)
 {
   struct nn_tsdb *db = ctx;
-  struct stream st = {.db = db, .ms = ms, .nms = nms};
+  struct stream st;
+  st.db = db;
+  st.ms = ms;
+  st.nms = nms;
   st.mint = hints ? hints->mint : INT64_MIN;
   st.maxt = hints ? hints->maxt : INT64_MAX;
   nn_pool_init(&st.pool, SIZE_MAX);
+  st.e = st.e_inl;
+  st.n = 0;
+  st.cap = STREAM_INL_ENTRIES;
+  st.sc = (struct samples){st.t_inl, st.v_inl, 0, STREAM_INL_SAMPLES, true};
+  st.tmp = (struct samples){NULL, NULL, 0, 0, false};
+  st.bs = NULL;
+  st.nlbl = 0;
   int rc = 0;
-  if (!(st.bs = calloc(1, sizeof(*st.bs))))
-    return NN_ENOMEM;
   for (size_t i = 0; i < db->nblocks && rc == 0; i++)
     if (block_overlaps(db->blocks[i], st.mint, st.maxt))
       rc = stream_block(&st, (uint32_t)i);
@@ -563,12 +608,12 @@ static int q_select_stream(void *ctx, const struct nn_matcher *ms, size_t nms,
     }
   }
   nn_pool_clear(&st.pool);
-  free(st.e);
-  free(st.sc.t);
-  free(st.sc.v);
-  free(st.tmp.t);
-  free(st.tmp.v);
-  free(st.bs->chunks);
+  if (st.e != st.e_inl)
+    free(st.e);
+  samples_free(&st.sc);
+  samples_free(&st.tmp);
+  if (st.bs)
+    free(st.bs->chunks);
   free(st.bs);
   return rc;
 }

@@ -83,6 +83,9 @@ int nn_tsdb_appender_append_hashed(struct nn_tsdb_appender *a, const struct nn_l
  * labels hash h will read, so that lookups do not each wait for memory. Call it with
  * stage 0 some series ahead of the append, then with stage 1 a few series ahead. */
 void nn_tsdb_prefetch(const struct nn_tsdb *db, uint64_t h, int stage);
+/* As nn_tsdb_prefetch, for a later nn_tsdb_appender_append_ref(ref): stage 0 loads its
+ * table slot, stage 1 (once that arrived) the series. */
+void nn_tsdb_prefetch_ref(const struct nn_tsdb *db, uint64_t ref, int stage);
 /* As append, for a ref returned earlier; NN_ENOTFOUND if the series is gone. */
 int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_t t, double v);
 /* Series in the head: a cheap read for per-series limits (nn_tsdb_stats gathers much more). */
