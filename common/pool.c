@@ -9,6 +9,10 @@
 
 #define CHUNK_SIZE 16384
 #define ALIGN      16
+/* The first chunk is small (with its header, a size malloc serves from its per-thread
+ * cache) and each next one doubles up to CHUNK_SIZE: a pool that holds a few hundred
+ * bytes, as a small query's does, costs no large allocation and free. */
+#define FIRST_CHUNK (1024 - 32)
 
 struct nn_pool_chunk {
   struct nn_pool_chunk *next;
@@ -31,7 +35,8 @@ void *nn_pool_alloc(struct nn_pool *p, size_t n)
     return NULL;
   struct nn_pool_chunk *c = p->chunks;
   if (!c || c->size - c->off < sz) {
-    size_t csz = sz > CHUNK_SIZE / 4 ? sz : CHUNK_SIZE;
+    size_t std = !c ? FIRST_CHUNK : c->size >= CHUNK_SIZE / 2 ? CHUNK_SIZE : c->size * 2;
+    size_t csz = sz > CHUNK_SIZE / 4 || sz > std ? sz : std;
     struct nn_pool_chunk *nc = malloc(sizeof(*nc) + csz);
     if (!nc)
       return NULL;
