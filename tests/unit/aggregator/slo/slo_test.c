@@ -378,6 +378,60 @@ static void trickle_rates(int64_t t, double *ok, double *err)
   *err = 20 * 0.004;
 }
 
+/* One number from an instant query; NaN when it returns nothing. */
+static double instant_value(struct nn_tsdb *db, const char *qs, int64_t t)
+{
+  struct nn_querier q;
+  nn_tsdb_querier(db, &q);
+  struct nn_promql_expr *x;
+  struct nn_promql_error perr;
+  struct nn_promql_result res;
+  assert_int_equal(nn_promql_parse(qs, strlen(qs), &x, &perr), 0);
+  assert_int_equal(nn_promql_eval_instant(&q, x, t, NULL, &res, &perr), 0);
+  double v = res.type == NN_PROMQL_SCALAR ? res.scalar : res.nseries ? res.series[0].v[0] : NAN;
+  nn_promql_result_fini(&res);
+  nn_promql_expr_free(x);
+  return v;
+}
+
+/* The engine appends its slo:* and ALERTS series by the head ids it cached; once head GC
+ * removed those series, the next evaluations write them by labels again: they come back,
+ * once each, with the current values. */
+static void output_series_come_back_after_head_gc(void **state)
+{
+  struct nn_tsdb *db = open_db();
+  write_counters(db, T0, T0 + HOUR, trickle_rates);
+  struct nn_slo_engine *e = engine(db, NULL, SPEC);
+  run(e, T0 + 30 * MIN, T0 + HOUR);
+  const char *count_q =
+      "count({__name__=~\"slo:.+|sloth_slo_info\",sloth_id=\"api-availability\"})";
+  const char *budget_q = "ALERTS{alertname=\"SLOErrorBudgetConsumed\",alertstate=\"firing\"}";
+  double outputs = instant_value(db, count_q, T0 + HOUR);
+  assert_float_equal(outputs, 16, 0); /* 8 windows, 7 meta series, sloth_slo_info */
+  assert_float_equal(instant_value(db, budget_q, T0 + HOUR), 1, 0);
+
+  /* Everything is older than the cut: every series goes. */
+  assert_true(nn_tsdb_head_truncate(db, T0 + 2 * HOUR) > 0);
+  assert_int_equal(nn_tsdb_series_count(db), 0);
+  write_counters(db, T0 + 2 * HOUR, T0 + 3 * HOUR, trickle_rates);
+  run(e, T0 + 2 * HOUR + 30 * MIN, T0 + 3 * HOUR);
+  assert_float_equal(instant_value(db, count_q, T0 + 3 * HOUR), outputs, 0);
+  assert_float_equal(instant_value(db, budget_q, T0 + 3 * HOUR), 1, 0);
+  assert_float_equal(
+      instant_value(db, "slo:objective:ratio{sloth_id=\"api-availability\"}", T0 + 3 * HOUR), 0.999,
+      1e-12);
+  assert_float_equal(
+      instant_value(db, "slo:sli_error:ratio_rate5m{sloth_id=\"api-availability\"}", T0 + 3 * HOUR),
+      0.004, 1e-9);
+  /* And they are appended by id again: one sample per series per evaluation. */
+  assert_float_equal(
+      instant_value(db, "count_over_time(slo:objective:ratio{sloth_id=\"api-availability\"}[30m])",
+                    T0 + 3 * HOUR),
+      60, 0);
+  nn_slo_destroy(e);
+  nn_tsdb_close(db);
+}
+
 static void trickle_tickets_only(void **state)
 {
   struct nn_tsdb *db = open_db();
@@ -1169,6 +1223,7 @@ int main(void)
       cmocka_unit_test(sloth_interval),
       cmocka_unit_test(export_passes_promtool),
       cmocka_unit_test(api_json_parses),
+      cmocka_unit_test(output_series_come_back_after_head_gc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,11 +133,88 @@ static void postings_stay_sorted_when_refs_arrive_out_of_order(void **state)
   nn_tsdb_close(db);
 }
 
+/* Selections narrowed from the shortest equality list (binary searches into long lists)
+ * equal a brute-force check of every series, for matcher mixes over lists of very
+ * different lengths. */
+static void narrowed_selects_equal_brute_force(void **state)
+{
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  struct nn_tsdb *db;
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  enum { N = 3000 };
+  static char job[N][8], code[N][8], zone[N][8], id[N][8];
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
+  for (int i = 0; i < N; i++) {
+    snprintf(job[i], sizeof(job[i]), "j%d", i % 700);
+    snprintf(code[i], sizeof(code[i]), "%d", i % 3 ? 200 : 500);
+    snprintf(zone[i], sizeof(zone[i]), "z%d", i % 5);
+    snprintf(id[i], sizeof(id[i]), "%d", i);
+    /* Every seventh series lacks the zone label. */
+    struct nn_label ls[] = {{"__name__", i % 11 ? "req" : "other"},
+                            {"code", code[i]},
+                            {"id", id[i]},
+                            {"job", job[i]},
+                            {"zone", zone[i]}};
+    assert_int_equal(nn_tsdb_appender_append(a, ls, i % 7 ? 5 : 4, 1000, i, NULL), 0);
+  }
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  nn_tsdb_appender_destroy(a);
+  const struct m cases[][3] = {
+      {{EQ, "__name__", "req"}, {EQ, "job", "j5"}},
+      {{EQ, "__name__", "req"}, {EQ, "job", "j5"}, {RE, "code", "5.."}},
+      {{EQ, "job", "j6"}, {NE, "code", "500"}},
+      {{EQ, "__name__", "req"}, {EQ, "zone", ""}},
+      {{EQ, "__name__", "req"}, {NRE, "zone", "z1|z2"}, {EQ, "code", "500"}},
+      {{EQ, "__name__", "other"}, {RE, "job", "j1.*"}},
+      {{EQ, "job", "j9"}, {EQ, "job", "j9"}},
+      {{EQ, "job", "j9"}, {EQ, "job", "nope"}},
+      {{EQ, "zone", "z3"}, {NE, "zone", ""}, {RE, "job", ".*"}},
+  };
+  for (size_t r = 0; r < sizeof(cases) / sizeof(cases[0]); r++) {
+    struct nn_matcher ms[3];
+    size_t nms = 0;
+    char err[128];
+    for (; nms < 3 && cases[r][nms].name; nms++)
+      assert_int_equal(nn_matcher_init(&ms[nms], cases[r][nms].type, cases[r][nms].name,
+                                       cases[r][nms].value, err, sizeof(err)),
+                       0);
+    uint64_t *refs;
+    size_t n, want = 0;
+    assert_int_equal(nn__tsdb_index_select(db, ms, nms, &refs, &n), 0);
+    for (uint64_t ref = 1; ref <= N; ref++) {
+      const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, ref);
+      assert_non_null(s);
+      bool all = true;
+      for (size_t k = 0; k < nms && all; k++) {
+        const char *v = "";
+        for (size_t l = 0; l < s->nlabels; l++)
+          if (!strcmp(nn__tsdb_sym_str(&db->syms, s->syms[2 * l]), ms[k].name))
+            v = nn__tsdb_sym_str(&db->syms, s->syms[2 * l + 1]);
+        all = nn_matcher_matches(&ms[k], v);
+      }
+      if (!all)
+        continue;
+      if (want >= n || refs[want] != ref)
+        fail_msg("case %zu: series %llu missing or out of order", r, (unsigned long long)ref);
+      want++;
+    }
+    if (want != n)
+      fail_msg("case %zu: %zu refs selected, %zu match", r, n, want);
+    assert_true(r == 7 || n > 0);
+    free(refs);
+    for (size_t k = 0; k < nms; k++)
+      nn_matcher_fini(&ms[k]);
+  }
+  nn_tsdb_close(db);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(matchers_follow_prometheus_semantics),
       cmocka_unit_test(postings_stay_sorted_when_refs_arrive_out_of_order),
+      cmocka_unit_test(narrowed_selects_equal_brute_force),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -130,6 +130,64 @@ static void select_stream_stops_when_told(void **state)
   nn_matcher_fini(&m);
 }
 
+/* A streamed select hands out what select returns, whether it fits the stream's inline
+ * buffers (16 entries, 128 labels, 256 samples) or outgrows them. */
+struct collected {
+  struct nn_series_set *want;
+  size_t i;
+};
+
+static int compare_streamed(void *ud, const struct nn_series *s)
+{
+  struct collected *c = ud;
+  assert_true(c->i < c->want->n);
+  const struct nn_series *w = &c->want->series[c->i++];
+  assert_int_equal(s->nlabels, w->nlabels);
+  for (size_t k = 0; k < s->nlabels; k++) {
+    assert_string_equal(s->labels[k].name, w->labels[k].name);
+    assert_string_equal(s->labels[k].value, w->labels[k].value);
+  }
+  assert_int_equal(s->n, w->n);
+  for (size_t k = 0; k < s->n; k++) {
+    assert_int_equal(s->t[k], w->t[k]);
+    assert_true(s->v[k] == w->v[k]);
+  }
+  return 0;
+}
+
+static void select_stream_equals_select_past_its_inline_buffers(void **state)
+{
+  struct {
+    const char *name, *shard, *inst;
+    int64_t mint, maxt;
+    size_t series, samples;
+  } cases[] = {
+      {"odd_total", "3", NULL, 100000, 200000, 200, 10},         /* many entries and labels */
+      {"even_total", NULL, "host-00042", 0, INT64_MAX, 1, 300},  /* more samples than inline */
+      {"even_total", "4", "host-00004", 2990000, 2999999, 1, 1}, /* the SLO's kind */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct nn_matcher ms[3];
+    size_t nms = 0;
+    matcher(&ms[nms++], NN_MATCH_EQ, "__name__", cases[i].name);
+    if (cases[i].shard)
+      matcher(&ms[nms++], NN_MATCH_EQ, "shard", cases[i].shard);
+    if (cases[i].inst)
+      matcher(&ms[nms++], NN_MATCH_RE, "instance", cases[i].inst);
+    struct nn_select_hints h = {cases[i].mint, cases[i].maxt, 0};
+    struct nn_series_set set;
+    assert_int_equal(q.select(q.ctx, ms, nms, &h, &set), 0);
+    assert_int_equal(set.n, cases[i].series);
+    assert_int_equal(set.series[0].n, cases[i].samples);
+    struct collected c = {&set, 0};
+    assert_int_equal(q.select_stream(q.ctx, ms, nms, &h, compare_streamed, &c), 0);
+    assert_int_equal(c.i, set.n);
+    set.release(&set);
+    for (size_t k = 0; k < nms; k++)
+      nn_matcher_fini(&ms[k]);
+  }
+}
+
 static void label_names_and_values(void **state)
 {
   struct nn_strlist l;
@@ -176,6 +234,7 @@ int main(void)
       cmocka_unit_test(select_returns_range_sorted_by_labels),
       cmocka_unit_test(select_honours_the_sample_limit),
       cmocka_unit_test(select_stream_stops_when_told),
+      cmocka_unit_test(select_stream_equals_select_past_its_inline_buffers),
       cmocka_unit_test(label_names_and_values),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
