@@ -323,6 +323,7 @@ int nn__tsdb_series_commit(struct nn_tsdb *db, struct nn__tsdb_series *s, int64_
 
 struct pending {
   struct nn__tsdb_series *s;
+  uint64_t ref; /* s->ref, so that encoding the samples reads no series */
   int64_t t;
   double v;
 };
@@ -331,6 +332,7 @@ struct nn_tsdb_appender {
   struct nn_tsdb *db;
   struct pending *e;
   size_t n, cap;
+  size_t in_record; /* series marked IN_RECORD by the last encode */
   struct nn_buf rec;
 };
 
@@ -426,7 +428,7 @@ static int add(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t,
     a->e = ne;
     a->cap = nc;
   }
-  a->e[a->n++] = (struct pending){s, t, v};
+  a->e[a->n++] = (struct pending){s, s->ref, t, v};
   s->last_t = t;
   s->last_v = v;
   db->active = a;
@@ -560,11 +562,16 @@ static int encode(struct nn_tsdb_appender *a)
   int rc = 0;
   bool open = false;
   nn_buf_reset(b);
+  a->in_record = 0;
   for (size_t i = 0; i < a->n && rc == 0; i++) {
     struct nn__tsdb_series *s = a->e[i].s;
+    /* A big batch has evicted the series since their append: fetch the flags ahead. */
+    if (i + 8 < a->n)
+      __builtin_prefetch(&a->e[i + 8].s->flags);
     if (s->flags & (NN__TSDB_SERIES_LOGGED | NN__TSDB_SERIES_IN_RECORD))
       continue;
     s->flags |= NN__TSDB_SERIES_IN_RECORD;
+    a->in_record++;
     if (!open) {
       if ((rc = nn__tsdb_rec_begin(b, NN__TSDB_REC_SERIES, &off)) < 0)
         break;
@@ -584,7 +591,7 @@ static int encode(struct nn_tsdb_appender *a)
   }
   if ((rc = nn__tsdb_rec_begin(b, NN__TSDB_REC_SAMPLES, &off)) < 0)
     return rc;
-  uint64_t base_ref = a->e[0].s->ref;
+  uint64_t base_ref = a->e[0].ref;
   int64_t base_t = a->e[0].t;
   rc = nn__tsdb_put_uvarint(b, base_ref);
   if (rc == 0)
@@ -592,7 +599,7 @@ static int encode(struct nn_tsdb_appender *a)
   for (size_t i = 0; i < a->n && rc == 0; i++) {
     if ((rc = nn_buf_reserve(b, 30)) < 0)
       break;
-    rc = nn__tsdb_put_varint(b, (int64_t)(a->e[i].s->ref - base_ref));
+    rc = nn__tsdb_put_varint(b, (int64_t)(a->e[i].ref - base_ref));
     if (rc == 0)
       rc = nn__tsdb_put_varint(b, (int64_t)((uint64_t)a->e[i].t - (uint64_t)base_t));
     uint64_t bits;
@@ -612,6 +619,8 @@ static int encode(struct nn_tsdb_appender *a)
 
 static void clear_in_record(struct nn_tsdb_appender *a, bool logged)
 {
+  if (!a->in_record)
+    return; /* most commits log no new series: then no series needs visiting */
   for (size_t i = 0; i < a->n; i++) {
     struct nn__tsdb_series *s = a->e[i].s;
     if (s->flags & NN__TSDB_SERIES_IN_RECORD) {
