@@ -23,6 +23,12 @@ struct nn_matcher {
   void *re;    /* pcre2_code * compiled as ^(?:value)$, for NN_MATCH_RE / NN_MATCH_NRE */
   void *md;    /* pcre2_match_data * */
   bool empty;  /* whether it matches "" (nn_matcher_matches_empty), set by init */
+  /* Scratch of the store that last selected with it (its symbol ids of name and value,
+   * valid while that store's symbol generation is sym_gen), so that a query evaluated
+   * again and again does not look its strings up each time. Zero after init. */
+  const void *sym_owner;
+  uint64_t sym_gen;
+  uint32_t sym_name, sym_value;
 };
 
 /* Builds a matcher. Regexes are RE2-style and fully anchored. NN_EINVAL with a message

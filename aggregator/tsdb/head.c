@@ -102,6 +102,7 @@ uint32_t nn__tsdb_sym_intern(struct nn__tsdb_symtab *st, const char *s)
   st->refs[id] = 1;
   st->h32[id] = h;
   st->live++;
+  st->gen++;
   uint32_t i = h & st->mask;
   while (st->table[i])
     i = (i + 1) & st->mask;
@@ -120,6 +121,7 @@ static void sym_unref(struct nn__tsdb_symtab *st, uint32_t id)
   st->refs[id] = st->free_head;
   st->free_head = id;
   st->live--;
+  st->gen++;
 }
 
 static void symtab_fini(struct nn__tsdb_symtab *st)

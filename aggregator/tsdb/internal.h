@@ -112,6 +112,9 @@ struct nn__tsdb_symtab {
   uint32_t live;
   uint32_t *table; /* open addressing over ids; 0 = empty */
   uint32_t mask;
+  /* Changes whenever an id is handed out or freed, and differs between stores (it starts
+   * at a per-store value): ids looked up earlier are valid while it is unchanged. */
+  uint64_t gen;
 };
 
 /* Returns the id of s, adding it with one reference (or adding a reference); 0 on OOM. */

@@ -362,16 +362,35 @@ static int head_collect(void *ctx, const struct nn_matcher *m, bool want, struct
   return 0;
 }
 
+/* The symbol ids of m's name and (equality matchers) value in the head, from the matcher's
+ * scratch while the head's symbols are unchanged: a rule or SLO query selects with the same
+ * matchers every evaluation, and looking their strings up is most of a small select. */
+static void head_syms(struct nn_tsdb *db, const struct nn_matcher *m, uint32_t *name,
+                      uint32_t *value)
+{
+  struct nn_matcher *c = (struct nn_matcher *)m; /* only the scratch fields are written */
+  if (c->sym_owner != (const void *)&db->syms || c->sym_gen != db->syms.gen) {
+    c->sym_name = nn__tsdb_sym_find(&db->syms, m->name);
+    c->sym_value = c->sym_name && (m->type == NN_MATCH_EQ || m->type == NN_MATCH_NE)
+                       ? nn__tsdb_sym_find(&db->syms, m->value)
+                       : 0;
+    c->sym_owner = &db->syms;
+    c->sym_gen = db->syms.gen;
+  }
+  *name = c->sym_name;
+  *value = c->sym_value;
+}
+
 static int head_each(void *ctx, const struct nn_matcher *m, bool want,
                      int (*fn)(void *ud, const uint64_t *refs, size_t n), void *ud)
 {
   struct nn_tsdb *db = ctx;
-  uint32_t name = nn__tsdb_sym_find(&db->syms, m->name);
+  uint32_t name, value;
+  head_syms(db, m, &name, &value);
   const struct nn__tsdb_lname *ln = name ? nn__tsdb_index_name(&db->idx, name) : NULL;
   if (!ln)
     return 0;
   if ((m->type == NN_MATCH_EQ && want) || (m->type == NN_MATCH_NE && !want)) {
-    uint32_t value = nn__tsdb_sym_find(&db->syms, m->value);
     const struct nn__tsdb_plist *pl = nn__tsdb_index_get(&db->idx, name, value);
     return pl && pl->n ? fn(ud, nn__tsdb_plist_refs(pl), pl->n) : 0;
   }

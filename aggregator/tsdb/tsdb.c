@@ -54,9 +54,12 @@ static double since(const struct timespec *t0)
 int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out)
 {
   int rc = 0;
+  static uint64_t stores;
   struct nn_tsdb *db = calloc(1, sizeof(*db));
   if (!db)
     return NN_ENOMEM;
+  /* Symbol ids cached in matchers name their store by this, not by its address. */
+  db->syms.gen = __atomic_add_fetch(&stores, 1, __ATOMIC_RELAXED) << 32;
   db->opt = *o;
   struct nn_tsdb_options def;
   nn_tsdb_options_default(&def);

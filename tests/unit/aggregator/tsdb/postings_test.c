@@ -209,12 +209,70 @@ static void narrowed_selects_equal_brute_force(void **state)
   nn_tsdb_close(db);
 }
 
+static size_t count_selected(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms)
+{
+  uint64_t *refs;
+  size_t n;
+  assert_int_equal(nn__tsdb_index_select(db, ms, nms, &refs, &n), 0);
+  free(refs);
+  return n;
+}
+
+static void append_one(struct nn_tsdb *db, const char *job, int64_t t)
+{
+  struct nn_label ls[] = {{"__name__", "m"}, {"job", job}};
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
+  assert_int_equal(nn_tsdb_appender_append(a, ls, 2, t, 1, NULL), 0);
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  nn_tsdb_appender_destroy(a);
+}
+
+/* Matchers keep the head's symbol ids of their strings between selects (a rule's or an
+ * SLO's query selects with the same matchers every evaluation). A series added after the
+ * ids were cached is found by the next select; a series removed by head GC is not, even
+ * once its symbol ids went to other strings; another store does not use them. */
+static void cached_symbol_ids_follow_the_head(void **state)
+{
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  struct nn_tsdb *db, *other;
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  assert_int_equal(nn_tsdb_open(&o, &other), 0);
+  struct nn_matcher ms[2];
+  char err[64];
+  assert_int_equal(nn_matcher_init(&ms[0], EQ, "__name__", "m", err, sizeof(err)), 0);
+  assert_int_equal(nn_matcher_init(&ms[1], EQ, "job", "new", err, sizeof(err)), 0);
+  append_one(db, "old", 1000);
+  assert_int_equal(count_selected(db, ms, 2), 0); /* "new" is no symbol yet */
+  append_one(db, "new", 2000);
+  assert_int_equal(count_selected(db, ms, 2), 1);
+  assert_int_equal(count_selected(db, ms, 2), 1); /* from the cached ids */
+  /* GC drops both series and their symbols; new strings take the freed ids. */
+  assert_int_equal(nn_tsdb_head_truncate(db, 5000), 2);
+  append_one(db, "newer", 6000);
+  append_one(db, "other", 6000);
+  assert_int_equal(count_selected(db, ms, 2), 0);
+  append_one(db, "new", 7000);
+  assert_int_equal(count_selected(db, ms, 2), 1);
+  /* The same matchers on another store: its own ids. */
+  append_one(other, "x", 1000);
+  assert_int_equal(count_selected(other, ms, 2), 0);
+  append_one(other, "new", 1000);
+  assert_int_equal(count_selected(other, ms, 2), 1);
+  assert_int_equal(count_selected(db, ms, 2), 1);
+  nn_matcher_fini(&ms[0]);
+  nn_matcher_fini(&ms[1]);
+  nn_tsdb_close(db);
+  nn_tsdb_close(other);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(matchers_follow_prometheus_semantics),
       cmocka_unit_test(postings_stay_sorted_when_refs_arrive_out_of_order),
       cmocka_unit_test(narrowed_selects_equal_brute_force),
+      cmocka_unit_test(cached_symbol_ids_follow_the_head),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
