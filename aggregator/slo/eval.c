@@ -728,7 +728,12 @@ static void expand(const char *t, const struct nn_slo_lset *l, double value, str
         }
       }
     }
-    nn_buf_appendc(out, *t++);
+    /* Literal text up to the next "{{" (or one '{') in one append. */
+    const char *q = t + 1;
+    while (*q && !(q[0] == '{' && q[1] == '{'))
+      q++;
+    nn_buf_append(out, t, (size_t)(q - t));
+    t = q;
   }
 }
 
