@@ -382,7 +382,50 @@ struct nn__ls_query {
  * in err. q is always safe to pass to nn__logstore_query_fini. */
 int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *q, char *err,
                              size_t errlen);
+/* The same for text[from, len): positions in err count from text[0], so a log query inside
+ * a metric query is reported where it stands. */
+int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, struct nn__ls_query *q,
+                                  char *err, size_t errlen);
 void nn__logstore_query_fini(struct nn__ls_query *q);
 bool nn__logstore_filters_match(const struct nn__ls_query *q, const char *line, size_t len);
+
+/* query.c: the tenant's streams matching every matcher with data in [start, end), sorted by
+ * label set; *out is malloc'd. */
+int nn__logstore_select_streams(struct nn_logstore *s, const struct nn__ls_tenant *t,
+                                const struct nn_matcher *ms, size_t nm, int64_t start, int64_t end,
+                                struct nn__ls_stream ***out, size_t *nout);
+
+/* metric.c: a parsed LogQL metric query (the subset in docs/loki-api.md). */
+enum nn__ls_mtype { LS_M_NUM, LS_M_RANGE, LS_M_AGG, LS_M_BIN };
+enum nn__ls_rfn { LS_RF_COUNT, LS_RF_RATE, LS_RF_BYTES, LS_RF_BYTES_RATE, LS_RF_ABSENT };
+enum nn__ls_agg {
+  LS_AG_SUM,
+  LS_AG_COUNT,
+  LS_AG_MIN,
+  LS_AG_MAX,
+  LS_AG_AVG,
+  LS_AG_TOPK,
+  LS_AG_BOTTOMK
+};
+struct nn__ls_mexpr {
+  enum nn__ls_mtype type;
+  size_t pos;                  /* byte offset in the query text */
+  double num;                  /* LS_M_NUM */
+  enum nn__ls_rfn fn;          /* LS_M_RANGE */
+  struct nn__ls_query q;       /* LS_M_RANGE: the log pipeline */
+  int64_t range_ns, offset_ns; /* LS_M_RANGE */
+  enum nn__ls_agg op;          /* LS_M_AGG */
+  bool grouped, without;       /* LS_M_AGG: a by/without clause, which one */
+  char **labels;               /* LS_M_AGG: its label names */
+  size_t nlabels;
+  int64_t k;                  /* LS_M_AGG: topk/bottomk parameter */
+  char binop;                 /* LS_M_BIN: + - * / % ^ */
+  struct nn__ls_mexpr *a, *b; /* LS_M_AGG: a; LS_M_BIN: a op b (one of them a number) */
+};
+/* Parses a metric query; NN_EINVAL with "parse error at line L, col C: ..." in err. On
+ * success *out is a tree whose root is not a number. */
+int nn__logstore_metric_parse(const char *text, size_t len, struct nn__ls_mexpr **out, char *err,
+                              size_t errlen);
+void nn__logstore_mexpr_free(struct nn__ls_mexpr *e);
 
 #endif

@@ -166,6 +166,47 @@ void nn_logstore_result_fini(struct nn_logstore_result *r);
 int nn_logstore_result_write_json(const struct nn_logstore_result *r, unsigned flags,
                                   struct nn_buf *out);
 
+/* ---- LogQL metric queries (metric.c) ----
+ * The subset: count_over_time, rate, bytes_over_time, bytes_rate, absent_over_time over a
+ * stream selector with line filters, a range [d] and optional offset; sum, count, min, max,
+ * avg, topk, bottomk with by/without; arithmetic (+ - * / % ^) between such a vector and a
+ * number. A point at t covers entries in (t - offset - range, t - offset], as in Loki. */
+#define NN_LOGSTORE_MAX_POINTS 11000 /* points per series of one range query (Loki's) */
+#define NN_LOGSTORE_MAX_SERIES 500   /* series in one answer (Loki's max_query_series) */
+
+struct nn_logstore_mseries {
+  const struct nn_label *labels;
+  size_t nlabels;
+  int64_t *ts_ns; /* the steps where the series has a value, ascending */
+  double *v;
+  size_t n;
+};
+
+/* A metric query's answer: a matrix (range query) or a vector (instant). Memory in pool. */
+struct nn_logstore_mresult {
+  bool vector;
+  struct nn_logstore_mseries *series; /* sorted by label set */
+  size_t n;
+  struct nn_logstore_query_stats stats;
+  struct nn_pool pool;
+};
+
+/* Whether query, after blanks and # comments, starts with '{': a log query (streams), not a
+ * metric query. */
+bool nn_logstore_is_log_query(const char *query);
+/* Runs a metric query at the steps start, start+step, ... <= end (instant: end ignored, one
+ * step at start, vector result). NN_EINVAL with a positioned message for a bad or
+ * unsupported query, NN_ELIMIT (with a message) past NN_LOGSTORE_MAX_POINTS,
+ * NN_LOGSTORE_MAX_SERIES or query_max_bytes. out is always initialised: call
+ * nn_logstore_mresult_fini on every path. */
+int nn_logstore_metric_query(struct nn_logstore *s, const char *tenant, const char *query,
+                             int64_t start_ns, int64_t end_ns, int64_t step_ns, bool instant,
+                             struct nn_logstore_mresult *out, char *err, size_t errlen);
+void nn_logstore_mresult_fini(struct nn_logstore_mresult *r);
+/* Loki's answer: {"status":"success","data":{"resultType":"matrix"|"vector","result":[...],
+ * "stats":{...}}}; times in Unix seconds, values as strings. */
+int nn_logstore_mresult_write_json(const struct nn_logstore_mresult *r, struct nn_buf *out);
+
 /* Sorted unique label names (or values of label name) of the tenant's streams that have
  * data in [start_ns, end_ns) and, when selector is not NULL, match it. */
 int nn_logstore_label_names(struct nn_logstore *s, const char *tenant, const char *selector,

@@ -143,6 +143,13 @@ out:
   return rc;
 }
 
+int nn__logstore_select_streams(struct nn_logstore *s, const struct nn__ls_tenant *t,
+                                const struct nn_matcher *ms, size_t nm, int64_t start, int64_t end,
+                                struct nn__ls_stream ***out, size_t *nout)
+{
+  return select_streams(s, t, ms, nm, start, end, out, nout);
+}
+
 /* ---- scanning ---- */
 
 struct cand {

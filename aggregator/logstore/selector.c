@@ -235,7 +235,13 @@ static int add_filter(struct nn__ls_query *q, enum nn__ls_filter_type type, stru
 int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *q, char *err,
                              size_t errlen)
 {
-  struct parser p = {text, len, 0, err, errlen};
+  return nn__logstore_query_parse_span(text, 0, len, q, err, errlen);
+}
+
+int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, struct nn__ls_query *q,
+                                  char *err, size_t errlen)
+{
+  struct parser p = {text, len, from, err, errlen};
   struct nn_buf val;
   char name[256];
   int rc = 0;
@@ -327,14 +333,14 @@ int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *
   }
   p.i++;
   if (q->nm == 0) {
-    rc = fail(&p, 0, "syntax error: the stream selector needs at least one matcher");
+    rc = fail(&p, from, "syntax error: the stream selector needs at least one matcher");
     goto out;
   }
   bool selective = false;
   for (size_t k = 0; k < q->nm; k++)
     selective |= !nn_matcher_matches_empty(&q->m[k]);
   if (!selective) {
-    rc = fail(&p, 0,
+    rc = fail(&p, from,
               "queries require at least one regexp or equality matcher that does not have an "
               "empty-compatible value. For instance, app=~\".*\" does not meet this "
               "requirement, but app=~\".+\" will");
@@ -355,7 +361,15 @@ int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *
     } else if (at(&p, "!~")) {
       ft = LS_FILTER_NRE;
     } else if (at(&p, "|")) {
-      rc = fail(&p, fs, "unsupported pipeline stage: only line filters |= != |~ !~ are supported");
+      size_t ws = fs + 1;
+      while (ws < p.n && (p.s[ws] == ' ' || p.s[ws] == '\t'))
+        ws++;
+      size_t we = ws;
+      while (we < p.n && we - ws < 32 && name_char(p.s[we], we == ws))
+        we++;
+      rc = fail(&p, fs,
+                "unsupported pipeline stage | %.*s: only line filters |= != |~ !~ are supported",
+                (int)(we - ws), p.s + ws);
       goto out;
     } else {
       rc = fail(&p, fs, "syntax error: expected a line filter (|= != |~ !~) or end of query");

@@ -892,6 +892,95 @@ static const char *loki_tenant(struct nn_http_req *req, char *buf, size_t len)
   return buf;
 }
 
+/* step as Loki reads it: float seconds or a duration; absent, Loki's default of one point
+ * per 1/250 of the range, at least 1 s. */
+static int loki_step(const char *v, int64_t start, int64_t end, int64_t *step)
+{
+  if (!v || !*v) {
+    int64_t s = (end - start) / 250000000000LL;
+    *step = (s > 1 ? s : 1) * 1000000000LL;
+    return 0;
+  }
+  char *e;
+  double d = strtod(v, &e);
+  if (*e == '\0' && e != v) {
+    if (!(d > 0 && d < 1e9))
+      return NN_EINVAL;
+    *step = (int64_t)(d * 1e9);
+    return *step > 0 ? 0 : NN_EINVAL;
+  }
+  int64_t ms;
+  if (nn_web_parse_duration(v, &ms) < 0 || ms <= 0)
+    return NN_EINVAL;
+  *step = ms * 1000000;
+  return 0;
+}
+
+static void reply_json_buf(struct nn_http_req *req, struct nn_buf *b, int rc, const char *toobig)
+{
+  if (rc < 0) {
+    nn_buf_fini(b);
+    loki_error(req, 500, toobig);
+    return;
+  }
+  nn_http_respond_buf(req, 200, "application/json", b);
+}
+
+/* A metric query over [start, end] at step (instant: at start), answered as Loki does. */
+static void loki_metric(struct nn_web *w, struct nn_http_req *req, const char *q, int64_t start,
+                        int64_t end, int64_t step, bool instant)
+{
+  char tbuf[160], err[512];
+  struct nn_logstore_mresult r;
+  int rc = nn_logstore_metric_query(w->o.logs, loki_tenant(req, tbuf, sizeof(tbuf)), q, start, end,
+                                    step, instant, &r, err, sizeof(err));
+  if (rc < 0) {
+    nn_logstore_mresult_fini(&r);
+    loki_error(req, rc == NN_EINVAL || rc == NN_ELIMIT ? 400 : 500, err);
+    return;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, MAX_RESPONSE);
+  rc = nn_logstore_mresult_write_json(&r, &b);
+  nn_logstore_mresult_fini(&r);
+  reply_json_buf(req, &b, rc, "response too large; raise the step or narrow the query");
+}
+
+/* A log query over [start, end) with limit and direction from p. */
+static void loki_logs(struct nn_web *w, struct nn_http_req *req, const struct params *p,
+                      const char *q, int64_t start, int64_t end)
+{
+  size_t limit = 100;
+  const char *l = param(p, "limit");
+  if (l) {
+    char *e;
+    long long v = strtoll(l, &e, 10);
+    if (*e || v < 0) {
+      loki_error(req, 400, "invalid limit: must be a non-negative integer");
+      return;
+    }
+    limit = (size_t)v;
+  }
+  const char *dir = param(p, "direction");
+  enum nn_logstore_direction d =
+      dir && strcmp(dir, "forward") == 0 ? NN_LOGSTORE_FORWARD : NN_LOGSTORE_BACKWARD;
+  char tbuf[160];
+  const char *tenant = loki_tenant(req, tbuf, sizeof(tbuf));
+  struct nn_logstore_result r;
+  char err[512];
+  int rc = nn_logstore_query(w->o.logs, tenant, q, start, end, d, limit, &r, err, sizeof(err));
+  if (rc < 0) {
+    nn_logstore_result_fini(&r);
+    loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
+    return;
+  }
+  struct nn_buf b;
+  nn_buf_init(&b, MAX_RESPONSE);
+  rc = nn_logstore_result_write_json(&r, 0, &b);
+  nn_logstore_result_fini(&r);
+  reply_json_buf(req, &b, rc, "response too large; add a limit");
+}
+
 static void on_loki_query_range(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
@@ -912,45 +1001,49 @@ static void on_loki_query_range(struct nn_http_req *req, void *ud)
   int64_t since_ms;
   if (since && !param(&p, "start") && nn_web_parse_duration(since, &since_ms) == 0)
     start = end - since_ms * 1000000;
-  size_t limit = 100;
-  const char *l = param(&p, "limit");
-  if (l) {
-    char *e;
-    long long v = strtoll(l, &e, 10);
-    if (*e || v < 0) {
-      loki_error(req, 400, "invalid limit: must be a non-negative integer");
-      return;
-    }
-    limit = (size_t)v;
-  }
-  const char *dir = param(&p, "direction");
-  enum nn_logstore_direction d =
-      dir && strcmp(dir, "forward") == 0 ? NN_LOGSTORE_FORWARD : NN_LOGSTORE_BACKWARD;
   const char *q = param(&p, "query");
   if (!q) {
     loki_error(req, 400, "query parameter is required");
     return;
   }
-  char tbuf[160];
-  const char *tenant = loki_tenant(req, tbuf, sizeof(tbuf));
-  struct nn_logstore_result r;
-  char err[512];
-  int rc = nn_logstore_query(w->o.logs, tenant, q, start, end, d, limit, &r, err, sizeof(err));
-  if (rc < 0) {
-    nn_logstore_result_fini(&r);
-    loki_error(req, rc == NN_EINVAL ? 400 : 500, err);
+  if (nn_logstore_is_log_query(q)) {
+    loki_logs(w, req, &p, q, start, end);
     return;
   }
-  struct nn_buf b;
-  nn_buf_init(&b, MAX_RESPONSE);
-  rc = nn_logstore_result_write_json(&r, 0, &b);
-  nn_logstore_result_fini(&r);
-  if (rc < 0) {
-    nn_buf_fini(&b);
-    loki_error(req, 500, "response too large; add a limit");
+  int64_t step;
+  if (loki_step(param(&p, "step"), start, end, &step) < 0) {
+    loki_error(req, 400, "invalid step: use a positive number of seconds or a duration such as 1m");
     return;
   }
-  nn_http_respond_buf(req, 200, "application/json", &b);
+  loki_metric(w, req, q, start, end, step, false);
+}
+
+/* /loki/api/v1/query: a metric query at `time` (default now) answers a vector; a log query
+ * answers the `limit` entries of the hour up to and including `time`. */
+static void on_loki_query(struct nn_http_req *req, void *ud)
+{
+  struct nn_web *w = ud;
+  struct params p;
+  if (get_params(w, req, &p) < 0)
+    return;
+  if (!w->o.logs) {
+    loki_error(req, 503, "the log store is not enabled");
+    return;
+  }
+  int64_t t;
+  if (parse_loki_time(param(&p, "time"), now_ms() * 1000000, &t) < 0) {
+    loki_error(req, 400, "invalid time: use ns integers, Unix seconds or RFC3339");
+    return;
+  }
+  const char *q = param(&p, "query");
+  if (!q) {
+    loki_error(req, 400, "query parameter is required");
+    return;
+  }
+  if (nn_logstore_is_log_query(q))
+    loki_logs(w, req, &p, q, t - 3600LL * 1000000000, t + 1);
+  else
+    loki_metric(w, req, q, t, t, 1, true);
 }
 
 static void loki_labels(struct nn_web *w, struct nn_http_req *req, const char *name)
@@ -1141,6 +1234,7 @@ struct nn_web *nn_web_create(const struct nn_web_opts *opts, struct nn_metrics *
       {"/api/v1/targets", 0, on_constant, (void *)empty_targets},
       {"/api/v1/rules", 0, on_rules, w},
       {"/api/v1/alerts", 0, on_alerts, w},
+      {"/loki/api/v1/query", 0, on_loki_query, w},
       {"/loki/api/v1/query_range", 0, on_loki_query_range, w},
       {"/loki/api/v1/labels", 0, on_loki_labels, w},
       {"/loki/api/v1/label/", NN_HTTP_ROUTE_PREFIX, on_loki_label_values, w},
