@@ -18,6 +18,10 @@
 #define MAX_DEPTH  64
 #define MAX_GROUPS 64 /* label names in one by/without clause */
 #define MAX_K      1000000
+/* Bounds that keep every window computation inside int64: durations up to ~31 years, query
+ * times within ~95 years of 1970. */
+#define MAX_DURATION INT64_C(1000000000000000000)
+#define MAX_TIME     INT64_C(3000000000000000000)
 
 /* ---- parser ---- */
 
@@ -142,7 +146,7 @@ static int duration(struct mp *p, int64_t *out)
     } else {
       return mfail(p, p->i, "syntax error: a duration needs a unit (ms, s, m, h, d, w, y)");
     }
-    if (v > (INT64_MAX / 4 - total) / unit)
+    if (v > (MAX_DURATION - total) / unit)
       return mfail(p, st, "duration out of range");
     total += v * unit;
     any = true;
@@ -1249,6 +1253,11 @@ int nn_logstore_metric_query(struct nn_logstore *s, const char *tenant, const ch
     snprintf(err, errlen,
              "zero or negative query resolution step widths are not accepted. Try a positive "
              "integer");
+    rc = NN_EINVAL;
+    goto out;
+  }
+  if (start_ns < -MAX_TIME || start_ns > MAX_TIME || end_ns < -MAX_TIME || end_ns > MAX_TIME) {
+    snprintf(err, errlen, "the query time is out of range");
     rc = NN_EINVAL;
     goto out;
   }

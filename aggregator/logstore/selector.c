@@ -232,6 +232,39 @@ static int add_filter(struct nn__ls_query *q, enum nn__ls_filter_type type, stru
   return 0;
 }
 
+/* `| drop __error__[, __error_details__]`, which Grafana appends to some queries: a no-op
+ * here, as no stage of this subset sets those labels. Consumes it and returns true. */
+static bool drop_error(struct parser *p)
+{
+  size_t save = p->i;
+  if (!at(p, "|"))
+    return false;
+  p->i++;
+  skip_ws(p);
+  if (!at(p, "drop") || (p->i + 4 < p->n && name_char(p->s[p->i + 4], false)))
+    goto no;
+  p->i += 4;
+  for (bool first = true;; first = false) {
+    skip_ws(p);
+    if (!first) {
+      if (!at(p, ","))
+        return true;
+      p->i++;
+      skip_ws(p);
+    }
+    size_t ns = p->i;
+    while (p->i < p->n && name_char(p->s[p->i], p->i == ns))
+      p->i++;
+    size_t l = p->i - ns;
+    if (!((l == 9 && memcmp(p->s + ns, "__error__", 9) == 0) ||
+          (l == 17 && memcmp(p->s + ns, "__error_details__", 17) == 0)))
+      goto no;
+  }
+no:
+  p->i = save;
+  return false;
+}
+
 int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *q, char *err,
                              size_t errlen)
 {
@@ -360,6 +393,8 @@ int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, str
       ft = LS_FILTER_RE;
     } else if (at(&p, "!~")) {
       ft = LS_FILTER_NRE;
+    } else if (drop_error(&p)) {
+      continue;
     } else if (at(&p, "|")) {
       size_t ws = fs + 1;
       while (ws < p.n && (p.s[ws] == ' ' || p.s[ws] == '\t'))

@@ -897,8 +897,8 @@ static const char *loki_tenant(struct nn_http_req *req, char *buf, size_t len)
 static int loki_step(const char *v, int64_t start, int64_t end, int64_t *step)
 {
   if (!v || !*v) {
-    int64_t s = (end - start) / 250000000000LL;
-    *step = (s > 1 ? s : 1) * 1000000000LL;
+    double s = floor(((double)end - (double)start) / 250e9);
+    *step = s > 1 && s < 1e9 ? (int64_t)s * 1000000000LL : 1000000000LL;
     return 0;
   }
   char *e;
@@ -1038,6 +1038,10 @@ static void on_loki_query(struct nn_http_req *req, void *ud)
   const char *q = param(&p, "query");
   if (!q) {
     loki_error(req, 400, "query parameter is required");
+    return;
+  }
+  if (t > INT64_MAX / 2 || t < INT64_MIN / 2) {
+    loki_error(req, 400, "invalid time: out of range");
     return;
   }
   if (nn_logstore_is_log_query(q))

@@ -64,6 +64,9 @@ static void parser_accepts_the_subset(void **state)
   parse_ok("2 * (3 - -count_over_time({app=\"x\"}[1m])) ^ 2 / 4 % 5 # a comment");
   parse_ok("  \n count_over_time(\n {app=\"x\"}\n [1m]\n )");
   parse_ok("sum by () (count_over_time({app=\"x\"}[1m]))");
+  /* Grafana's `| drop __error__` is a no-op: no stage here sets the label. */
+  parse_ok("sum by (level) (count_over_time({app=\"x\"} | drop __error__, __error_details__ |= "
+           "\"e\" [1m]))");
 
   /* The shape of the tree. */
   struct nn__ls_mexpr *e;
@@ -116,6 +119,8 @@ static void parser_refuses_with_positions(void **state)
   parse_bad("sum(1)", "col 5", "needs a vector");
   parse_bad("sum by (a) (count_over_time({app=\"x\"}[5m])) by (b)", "col 45", "second by");
   parse_bad("count_over_time({app=\"x\"}[5m]) by (a)", "col 32", "after a range aggregation");
+  parse_bad("count_over_time({app=\"x\"} | drop app [1m])", "col 27",
+            "unsupported pipeline stage | drop");
   parse_bad("frobnicate({app=\"x\"}[5m])", "col 1", "unknown function");
   parse_bad("count_over_time({app=\"x\"}[5m]\n  offset)", "line 2, col 9", "expected a duration");
   parse_bad("sum(count_over_time({app=\"x\"\n}[5m])", "line 2, col 7", "unexpected end");
@@ -315,6 +320,11 @@ static void evaluates(struct nn_logstore *s)
   got = run(s, "count_over_time({app=\"a\"}[1m])", 0, 60, 0, false);
   assert_non_null(strstr(got, "step"));
   free(got);
+  got = run(s, "count_over_time({app=\"a\"}[1m])", 0, INT64_C(4000000000), 60, false);
+  assert_non_null(strstr(got, "out of range"));
+  free(got);
+  expect_run(s, "count_over_time({app=\"b\"} | drop __error__ [1m])", 60, 60, 60, false,
+             "{app=\"b\", level=\"err\"}:60=2");
   got = run(s, "count_over_time({app=\"a\"} | json [1m])", 0, 60, 60, false);
   assert_non_null(strstr(got, "error: parse error at line 1, col 27: unsupported pipeline stage"));
   free(got);
