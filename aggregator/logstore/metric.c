@@ -28,7 +28,7 @@
 struct mp {
   const char *s;
   size_t n, i;
-  int depth;
+  int depth, nbin; /* nesting, and arithmetic nodes on vectors (each costs a buffer) */
   char *err;
   size_t errlen;
 };
@@ -282,6 +282,9 @@ static int log_range(struct mp *p, struct nn__ls_mexpr *e)
     }
     if (c == '"' || c == '`')
       q = c;
+    else if (c == '#') /* a comment runs to the end of the line */
+      while (k + 1 < p->n && p->s[k + 1] != '\n')
+        k++;
     else if (c == '[' || c == ')' || c == '(')
       break;
   }
@@ -510,6 +513,13 @@ static int binary(struct mp *p, char op, size_t pos, struct nn__ls_mexpr *a, str
     nn__logstore_mexpr_free(b);
     return mfail(p, pos, "unsupported: binary operations between two vectors ('%c')", op);
   }
+  /* A chain "x * 1 * 1 ..." nests one node per operator: bound it like nesting, so neither
+   * the evaluator's recursion nor its per-node buffers grow with the query's length. */
+  if (++p->nbin > MAX_DEPTH) {
+    nn__logstore_mexpr_free(a);
+    nn__logstore_mexpr_free(b);
+    return mfail(p, pos, "more than %d arithmetic operations on a vector", MAX_DEPTH);
+  }
   struct nn__ls_mexpr *e = node(LS_M_BIN, pos);
   if (!e) {
     nn__logstore_mexpr_free(a);
@@ -621,7 +631,7 @@ static int expr(struct mp *p, struct nn__ls_mexpr **out)
 int nn__logstore_metric_parse(const char *text, size_t len, struct nn__ls_mexpr **out, char *err,
                               size_t errlen)
 {
-  struct mp p = {text, len, 0, 0, err, errlen};
+  struct mp p = {text, len, 0, 0, 0, err, errlen};
   *out = NULL;
   if (errlen)
     err[0] = '\0';
@@ -658,7 +668,7 @@ int nn__logstore_metric_parse(const char *text, size_t len, struct nn__ls_mexpr 
 
 bool nn_logstore_is_log_query(const char *query)
 {
-  struct mp p = {query, query ? strlen(query) : 0, 0, 0, NULL, 0};
+  struct mp p = {query, query ? strlen(query) : 0, 0, 0, 0, NULL, 0};
   mskip(&p);
   return p.i < p.n && p.s[p.i] == '{';
 }
@@ -943,9 +953,16 @@ static int agg_emit(void *ud, const struct nn_label *labels, size_t nl, const do
   struct nn_label kl[LS_MAX_META_PAIRS + 64];
   size_t nk = 0;
   int rc;
-  for (size_t i = 0; i < nl && e->grouped && nk < sizeof(kl) / sizeof(kl[0]); i++)
-    if (in_list(e, labels[i].name) != e->without && labels[i].value[0])
-      kl[nk++] = labels[i];
+  for (size_t i = 0; i < nl && e->grouped; i++) {
+    if (in_list(e, labels[i].name) == e->without || !labels[i].value[0])
+      continue;
+    if (nk == sizeof(kl) / sizeof(kl[0])) { /* never merge groups by dropping labels */
+      snprintf(ev->err, ev->errlen, "a series has more than %zu labels to group by",
+               sizeof(kl) / sizeof(kl[0]));
+      return NN_ELIMIT;
+    }
+    kl[nk++] = labels[i];
+  }
   struct nn_buf key;
   nn_buf_init(&key, LS_MAX_LABELS_BYTES * 2);
   for (size_t i = 0; i < nk; i++) {
@@ -1049,15 +1066,19 @@ struct rank {
 static int rank_desc(const void *x, const void *y)
 {
   const struct rank *a = x, *b = y;
-  if (a->v != b->v)
-    return isnan(a->v) ? 1 : isnan(b->v) ? -1 : a->v > b->v ? -1 : 1;
+  if (isnan(a->v) != isnan(b->v))
+    return isnan(a->v) ? 1 : -1; /* NaN last; two NaNs fall through to the index */
+  if (!isnan(a->v) && a->v != b->v)
+    return a->v > b->v ? -1 : 1;
   return a->i < b->i ? -1 : a->i > b->i;
 }
 static int rank_asc(const void *x, const void *y)
 {
   const struct rank *a = x, *b = y;
-  if (a->v != b->v)
-    return isnan(a->v) ? 1 : isnan(b->v) ? -1 : a->v < b->v ? -1 : 1;
+  if (isnan(a->v) != isnan(b->v))
+    return isnan(a->v) ? 1 : -1; /* NaN last; two NaNs fall through to the index */
+  if (!isnan(a->v) && a->v != b->v)
+    return a->v < b->v ? -1 : 1;
   return a->i < b->i ? -1 : a->i > b->i;
 }
 
@@ -1135,10 +1156,13 @@ static int eval(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit, void 
   case LS_M_RANGE: return eval_range(ev, e, emit, ud);
   case LS_M_AGG: return eval_agg(ev, e, emit, ud);
   case LS_M_BIN: {
+    int rc = mem_take(ev, ev->np * sizeof(double));
+    if (rc < 0)
+      return rc;
     struct bin_ud b = {e, ev, emit, ud, calloc(ev->np, sizeof(double))};
     if (!b.v)
       return NN_ENOMEM;
-    int rc = eval(ev, e->a->type == LS_M_NUM ? e->b : e->a, bin_emit, &b);
+    rc = eval(ev, e->a->type == LS_M_NUM ? e->b : e->a, bin_emit, &b);
     free(b.v);
     return rc;
   }

@@ -3,6 +3,7 @@
  * values and timestamps are formatted byte for byte as Prometheus formats them. */
 #include "aggregator/web/web.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -856,6 +857,10 @@ static void on_alerts(struct nn_http_req *req, void *ud)
 
 /* Loki query API */
 
+/* Loki times are bounded to half of int64's range (about 1824-2116), so that a default
+ * start (end minus hours) or a `since` can be subtracted without overflow. */
+#define LOKI_MAX_NS (INT64_MAX / 2)
+
 static int parse_loki_time(const char *s, int64_t dflt, int64_t *ns)
 {
   if (!s || !*s) {
@@ -863,16 +868,32 @@ static int parse_loki_time(const char *s, int64_t dflt, int64_t *ns)
     return 0;
   }
   char *end;
+  errno = 0;
   long long v = strtoll(s, &end, 10);
-  if (*end == '\0') {
+  if (*end == '\0' && end != s) {
+    if (errno == ERANGE)
+      return NN_EINVAL;
     /* Loki accepts ns integers, or seconds when the number is small enough. */
-    *ns = llabs(v) < 10000000000LL ? (int64_t)v * 1000000000LL : (int64_t)v;
-    return 0;
+    *ns = v > -10000000000LL && v < 10000000000LL ? (int64_t)v * 1000000000LL : (int64_t)v;
+  } else {
+    int64_t ms;
+    if (nn_web_parse_time(s, &ms) < 0 || ms > LOKI_MAX_NS / 1000000 || ms < -LOKI_MAX_NS / 1000000)
+      return NN_EINVAL;
+    *ns = ms * 1000000;
   }
+  return *ns > LOKI_MAX_NS || *ns < -LOKI_MAX_NS ? NN_EINVAL : 0;
+}
+
+/* `since` (a duration before end) when start is not given; a bad one is an error. */
+static int loki_since(const struct params *p, int64_t end, int64_t *start)
+{
+  const char *since = param(p, "since");
   int64_t ms;
-  if (nn_web_parse_time(s, &ms) < 0)
+  if (!since || param(p, "start"))
+    return 0;
+  if (nn_web_parse_duration(since, &ms) < 0 || ms < 0 || ms > LOKI_MAX_NS / 1000000)
     return NN_EINVAL;
-  *ns = ms * 1000000;
+  *start = end - ms * 1000000;
   return 0;
 }
 
@@ -997,10 +1018,10 @@ static void on_loki_query_range(struct nn_http_req *req, void *ud)
     loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
     return;
   }
-  const char *since = param(&p, "since");
-  int64_t since_ms;
-  if (since && !param(&p, "start") && nn_web_parse_duration(since, &since_ms) == 0)
-    start = end - since_ms * 1000000;
+  if (loki_since(&p, end, &start) < 0) {
+    loki_error(req, 400, "invalid since: use a duration such as 1h");
+    return;
+  }
   const char *q = param(&p, "query");
   if (!q) {
     loki_error(req, 400, "query parameter is required");
@@ -1110,10 +1131,10 @@ static int loki_range(struct nn_http_req *req, const struct params *p, int64_t *
     loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
     return -1;
   }
-  const char *since = param(p, "since");
-  int64_t since_ms;
-  if (since && !param(p, "start") && nn_web_parse_duration(since, &since_ms) == 0)
-    *start = *end - since_ms * 1000000;
+  if (loki_since(p, *end, start) < 0) {
+    loki_error(req, 400, "invalid since: use a duration such as 1h");
+    return -1;
+  }
   return 0;
 }
 

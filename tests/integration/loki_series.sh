@@ -88,6 +88,17 @@ got=$(series --data-urlencode 'match[]={job="web"} |= "x"')
 expect "a match[] with a line filter is a 400" "400" "${got%% *}"
 got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode start=yesterday)
 expect "a bad start is a 400" "400" "${got%% *}"
+# Times and durations that would overflow int64 nanoseconds are refused, not wrapped.
+got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode end=99999999999999999999)
+expect "an end past int64 is a 400" "400" "${got%% *}"
+got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode end=9000000000000000000)
+expect "an end in year 2255 is a 400 (a default start before it must not overflow)" "400" \
+  "${got%% *}"
+got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode since=100000000000h)
+expect "a since of 11 million years is a 400" "400" "${got%% *}"
+nn_check "the 400 says since is invalid" grep -qF "invalid since" "$NN_TMP/resp"
+got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode since=soon)
+expect "an unparsable since is a 400" "400" "${got%% *}"
 
 # index/stats: Grafana's query-size estimate, Loki's shape without an envelope.
 st=$(curl -fsS -G "$A/loki/api/v1/index/stats" --data-urlencode 'query={env="prod"} |= "a"' |

@@ -132,6 +132,24 @@ static void parser_refuses_with_positions(void **state)
     deep[n++] = '(';
   deep[n] = '\0';
   parse_bad(deep, "col", "nested deeper");
+  /* An arithmetic chain nests one node per operator: 64 are fine, the 65th is refused (each
+   * would cost a buffer of the query's points and a level of recursion). */
+  char chain[600];
+  n = (size_t)snprintf(chain, sizeof(chain), "count_over_time({a=\"b\"}[1m])");
+  for (int i = 0; i < 64; i++)
+    n += (size_t)snprintf(chain + n, sizeof(chain) - n, "*1");
+  parse_ok(chain);
+  snprintf(chain + n, sizeof(chain) - n, "%%1");
+  parse_bad(chain, "col 157", "more than 64 arithmetic operations");
+  /* Numbers still fold, whatever their count. */
+  char nums[600];
+  n = (size_t)snprintf(nums, sizeof(nums), "count_over_time({a=\"b\"}[1m]) * (1");
+  for (int i = 0; i < 100; i++)
+    n += (size_t)snprintf(nums + n, sizeof(nums) - n, "+1");
+  snprintf(nums + n, sizeof(nums) - n, ")");
+  parse_ok(nums);
+  /* A comment inside the log query may hold brackets and quotes. */
+  parse_ok("count_over_time({app=\"x\"} # it's [odd] (really)\n[5m])");
 }
 
 static void log_query_detection(void **state)
@@ -295,6 +313,13 @@ static void evaluates(struct nn_logstore *s)
              "{app=\"a\", level=\"err\"}:60=3,120=1");
   expect_run(s, "bottomk by (app) (1, count_over_time({app=~\".+\"}[1m]))", 60, 60, 60, false,
              "{app=\"a\", level=\"info\"}:60=1;{app=\"b\", level=\"err\"}:60=2");
+  /* NaN ranks last in topk and bottomk, and NaNs keep their order between steps. */
+  char *nan = run(s, "topk(2, count_over_time({app=~\".+\"}[1m]) % 0)", 60, 60, 60, false);
+  const char *e1 = strstr(nan, "{app=\"a\", level=\"err\"}:60="),
+             *e2 = strstr(nan, "{app=\"a\", level=\"info\"}:60=");
+  if (!e1 || !e2 || e1 > e2 || !strstr(nan, "nan"))
+    fail_msg("topk over NaNs: %s", nan);
+  free(nan);
   /* Arithmetic with numbers. */
   expect_run(s, "sum(count_over_time({app=~\".+\"}[1m])) * 10 + 1", 60, 120, 60, false,
              "{}:60=61,120=21");
