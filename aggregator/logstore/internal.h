@@ -5,6 +5,7 @@
 #define NN_AGGREGATOR_LOGSTORE_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -384,6 +385,13 @@ int nn__logstore_query_parse(const char *text, size_t len, struct nn__ls_query *
                              size_t errlen);
 /* The same for text[from, len): positions in err count from text[0], so a log query inside
  * a metric query is reported where it stands. */
+/* The LogQL parsers' shared pieces: a "parse error at line L, col C: ..." message for
+ * offset `at` of s[0, n) (returns NN_EINVAL), and the offset after whitespace and
+ * # comments from i. */
+int nn__logstore_vparse_fail(const char *s, size_t n, size_t at, char *err, size_t errlen,
+                             const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+size_t nn__logstore_skip_ws(const char *s, size_t n, size_t i);
+
 int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, struct nn__ls_query *q,
                                   char *err, size_t errlen);
 void nn__logstore_query_fini(struct nn__ls_query *q);

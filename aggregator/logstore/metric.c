@@ -37,38 +37,16 @@ static int mfail(struct mp *p, size_t at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int mfail(struct mp *p, size_t at, const char *fmt, ...)
 {
-  size_t line = 1, col = 1;
-  for (size_t k = 0; k < at && k < p->n; k++) {
-    if (p->s[k] == '\n') {
-      line++;
-      col = 1;
-    } else {
-      col++;
-    }
-  }
-  int off = snprintf(p->err, p->errlen, "parse error at line %zu, col %zu: ", line, col);
-  if (off > 0 && (size_t)off < p->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->err + off, p->errlen - (size_t)off, fmt, ap);
-    va_end(ap);
-  }
-  return NN_EINVAL;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = nn__logstore_vparse_fail(p->s, p->n, at, p->err, p->errlen, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 static void mskip(struct mp *p)
 {
-  for (;;) {
-    while (p->i < p->n &&
-           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-      p->i++;
-    if (p->i < p->n && p->s[p->i] == '#') {
-      while (p->i < p->n && p->s[p->i] != '\n')
-        p->i++;
-      continue;
-    }
-    return;
-  }
+  p->i = nn__logstore_skip_ws(p->s, p->n, p->i);
 }
 
 static bool ident_char(char c, bool first)

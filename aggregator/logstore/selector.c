@@ -24,42 +24,52 @@ struct parser {
   size_t errlen;
 };
 
-static int fail(struct parser *p, size_t at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct parser *p, size_t at, const char *fmt, ...)
+int nn__logstore_vparse_fail(const char *s, size_t n, size_t at, char *err, size_t errlen,
+                             const char *fmt, va_list ap)
 {
   size_t line = 1, col = 1;
-  for (size_t k = 0; k < at && k < p->n; k++) {
-    if (p->s[k] == '\n') {
+  for (size_t k = 0; k < at && k < n; k++) {
+    if (s[k] == '\n') {
       line++;
       col = 1;
     } else {
       col++;
     }
   }
-  int off = snprintf(p->err, p->errlen, "parse error at line %zu, col %zu: ", line, col);
-  if (off > 0 && (size_t)off < p->errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->err + off, p->errlen - (size_t)off, fmt, ap);
-    va_end(ap);
-  }
+  int off = snprintf(err, errlen, "parse error at line %zu, col %zu: ", line, col);
+  if (off > 0 && (size_t)off < errlen)
+    vsnprintf(err + off, errlen - (size_t)off, fmt, ap);
   return NN_EINVAL;
+}
+
+size_t nn__logstore_skip_ws(const char *s, size_t n, size_t i)
+{
+  for (;;) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+      i++;
+    if (i < n && s[i] == '#') { /* LogQL allows # comments to end of line */
+      while (i < n && s[i] != '\n')
+        i++;
+      continue;
+    }
+    return i;
+  }
+}
+
+static int fail(struct parser *p, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct parser *p, size_t at, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = nn__logstore_vparse_fail(p->s, p->n, at, p->err, p->errlen, fmt, ap);
+  va_end(ap);
+  return rc;
 }
 
 static void skip_ws(struct parser *p)
 {
-  for (;;) {
-    while (p->i < p->n &&
-           (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r'))
-      p->i++;
-    if (p->i < p->n && p->s[p->i] == '#') { /* LogQL allows # comments to end of line */
-      while (p->i < p->n && p->s[p->i] != '\n')
-        p->i++;
-      continue;
-    }
-    return;
-  }
+  p->i = nn__logstore_skip_ws(p->s, p->n, p->i);
 }
 
 static bool at(struct parser *p, const char *tok)
