@@ -392,6 +392,9 @@ int nn__logstore_vparse_fail(const char *s, size_t n, size_t at, char *err, size
                              const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 size_t nn__logstore_skip_ws(const char *s, size_t n, size_t i);
 
+/* "],\"stats\":{...}}}" closing a query_range answer, for log and metric results alike. */
+int nn__logstore_write_stats_tail(struct nn_buf *out, const struct nn_logstore_query_stats *st);
+
 int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, struct nn__ls_query *q,
                                   char *err, size_t errlen);
 void nn__logstore_query_fini(struct nn__ls_query *q);

@@ -1414,17 +1414,5 @@ int nn_logstore_mresult_write_json(const struct nn_logstore_mresult *r, struct n
   }
   if (rc < 0)
     return rc;
-  const struct nn_logstore_query_stats *st = &r->stats;
-  double secs = st->exec_seconds > 0 ? st->exec_seconds : 1e-9;
-  return nn_buf_printf(
-      out,
-      "],\"stats\":{\"summary\":{\"bytesProcessedPerSecond\":%llu,"
-      "\"linesProcessedPerSecond\":%llu,\"totalBytesProcessed\":%llu,"
-      "\"totalLinesProcessed\":%llu,\"execTime\":%.6f,\"queueTime\":0,\"subqueries\":0,"
-      "\"totalEntriesReturned\":%llu,\"splits\":0,\"shards\":0,"
-      "\"totalChunksScanned\":%llu}}}}",
-      (unsigned long long)((double)st->bytes_scanned / secs),
-      (unsigned long long)((double)st->lines_scanned / secs), (unsigned long long)st->bytes_scanned,
-      (unsigned long long)st->lines_scanned, st->exec_seconds,
-      (unsigned long long)st->entries_returned, (unsigned long long)st->chunks_scanned);
+  return nn__logstore_write_stats_tail(out, &r->stats);
 }

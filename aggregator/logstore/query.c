@@ -496,7 +496,12 @@ int nn_logstore_result_write_json(const struct nn_logstore_result *r, unsigned f
   }
   if (rc < 0)
     return rc;
-  const struct nn_logstore_query_stats *st = &r->stats;
+  return nn__logstore_write_stats_tail(out, &r->stats);
+}
+
+/* Closes a query_range answer's result array and data object with Loki's stats summary. */
+int nn__logstore_write_stats_tail(struct nn_buf *out, const struct nn_logstore_query_stats *st)
+{
   double secs = st->exec_seconds > 0 ? st->exec_seconds : 1e-9;
   return nn_buf_printf(
       out,
