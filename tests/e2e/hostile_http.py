@@ -17,11 +17,49 @@ h2_junk, junk_request, idle_flood."""
 import json
 import os
 import resource
+import select
 import socket
 import sys
 import time
 
 LIMIT_S = 40
+
+
+def send_reading(s, data, deadline):
+    """Sends data while reading whatever the server answers meanwhile. Returns (bytes read,
+    whether the server closed its side, whether all of data was sent)."""
+    got, view = b"", memoryview(data)
+    s.setblocking(False)
+    poll = select.poll()
+    poll.register(s, select.POLLIN | select.POLLOUT)
+    try:
+        while view and time.monotonic() < deadline:
+            ev = 0
+            for _, e in poll.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+                ev |= e
+            r = ev & (select.POLLIN | select.POLLHUP | select.POLLERR)
+            w = ev & select.POLLOUT
+            if r:
+                try:
+                    d = s.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    d = None
+                except OSError:
+                    return got, True, False
+                if d == b"":
+                    return got, True, False
+                if d:
+                    got += d
+            if w:
+                try:
+                    view = view[s.send(view):]
+                except (BlockingIOError, InterruptedError):
+                    pass
+                except OSError:
+                    return got, False, False
+        return got, False, not view
+    finally:
+        s.setblocking(True)
 
 
 def exchange(addr, chunks, delay=0.0, wait=LIMIT_S):
@@ -32,10 +70,15 @@ def exchange(addr, chunks, delay=0.0, wait=LIMIT_S):
     out, closed = b"", False
     try:
         for c in chunks:
-            try:
-                s.sendall(c)
-            except OSError:
+            # Read while sending: a server that answers early (a 400 for 100,000 headers)
+            # closes with our bytes unread, which resets the connection; the answer must be
+            # read before the reset, as curl does ("error before end of send").
+            got, eof, sent_all = send_reading(s, c, t0 + wait)
+            out += got
+            if eof:
                 closed = True
+                break
+            if not sent_all:
                 break
             if delay:
                 s.settimeout(delay)
