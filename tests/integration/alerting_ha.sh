@@ -7,8 +7,8 @@
 # Alertmanagers for longer than its validity (no gap) and its endsAt must keep moving forward,
 # because the other aggregator keeps re-sending.
 source "$(dirname "$0")/lib.inc"
+source "$(dirname "$0")/ha.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
-AM=/usr/bin/prometheus-alertmanager
 IV=5 # rule evaluation interval and resend delay: alerts are valid for 4 x 5 s = 20 s
 
 for b in "$AM" "$AGG"; do
@@ -22,19 +22,6 @@ hport=$(nn_free_port)
 am1=$(nn_free_port) am2=$(nn_free_port) c1=$(nn_free_port) c2=$(nn_free_port)
 p1=$(nn_free_port) p2=$(nn_free_port)
 
-cat >"$NN_TMP/am.yml" <<YML
-route:
-  receiver: hook
-  group_by: [alertname]
-  group_wait: 5s
-  group_interval: 5s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: http://127.0.0.1:$hport/
-        send_resolved: true
-YML
 cat >"$NN_TMP/rules.yml" <<'YML'
 groups:
   - name: ha
@@ -43,32 +30,9 @@ groups:
         expr: sum(rate(http_requests_total{job="ha",code=~"5.."}[10s])) / sum(rate(http_requests_total{job="ha"}[10s])) > 0.05
         labels: {severity: page}
 YML
-for i in 1 2; do
-  eval "p=\$p$i"
-  cat >"$NN_TMP/agg$i.yml" <<YML
-listen_address: 127.0.0.1:$p
-data_dir: $NN_TMP/agg$i
-storage: {wal_fsync: false}
-rules:
-  rule_files: [$NN_TMP/rules.yml]
-  evaluation_interval: ${IV}s
-  resend_delay: ${IV}s
-  external_labels: {cluster: ha}
-golden_signals: {enabled: false}
-alerting:
-  alertmanagers: [{url: "http://127.0.0.1:$am1"}, {url: "http://127.0.0.1:$am2"}]
-YML
-done
+ha_configs 5s
 
-gossip=(--cluster.gossip-interval=100ms --cluster.pushpull-interval=1s --cluster.peer-timeout=3s
-  --cluster.probe-interval=500ms --cluster.settle-timeout=2s)
-nn_start webhook python3 "$NN_SOURCE_DIR/tests/e2e/webhook.py" "$hport" "$NN_TMP/hook.jsonl"
-nn_start am1 "$AM" --config.file="$NN_TMP/am.yml" --storage.path="$NN_TMP/am1" \
-  --web.listen-address="127.0.0.1:$am1" --cluster.listen-address="127.0.0.1:$c1" \
-  --cluster.advertise-address="127.0.0.1:$c1" "${gossip[@]}"
-nn_start am2 "$AM" --config.file="$NN_TMP/am.yml" --storage.path="$NN_TMP/am2" \
-  --web.listen-address="127.0.0.1:$am2" --cluster.listen-address="127.0.0.1:$c2" \
-  --cluster.advertise-address="127.0.0.1:$c2" --cluster.peer="127.0.0.1:$c1" "${gossip[@]}"
+ha_start_alertmanagers
 nn_start agg1 "$AGG" --config "$NN_TMP/agg1.yml"
 nn_start agg2 "$AGG" --config "$NN_TMP/agg2.yml"
 nn_check "webhook receiver up" nn_wait_http "http://127.0.0.1:$hport/"
@@ -76,17 +40,7 @@ for p in $am1 $am2 $p1 $p2; do
   nn_check "127.0.0.1:$p ready" nn_wait_http "http://127.0.0.1:$p/-/ready"
 done
 
-# Both Alertmanagers report a ready cluster of two peers.
-cluster_ready() {
-  local p s
-  for p in $am1 $am2; do
-    s=$(curl -fsS "http://127.0.0.1:$p/api/v2/status") || return 1
-    grep -q '"status":"ready"' <<<"$s" || return 1
-    [ "$(grep -o '"address":"127.0.0.1:[0-9]*"' <<<"$s" | wc -l)" -eq 2 ] || return 1
-  done
-}
-for _ in $(seq 60); do cluster_ready && break; sleep 0.5; done
-nn_check "the Alertmanager cluster is ready with two peers" cluster_ready
+ha_check_cluster
 
 # The same data to both aggregators: 100 req/s, 20% 5xx from +5 s until the end (90 s).
 nn_start spike /usr/bin/python3 "$NN_SOURCE_DIR/tests/e2e/spike.py" --history 20 --spike-at 5 \
@@ -100,12 +54,7 @@ for _ in $(seq 120); do [ "$(firing_count)" -ge 1 ] && break; sleep 0.25; done
 nn_check "the incident reached the webhook" [ "$(firing_count)" -ge 1 ]
 first=$(date +%s)
 
-# Alert state in one Alertmanager: "<endsAt>" of the active HaErrorRate alert, or nothing.
-ends_at() {
-  curl -fsS "http://127.0.0.1:$1/api/v2/alerts?active=true&silenced=false&inhibited=false&filter=alertname%3D%22HaErrorRate%22" |
-    grep -o '"endsAt":"[^"]*"' | head -1 | cut -d'"' -f4 || true
-}
-later() { [[ -n $1 && $1 > $2 ]]; } # RFC 3339 times of the same format compare as strings
+ends_at() { ha_ends_at "$1" HaErrorRate; }
 e1_before=$(ends_at "$am1")
 e2_before=$(ends_at "$am2")
 echo "endsAt before the kill: am1=$e1_before am2=$e2_before"

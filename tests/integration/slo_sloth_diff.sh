@@ -10,42 +10,16 @@
 # traffic-weighted error ratio over all data (Sloth's own 30d series is a mean of recorded 5m
 # ratios, which Prometheus only holds for the minutes it has been running: see docs/slo.md).
 source "$(dirname "$0")/lib.inc"
+source "$(dirname "$0")/sloth.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 SPEC=$NN_SOURCE_DIR/tests/fixtures/slo/sloth-getting-started.yml
 port=$(nn_free_port)
 pport=$(nn_free_port)
 
-"$AGG" slo export --format prometheus "$SPEC" >"$NN_TMP/sloth-rules.yml" 2>/dev/null
+sloth_start_with_history sloth_data.py "$SPEC"
 nn_check "promtool accepts the Sloth rules" promtool check rules "$NN_TMP/sloth-rules.yml"
-# Prometheus gets the rules once the history is in: a rule's sample at "now" would put the
-# older history out of its head's bounds.
-echo "global: {evaluation_interval: 5s}" >"$NN_TMP/prom.yml"
-nn_start prom prometheus --config.file="$NN_TMP/prom.yml" --web.listen-address="127.0.0.1:$pport" \
-  --storage.tsdb.path="$NN_TMP/prom-data" --web.enable-remote-write-receiver
-# Phase 1: nines stores the history before it knows the SLO...
-nn_start agg "$AGG" --listen-address "127.0.0.1:$port" --data-dir "$NN_TMP/agg"
-nn_wait_http "http://127.0.0.1:$pport/-/ready" 60
-nn_wait_http "http://127.0.0.1:$port/-/ready"
-/usr/bin/python3 "$NN_SOURCE_DIR/tests/e2e/sloth_data.py" --follow 150 \
-  "http://127.0.0.1:$port/api/v1/write" "http://127.0.0.1:$pport/api/v1/write" \
-  >"$NN_TMP/phases.json" 2>"$NN_TMP/data.err" &
-data_pid=$!
-NN_PIDS+=("$data_pid")
-for ((i = 0; i < 300; i++)); do
-  [ -s "$NN_TMP/phases.json" ] && break
-  sleep 0.2
-done
-phases=$(head -1 "$NN_TMP/phases.json")
-echo "data: $phases"
-cat >>"$NN_TMP/prom.yml" <<YML
-rule_files: ['$NN_TMP/sloth-rules.yml']
-YML
-kill -HUP "$PID_prom"
-# ...phase 2: restarted with the spec, its new ledger is backfilled from the stored series
-# while live samples go on arriving (the writer retries nothing, so restart between two).
-sleep 2
-kill "$PID_agg"
-wait "$PID_agg" || true
+# Restarted with the spec, its new ledger is backfilled from the stored series while live
+# samples go on arriving.
 cat >"$NN_TMP/agg.yml" <<YML
 slo:
   spec_files: ['$SPEC']

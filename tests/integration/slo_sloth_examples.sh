@@ -26,6 +26,7 @@
 #   Sloth's SLI expression over the whole span instead, with the straddling tolerances above.
 #   Budget remaining = 1 - period burn: its difference is checked relative to the burn.
 source "$(dirname "$0")/lib.inc"
+source "$(dirname "$0")/sloth.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 FIX=$NN_SOURCE_DIR/tests/fixtures/slo
 SPECS=("$FIX/sloth-multifile.yml" "$FIX/sloth-no-alerts.yml" "$FIX/sloth-home-wifi.yml"
@@ -34,37 +35,12 @@ SPECS=("$FIX/sloth-multifile.yml" "$FIX/sloth-no-alerts.yml" "$FIX/sloth-home-wi
 port=$(nn_free_port)
 pport=$(nn_free_port)
 
-"$AGG" slo export --format prometheus "${SPECS[@]}" >"$NN_TMP/sloth-rules.yml" 2>/dev/null
+sloth_start_with_history sloth_examples_data.py "${SPECS[@]}"
 # --lint=none: multifile's two SLOs share an alert name and labels, and every SLO's 30d rule
 # carries only sloth_window, as in Sloth's own output.
 nn_check "promtool accepts the rules of all examples" promtool check rules --lint=none "$NN_TMP/sloth-rules.yml"
-echo "global: {evaluation_interval: 5s}" >"$NN_TMP/prom.yml"
-nn_start prom prometheus --config.file="$NN_TMP/prom.yml" --web.listen-address="127.0.0.1:$pport" \
-  --storage.tsdb.path="$NN_TMP/prom-data" --web.enable-remote-write-receiver
-# Phase 1: nines stores the history before it knows the SLOs...
-nn_start agg "$AGG" --listen-address "127.0.0.1:$port" --data-dir "$NN_TMP/agg"
-nn_wait_http "http://127.0.0.1:$pport/-/ready" 60
-nn_wait_http "http://127.0.0.1:$port/-/ready"
-/usr/bin/python3 "$NN_SOURCE_DIR/tests/e2e/sloth_examples_data.py" --follow 150 \
-  "http://127.0.0.1:$port/api/v1/write" "http://127.0.0.1:$pport/api/v1/write" \
-  >"$NN_TMP/phases.json" 2>"$NN_TMP/data.err" &
-data_pid=$!
-NN_PIDS+=("$data_pid")
-for ((i = 0; i < 300; i++)); do
-  [ -s "$NN_TMP/phases.json" ] && break
-  sleep 0.2
-done
-phases=$(head -1 "$NN_TMP/phases.json")
-echo "data: $phases"
 nn_check "the history was written" test -n "$phases"
-cat >>"$NN_TMP/prom.yml" <<YML
-rule_files: ['$NN_TMP/sloth-rules.yml']
-YML
-kill -HUP "$PID_prom"
-# ...phase 2: restarted with the specs, the new ledgers are backfilled from the stored series.
-sleep 2
-kill "$PID_agg"
-wait "$PID_agg" || true
+# Restarted with the specs, the new ledgers are backfilled from the stored series.
 {
   echo "slo:"
   echo "  spec_files:"
