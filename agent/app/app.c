@@ -57,6 +57,11 @@ struct nn_agent_app {
   int closing; /* modules still closing */
 };
 
+static int push_self(void *ud, const char *text, size_t len)
+{
+  return nn_agent_metrics_push_self(ud, text, len);
+}
+
 struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, struct nn_agent_config *cfg)
 {
   int rc;
@@ -90,9 +95,12 @@ struct nn_agent_app *nn_agent_app_create(uv_loop_t *loop, struct nn_agent_config
       goto fail;
   }
   app->scrape = nn_agent_metrics_create(loop, &app->cfg->scrape, &cfg->remote_write, cfg->data_dir,
-                                        app->client, app->metrics);
+                                        app->client, app->metrics, cfg->listen_address);
   if (!app->scrape)
     goto fail;
+  /* Log-derived series go out as lines change them, ahead of the scrape of /metrics. */
+  if (app->logs)
+    nn_agent_logs_set_push(app->logs, push_self, app->scrape);
   nn_program_set_ready(true);
   return app;
 fail:

@@ -24,6 +24,8 @@
 #define LOFF(f)           offsetof(struct nn_agent_logs_config, f)
 #define OVERFLOW_MAX      (32u << 20)
 #define MAX_STATIC_LABELS 32
+#define PUSH_RETRY_MS     10 /* while the agent's scrape of itself is in flight */
+#define PUSH_TEXT_MAX     (64u << 20)
 
 const struct nn_cfg_option nn_agent_logs_options[] = {
     {.name = "enabled", .type = NN_CFG_BOOL, .offset = LOFF(enabled), .def = "true"},
@@ -106,6 +108,7 @@ struct held {
 
 struct nn_agent_logs {
   const struct nn_agent_logs_config *cfg;
+  uv_loop_t *loop;
   struct nn_tail *tail;
   struct nn_ship *ship;
   struct nn_ship_http *http;
@@ -119,7 +122,15 @@ struct nn_agent_logs {
   bool ship_paused, closing;
   struct nn_label static_labels[MAX_STATIC_LABELS];
   size_t nstatic;
-  struct nn_metric *acked, *dropped_acked, *held_total;
+  struct nn_metric *acked, *dropped_acked, *held_total, *pushes;
+  /* Log-derived series pushed as lines change them: at most one push per push_interval,
+   * the first one as soon as the read that changed a series is processed. */
+  int (*push)(void *ud, const char *text, size_t len);
+  void *push_ud;
+  uv_timer_t *push_timer; /* armed while changed series wait for their push */
+  bool push_armed;
+  uint64_t pushed_at; /* loop time of the last push */
+  struct nn_buf push_text;
   char **include;
   size_t ninclude;
   void (*on_closed)(void *ud);
@@ -219,14 +230,72 @@ static bool replay_held(struct nn_agent_logs *l)
   return true;
 }
 
+static void on_push(uv_timer_t *t);
+
+static void arm_push(struct nn_agent_logs *l)
+{
+  uint64_t now = uv_now(l->loop), due = l->pushed_at + (uint64_t)l->cfg->metrics.push_interval_ms;
+  uv_timer_start(l->push_timer, on_push, due > now ? due - now : 0, 0);
+  l->push_armed = true;
+}
+
+/* Sends the series lines changed since the last push, ahead of the agent's scrape of its
+ * own /metrics; kept for the next try while that scrape is in flight. */
+static void on_push(uv_timer_t *t)
+{
+  struct nn_agent_logs *l = t->data;
+  l->push_armed = false;
+  if (l->closing || !l->push || !nn_logmetrics_changed(l->lm))
+    return;
+  nn_buf_reset(&l->push_text);
+  int rc = nn_logmetrics_render_changed(l->lm, &l->push_text);
+  if (rc == 0)
+    rc = l->push(l->push_ud, l->push_text.data, l->push_text.len);
+  else
+    NN_LOG_RL(NN_LOG_WARN, "logs", "changed log metrics not pushed: %s", nn_strerror(rc));
+  if (rc == NN_EAGAIN) {
+    uv_timer_start(t, on_push, PUSH_RETRY_MS, 0);
+    l->push_armed = true;
+    return;
+  }
+  /* Also after a failure: the scrape of /metrics still carries every series. */
+  nn_logmetrics_clear_changed(l->lm);
+  l->pushed_at = uv_now(l->loop);
+  if (rc > 0)
+    nn_metric_inc(l->pushes);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+  free(h);
+}
+
+void nn_agent_logs_set_push(struct nn_agent_logs *l,
+                            int (*push)(void *ud, const char *text, size_t len), void *ud)
+{
+  if (!l || !l->lm || l->cfg->metrics.push_interval_ms <= 0)
+    return;
+  if (!l->push_timer) {
+    if (!(l->push_timer = malloc(sizeof(*l->push_timer))))
+      return; /* the scrape of /metrics still carries the series */
+    uv_timer_init(l->loop, l->push_timer);
+    l->push_timer->data = l;
+  }
+  l->push = push;
+  l->push_ud = ud;
+  if (nn_logmetrics_changed(l->lm) && !l->push_armed)
+    arm_push(l);
+}
+
 static void on_entry(void *ctx, const struct nn_tail_entry *e)
 {
   struct nn_agent_logs *l = ctx;
   if (l->closing)
     return; /* not batched, so not acknowledged: read again after the restart */
   struct nn_ship_token tok = {.id = e->file_id, .off = e->entry->commit_offset};
-  if (l->lm)
-    nn_logmetrics_observe(l->lm, e->labels, e->nlabels, e->entry->line, e->entry->len);
+  if (l->lm && nn_logmetrics_observe(l->lm, e->labels, e->nlabels, e->entry->line, e->entry->len) &&
+      l->push && !l->push_armed)
+    arm_push(l);
   nn_buf_reset(&l->piece);
   const struct nn_buf *key = stream_key(l, e);
   if (!key ||
@@ -351,6 +420,10 @@ static int register_metrics(struct nn_agent_logs *l, struct nn_metrics *m)
       "Acknowledgements of batches dropped by policy (rejected, drop_oldest).", NULL);
   l->held_total = nn_metrics_counter(m, "nines_agent_overflow_entries_total",
                                      "Entries held while the shipper was paused.", NULL);
+  if (l->lm)
+    l->pushes = nn_metrics_counter(
+        m, "nines_agent_log_metrics_pushes_total",
+        "Pushes of log-derived series changed by lines, ahead of the scrape of /metrics.", NULL);
   return 0;
 }
 
@@ -369,8 +442,10 @@ struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agen
   if (!l)
     return NULL;
   l->cfg = cfg;
+  l->loop = loop;
   l->metrics = metrics;
   nn_buf_init(&l->key, 64 << 10);
+  nn_buf_init(&l->push_text, PUSH_TEXT_MAX);
   for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
     nn_buf_init(&l->keys[i].key, 64 << 10);
   nn_buf_init(&l->piece, cfg->max_line_size + 1024);
@@ -498,6 +573,7 @@ static void on_ship_closed(void *ud)
   for (size_t i = 0; i < KEY_CACHE_SLOTS; i++)
     nn_buf_fini(&l->keys[i].key);
   nn_buf_fini(&l->piece);
+  nn_buf_fini(&l->push_text);
   for (size_t i = 0; i < l->ninclude; i++)
     free(l->include[i]);
   free(l->include);
@@ -515,6 +591,12 @@ void nn_agent_logs_close(struct nn_agent_logs *l, void (*on_closed)(void *ud), v
   l->on_closed = on_closed;
   l->closed_ud = ud;
   l->closing = true;
+  l->push = NULL;
+  if (l->push_timer) {
+    uv_timer_stop(l->push_timer);
+    uv_close((uv_handle_t *)l->push_timer, free_handle);
+    l->push_timer = NULL;
+  }
   /* Reading stops first; the ship then finishes or spools (fsynced) every batch and
    * acknowledges them, and only after that does the tailer write its last checkpoint, so
    * nothing the spool holds is read again after a restart (docs/format/spool.md). */

@@ -40,6 +40,11 @@ struct nn_agent_logs;
 struct nn_agent_logs *nn_agent_logs_create(uv_loop_t *loop, const struct nn_agent_logs_config *cfg,
                                            const char *data_dir, struct nn_http_client *client,
                                            struct nn_metrics *metrics);
+/* Where log-derived series go as lines change them (logs.metrics.push_interval): push gets
+ * the changed series' lines of /metrics and returns what nn_agent_metrics_push_self does.
+ * Without it (or with push_interval 0s) they go out only with the scrape of /metrics. */
+void nn_agent_logs_set_push(struct nn_agent_logs *l,
+                            int (*push)(void *ud, const char *text, size_t len), void *ud);
 /* Stops reading, spools what is unsent, saves offsets; on_closed runs once it is all closed. */
 void nn_agent_logs_close(struct nn_agent_logs *l, void (*on_closed)(void *ud), void *ud);
 

@@ -173,7 +173,8 @@ struct nn_agent_metrics *nn_agent_metrics_create(uv_loop_t *loop, struct nn_scra
                                                  const struct nn_agent_rw_config *rw,
                                                  const char *data_dir,
                                                  struct nn_http_client *client,
-                                                 struct nn_metrics *metrics)
+                                                 struct nn_metrics *metrics,
+                                                 const char *self_address)
 {
   struct nn_ship_dest_config *dests = NULL;
   size_t ndests;
@@ -218,7 +219,7 @@ struct nn_agent_metrics *nn_agent_metrics_create(uv_loop_t *loop, struct nn_scra
   mc.metrics = NULL;
   if (nn_ship_create(loop, &mc, &m->meta_ship) < 0)
     goto fail;
-  struct nn_scrape_opts so = {.metrics = metrics};
+  struct nn_scrape_opts so = {.metrics = metrics, .self_address = self_address};
   struct nn_scrape_sink sink = {.on_batch = on_batch, .ud = m};
   m->scrape = nn_scrape_create(loop, scrape, &so, &sink);
   if (!m->scrape || nn_scrape_start(m->scrape) < 0)
@@ -229,6 +230,16 @@ fail:
   free(dests);
   nn_agent_metrics_close(m, NULL, NULL);
   return NULL;
+}
+
+int nn_agent_metrics_push_self(struct nn_agent_metrics *m, const char *text, size_t len)
+{
+  if (!m || !m->scrape || !m->ship)
+    return 0;
+  int rc = nn_scrape_push_self(m->scrape, text, len);
+  if (rc > 0)
+    nn_ship_flush(m->ship);
+  return rc;
 }
 
 static void on_ship_closed(void *ud)

@@ -54,6 +54,12 @@ const struct nn_cfg_option nn_logmetrics_config_options[] = {
      .offset = OFF(max_series),
      .def = "2000",
      .help = "label combinations kept; beyond it endpoints fold into __other__"},
+    {.name = "push_interval",
+     .type = NN_CFG_DURATION,
+     .offset = OFF(push_interval_ms),
+     .def = "1s",
+     .help = "series changed by lines are sent at most this often, ahead of the agent's scrape "
+             "of its own /metrics, with that scrape's labels (0s: by that scrape only)"},
     {0},
 };
 
@@ -68,6 +74,7 @@ struct series {
   double sum;
   uint64_t n;
   bool used;
+  bool changed; /* in the changed list */
 };
 
 struct nn_logmetrics {
@@ -79,6 +86,8 @@ struct nn_logmetrics {
   struct series *tab;
   size_t cap, nseries, max_series;
   uint64_t observed, matched, overflow;
+  uint32_t *changed; /* table slots counted since the last clear, nchanged of them */
+  size_t nchanged;
 };
 
 struct nn_logmetrics *nn_logmetrics_create(const struct nn_logmetrics_config *cfg, char *err,
@@ -123,7 +132,8 @@ struct nn_logmetrics *nn_logmetrics_create(const struct nn_logmetrics_config *cf
   while (m->cap < m->max_series * 2 + 2)
     m->cap *= 2;
   m->tab = calloc(m->cap, sizeof(*m->tab));
-  if (!m->tab || (m->re && !m->md)) {
+  m->changed = malloc(m->cap * sizeof(*m->changed));
+  if (!m->tab || !m->changed || (m->re && !m->md)) {
     snprintf(err, errlen, "out of memory");
     goto fail;
   }
@@ -142,6 +152,7 @@ void nn_logmetrics_destroy(struct nn_logmetrics *m)
   if (m->re)
     pcre2_code_free(m->re);
   free(m->tab);
+  free(m->changed);
   free(m);
 }
 
@@ -179,7 +190,7 @@ static struct series *lookup(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX],
   }
 }
 
-static void record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const char *status,
+static bool record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const char *status,
                    double seconds)
 {
   struct series *s = lookup(m, key, m->max_series);
@@ -189,7 +200,7 @@ static void record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const cha
     snprintf(key[F_ENDPOINT], FIELD_MAX, "__other__");
     s = lookup(m, key, m->cap / 2 + 1);
     if (!s)
-      return;
+      return false;
   }
   size_t k = 0;
   while (k < MAX_STATUS && s->status[k][0] && strcmp(s->status[k], status) != 0)
@@ -197,6 +208,10 @@ static void record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const cha
   if (k < MAX_STATUS && !s->status[k][0])
     snprintf(s->status[k], sizeof(s->status[k]), "%.7s", status);
   s->count[k]++;
+  if (!s->changed) {
+    s->changed = true;
+    m->changed[m->nchanged++] = (uint32_t)(s - m->tab);
+  }
   if (!isnan(seconds)) {
     size_t b = 0;
     while (b < m->nbounds && seconds > m->bounds[b])
@@ -205,6 +220,7 @@ static void record(struct nn_logmetrics *m, char key[NKEY][FIELD_MAX], const cha
     s->sum += seconds;
     s->n++;
   }
+  return true;
 }
 
 static const char *stream_label(const struct nn_label *l, size_t n, const char *name)
@@ -227,7 +243,7 @@ static bool json_field(json_t *o, const char *name, char *dst)
   return false;
 }
 
-void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
+bool nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
                            const char *line, size_t len)
 {
   m->observed++;
@@ -238,7 +254,7 @@ void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
   if (m->re) {
     int rc = pcre2_match(m->re, (PCRE2_SPTR)line, len, 0, 0, m->md, NULL);
     if (rc < 0)
-      return;
+      return false;
     static const char *const groups[] = {"service", "endpoint", "method", "status", "duration"};
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
     for (int g = 0; g < 5; g++) {
@@ -259,12 +275,12 @@ void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
     }
   } else {
     if (len == 0 || line[0] != '{')
-      return;
+      return false;
     json_error_t e;
     json_t *o = json_loadb(line, len, JSON_DECODE_ANY, &e);
     if (!json_is_object(o)) {
       json_decref(o);
-      return;
+      return false;
     }
     json_field(o, m->cfg.service_field, key[F_SERVICE]);
     json_field(o, m->cfg.endpoint_field, key[F_ENDPOINT]);
@@ -278,7 +294,7 @@ void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
     json_decref(o);
   }
   if (!status[0] || !key[F_ENDPOINT][0])
-    return; /* not an access-log line */
+    return false; /* not an access-log line */
   if (!key[F_SERVICE][0]) {
     const char *sv = stream_label(stream, nstream, m->cfg.service_label);
     copy_field(key[F_SERVICE], sv, strlen(sv));
@@ -286,7 +302,7 @@ void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
   const char *pj = stream_label(stream, nstream, m->cfg.project_label);
   copy_field(key[F_PROJECT], pj, strlen(pj));
   m->matched++;
-  record(m, key, status, seconds);
+  return record(m, key, status, seconds);
 }
 
 static int series_labels(struct nn_buf *b, const struct series *s)
@@ -295,60 +311,74 @@ static int series_labels(struct nn_buf *b, const struct series *s)
                        s->key[F_PROJECT], s->key[F_SERVICE], s->key[F_METHOD], s->key[F_ENDPOINT]);
 }
 
+static int render_counters(const struct series *s, struct nn_buf *out)
+{
+  int rc = 0;
+  for (size_t k = 0; rc == 0 && k <= MAX_STATUS; k++) {
+    if (!s->count[k])
+      continue;
+    rc = nn_buf_appends(out, "nines_log_http_requests_total{");
+    if (rc == 0)
+      rc = series_labels(out, s);
+    if (rc == 0)
+      rc = nn_buf_printf(out, ",status=\"%s\"} %llu\n", k < MAX_STATUS ? s->status[k] : "other",
+                         (unsigned long long)s->count[k]);
+  }
+  return rc;
+}
+
+static int render_histogram(const struct nn_logmetrics *m, const struct series *s,
+                            struct nn_buf *out)
+{
+  int rc = 0;
+  if (!s->n)
+    return 0;
+  uint64_t cum = 0;
+  for (size_t k = 0; rc == 0 && k <= m->nbounds; k++) {
+    cum += s->bucket[k];
+    char le[40];
+    if (k < m->nbounds)
+      nn_metrics_format_value(m->bounds[k], le, sizeof(le));
+    rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_bucket{");
+    if (rc == 0)
+      rc = series_labels(out, s);
+    if (rc == 0)
+      rc = nn_buf_printf(out, ",le=\"%s\"} %llu\n", k < m->nbounds ? le : "+Inf",
+                         (unsigned long long)cum);
+  }
+  char sum[40];
+  nn_metrics_format_value(s->sum, sum, sizeof(sum));
+  if (rc == 0)
+    rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_sum{");
+  if (rc == 0)
+    rc = series_labels(out, s);
+  if (rc == 0)
+    rc = nn_buf_printf(out, "} %s\nnines_log_http_request_duration_seconds_count{", sum);
+  if (rc == 0)
+    rc = series_labels(out, s);
+  if (rc == 0)
+    rc = nn_buf_printf(out, "} %llu\n", (unsigned long long)s->n);
+  return rc;
+}
+
+static const char counters_head[] =
+    "# HELP nines_log_http_requests_total Requests seen in access logs.\n"
+    "# TYPE nines_log_http_requests_total counter\n";
+static const char histogram_head[] =
+    "# HELP nines_log_http_request_duration_seconds Request latency from access logs.\n"
+    "# TYPE nines_log_http_request_duration_seconds histogram\n";
+
 int nn_logmetrics_render(const struct nn_logmetrics *m, struct nn_buf *out)
 {
-  int rc =
-      nn_buf_appends(out, "# HELP nines_log_http_requests_total Requests seen in access logs.\n"
-                          "# TYPE nines_log_http_requests_total counter\n");
-  for (size_t i = 0; rc == 0 && i < m->cap; i++) {
-    const struct series *s = &m->tab[i];
-    if (!s->used)
-      continue;
-    for (size_t k = 0; rc == 0 && k <= MAX_STATUS; k++) {
-      if (!s->count[k])
-        continue;
-      rc = nn_buf_appends(out, "nines_log_http_requests_total{");
-      if (rc == 0)
-        rc = series_labels(out, s);
-      if (rc == 0)
-        rc = nn_buf_printf(out, ",status=\"%s\"} %llu\n", k < MAX_STATUS ? s->status[k] : "other",
-                           (unsigned long long)s->count[k]);
-    }
-  }
+  int rc = nn_buf_appends(out, counters_head);
+  for (size_t i = 0; rc == 0 && i < m->cap; i++)
+    if (m->tab[i].used)
+      rc = render_counters(&m->tab[i], out);
   if (rc == 0)
-    rc = nn_buf_appends(out, "# HELP nines_log_http_request_duration_seconds Request latency "
-                             "from access logs.\n"
-                             "# TYPE nines_log_http_request_duration_seconds histogram\n");
-  for (size_t i = 0; rc == 0 && i < m->cap; i++) {
-    const struct series *s = &m->tab[i];
-    if (!s->used || !s->n)
-      continue;
-    uint64_t cum = 0;
-    for (size_t k = 0; rc == 0 && k <= m->nbounds; k++) {
-      cum += s->bucket[k];
-      char le[40];
-      if (k < m->nbounds)
-        nn_metrics_format_value(m->bounds[k], le, sizeof(le));
-      rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_bucket{");
-      if (rc == 0)
-        rc = series_labels(out, s);
-      if (rc == 0)
-        rc = nn_buf_printf(out, ",le=\"%s\"} %llu\n", k < m->nbounds ? le : "+Inf",
-                           (unsigned long long)cum);
-    }
-    char sum[40];
-    nn_metrics_format_value(s->sum, sum, sizeof(sum));
-    if (rc == 0)
-      rc = nn_buf_appends(out, "nines_log_http_request_duration_seconds_sum{");
-    if (rc == 0)
-      rc = series_labels(out, s);
-    if (rc == 0)
-      rc = nn_buf_printf(out, "} %s\nnines_log_http_request_duration_seconds_count{", sum);
-    if (rc == 0)
-      rc = series_labels(out, s);
-    if (rc == 0)
-      rc = nn_buf_printf(out, "} %llu\n", (unsigned long long)s->n);
-  }
+    rc = nn_buf_appends(out, histogram_head);
+  for (size_t i = 0; rc == 0 && i < m->cap; i++)
+    if (m->tab[i].used)
+      rc = render_histogram(m, &m->tab[i], out);
   if (rc == 0)
     rc = nn_buf_printf(out,
                        "# HELP nines_log_metrics_overflow_total Lines folded into "
@@ -357,6 +387,32 @@ int nn_logmetrics_render(const struct nn_logmetrics *m, struct nn_buf *out)
                        "nines_log_metrics_overflow_total %llu\n",
                        (unsigned long long)m->overflow);
   return rc;
+}
+
+size_t nn_logmetrics_changed(const struct nn_logmetrics *m)
+{
+  return m->nchanged;
+}
+
+int nn_logmetrics_render_changed(const struct nn_logmetrics *m, struct nn_buf *out)
+{
+  if (!m->nchanged)
+    return 0;
+  int rc = nn_buf_appends(out, counters_head);
+  for (size_t i = 0; rc == 0 && i < m->nchanged; i++)
+    rc = render_counters(&m->tab[m->changed[i]], out);
+  if (rc == 0)
+    rc = nn_buf_appends(out, histogram_head);
+  for (size_t i = 0; rc == 0 && i < m->nchanged; i++)
+    rc = render_histogram(m, &m->tab[m->changed[i]], out);
+  return rc;
+}
+
+void nn_logmetrics_clear_changed(struct nn_logmetrics *m)
+{
+  for (size_t i = 0; i < m->nchanged; i++)
+    m->tab[m->changed[i]].changed = false;
+  m->nchanged = 0;
 }
 
 void nn_logmetrics_stats(const struct nn_logmetrics *m, struct nn_logmetrics_stats *out)

@@ -4,7 +4,9 @@
  * histograms by project, service, method, endpoint and status. Label combinations are
  * capped per metric; beyond the cap, new endpoints fold into endpoint="__other__" and are
  * counted. The series are rendered in Prometheus text format for the agent's /metrics,
- * where the agent's own scrape picks them up and ships them like any other target. */
+ * where the agent's own scrape picks them up and ships them like any other target; the
+ * series that lines changed since the last push can also be rendered alone, so that the
+ * agent sends them ahead of its next scrape (agent/app/logs.c, push_interval). */
 #ifndef NN_AGENT_LOGMETRICS_LOGMETRICS_H
 #define NN_AGENT_LOGMETRICS_LOGMETRICS_H
 
@@ -27,6 +29,7 @@ struct nn_logmetrics_config {
   char *service_label;           /* stream label used when the line has no service (container) */
   struct nn_cfg_strlist buckets; /* histogram upper bounds in seconds */
   int64_t max_series;            /* label combinations per metric */
+  int64_t push_interval_ms;      /* changed series sent at most this often; 0: by scrape only */
 };
 
 extern const struct nn_cfg_option nn_logmetrics_config_options[];
@@ -37,11 +40,20 @@ struct nn_logmetrics;
 struct nn_logmetrics *nn_logmetrics_create(const struct nn_logmetrics_config *cfg, char *err,
                                            size_t errlen);
 void nn_logmetrics_destroy(struct nn_logmetrics *m);
-/* Feeds one entry with its stream labels. Lines that are not access logs are ignored. */
-void nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
+/* Feeds one entry with its stream labels. Lines that are not access logs are ignored.
+ * Returns true when the line was counted (its series is then marked changed). */
+bool nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
                            const char *line, size_t len);
 /* Appends the series in text format 0.0.4. */
 int nn_logmetrics_render(const struct nn_logmetrics *m, struct nn_buf *out);
+/* Series (label combinations) counted since the last nn_logmetrics_clear_changed. */
+size_t nn_logmetrics_changed(const struct nn_logmetrics *m);
+/* Appends only those series, every line of each exactly as nn_logmetrics_render writes it
+ * (request counters by status, histogram buckets, sum and count), with the HELP and TYPE
+ * lines of their families; nothing when none changed. */
+int nn_logmetrics_render_changed(const struct nn_logmetrics *m, struct nn_buf *out);
+/* Forgets which series changed (after a render_changed that was sent). */
+void nn_logmetrics_clear_changed(struct nn_logmetrics *m);
 
 struct nn_logmetrics_stats {
   uint64_t observed, matched, overflow;

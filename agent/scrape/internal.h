@@ -39,6 +39,7 @@ struct nn__scrape_series {
   bool report;  /* one of up & co. */
   bool dead;    /* swept, freed once the batch is out */
   bool has_raw; /* a raw slot points here (other spellings of it take the slow path) */
+  bool pushed;  /* in the batch nn_scrape_push_self is building */
   char enc[];
 };
 
@@ -92,9 +93,11 @@ struct nn__scrape_target {
   int64_t interval_ms, timeout_ms;
   uv_timer_t timer;
   bool timer_open, inflight, removed, keep; /* keep: seen in the current sync */
+  bool self;                                /* the agent's own /metrics */
   int health;                               /* -1 unknown, 0 down, 1 up */
   uint32_t iter;
   int64_t start_wall_ms;
+  int64_t push_ms; /* timestamp of the last nn_scrape_push_self batch, 0 none */
   uint64_t start_mono_ns;
   struct nn__scrape_cache cache;
   struct nn__scrape_rawtab raw;
@@ -181,6 +184,8 @@ int64_t nn__scrape_now_ms(void);
 /* A handle counted in s->closing has closed; frees s when it was the last one and destroy
  * was called. */
 void nn__scrape_handle_closed(struct nn_scrape *s);
+/* Whether url is the agent's own /metrics, self_address its listen address (NULL: no). */
+bool nn__scrape_url_is_self(const char *url, const char *self_address);
 /* scheme://address/path?params for final target labels (with __ labels). NULL on OOM. */
 char *nn__scrape_target_url(const struct nn_scrape_job_config *job, const struct nn_label *l,
                             size_t n);

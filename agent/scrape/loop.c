@@ -519,6 +519,7 @@ struct sctx {
   int64_t ts;
   uint64_t total, added, series_added, dups;
   bool limit_hit;
+  bool partial; /* nn_scrape_push_self: no iteration, no sweep */
   int rc;
   char err[320];
 };
@@ -742,11 +743,20 @@ static int take_sample(struct sctx *c, struct nn__scrape_series *e,
   struct nn__scrape_target *t = c->t;
   const struct nn_scrape_job_config *cfg = t->job->cfg;
   int rc;
-  if (e->seen == t->iter) {
+  if (c->partial) {
+    /* A pushed series is also live: the scrape that no longer finds it ends it. */
+    if (e->pushed) {
+      c->dups++;
+      return 0;
+    }
+    e->pushed = true;
+    e->live = true;
+  } else if (e->seen == t->iter) {
     c->dups++; /* Prometheus: "duplicate sample for timestamp", the first one wins */
     return 0;
+  } else {
+    e->seen = t->iter;
   }
-  e->seen = t->iter;
   int64_t ts = cfg->honor_timestamps && sm->has_ts ? sm->ts_ms : c->ts;
   if ((rc = batch_push(c->s, e, ts, sm->value)) < 0)
     return ctx_fail(c, rc, "out of memory");
@@ -1083,6 +1093,8 @@ static void on_tick(uv_timer_t *timer)
       .decompress = true,
   };
   t->start_wall_ms = nn__scrape_now_ms();
+  if (t->start_wall_ms <= t->push_ms) /* after the samples pushed ahead of this scrape */
+    t->start_wall_ms = t->push_ms + 1;
   t->start_mono_ns = uv_hrtime();
   int rc = nn_http_client_send(s->http, &req, on_response, t);
   if (rc < 0) {
@@ -1172,4 +1184,62 @@ void nn__scrape_target_remove(struct nn__scrape_target *t, bool stale)
   } else {
     maybe_free(t);
   }
+}
+
+/* ---- samples pushed ahead of a scrape ---- */
+
+static int push_one(struct nn__scrape_target *t, const char *text, size_t len)
+{
+  struct nn_scrape *s = t->job->s;
+  int64_t ts = nn__scrape_now_ms();
+  if (ts <= t->start_wall_ms)
+    ts = t->start_wall_ms + 1;
+  if (ts <= t->push_ms)
+    ts = t->push_ms + 1;
+  struct sctx c = {.t = t, .s = s, .ts = ts, .fmt = NN_EXPFMT_TEXT, .partial = true};
+  struct nn_expfmt_handler h = {on_sample, on_meta, on_series};
+  int rc = nn_expfmt_parse(s->parser, c.fmt, text, len, &h, &c);
+  if (rc == 0 && c.limit_hit)
+    rc = NN_ELIMIT;
+  size_t n = s->batch_n;
+  if (rc == 0 && ensure_out(s, n) == 0)
+    emit(t, n, ts, true);
+  for (size_t i = 0; i < n; i++)
+    ((struct nn__scrape_series *)(uintptr_t)s->out[i].series)->pushed = false;
+  s->batch_n = 0;
+  s->nmeta = 0;
+  nn_pool_clear(&s->meta_pool);
+  if (rc < 0) {
+    NN_LOG_RL(NN_LOG_WARN, "scrape", "samples pushed for %s (job %s) not sent: %s", t->url,
+              t->job->cfg->job_name,
+              c.err[0]          ? c.err
+              : rc == NN_EINVAL ? nn_expfmt_parser_error(s->parser)
+                                : nn_strerror(rc));
+    return NN_EINVAL;
+  }
+  t->push_ms = ts;
+  return 0;
+}
+
+int nn_scrape_push_self(struct nn_scrape *s, const char *text, size_t len)
+{
+  if (!s || s->stopped)
+    return 0;
+  for (size_t i = 0; i < s->njobs; i++)
+    for (struct nn__scrape_target *t = s->jobs[i].targets; t; t = t->next)
+      if (t->self && !t->removed && t->inflight)
+        return NN_EAGAIN;
+  int fed = 0, err = 0;
+  for (size_t i = 0; i < s->njobs; i++) {
+    for (struct nn__scrape_target *t = s->jobs[i].targets; t; t = t->next) {
+      /* A target that is down had its series ended; its next good scrape restarts them. */
+      if (!t->self || t->removed || t->health == 0)
+        continue;
+      if (push_one(t, text, len) < 0)
+        err = NN_EINVAL;
+      else
+        fed++;
+    }
+  }
+  return fed || !err ? fed : err;
 }

@@ -111,6 +111,7 @@ static struct nn__scrape_target *target_new(struct nn__scrape_job *j, const stru
     t->instance = "";
   t->job = j;
   t->url = url;
+  t->self = nn__scrape_url_is_self(url, j->s->opts.self_address);
   t->hash = hash;
   const char *iv = nn_labels_get(l, n, "__scrape_interval__");
   const char *tv = nn_labels_get(l, n, "__scrape_timeout__");

@@ -125,8 +125,12 @@ struct nn_scrape_sink {
 
 struct nn_scrape_opts {
   struct nn_metrics *metrics; /* self-metrics registry, or NULL */
-  uint64_t offset_seed;       /* mixed into start offsets (Prometheus: external labels hash) */
-  size_t max_labels;          /* per sample; 0 = 1024 */
+  /* The agent's own listen address (HOST:PORT, borrowed), or NULL: a target whose URL is
+   * http://<it>/metrics (a wildcard host also matches loopback and this host's interface
+   * addresses) is the agent itself, and nn_scrape_push_self feeds it. */
+  const char *self_address;
+  uint64_t offset_seed; /* mixed into start offsets (Prometheus: external labels hash) */
+  size_t max_labels;    /* per sample; 0 = 1024 */
 };
 
 struct nn_scrape_stats {
@@ -151,6 +155,17 @@ void nn_scrape_stop(struct nn_scrape *s);
 void nn_scrape_destroy(struct nn_scrape *s);
 
 void nn_scrape_get_stats(const struct nn_scrape *s, struct nn_scrape_stats *out);
+
+/* Samples the agent made itself and also serves on its /metrics (text format 0.0.4, a subset
+ * of those lines, spelt the same), sent now instead of at the next scrape of itself: every
+ * target that is the agent (opts.self_address) and is not down gets them as a scrape would
+ * (its labels, honor_labels, metric relabeling), in one batch without up & co. and without
+ * ending any series. Timestamps are now, kept after the target's last scrape, and its next
+ * scrape is timestamped after them, so every series' samples stay in order. Returns the
+ * number of targets fed (0: none is the agent), NN_EAGAIN while one is being scraped (its
+ * answer could hold older values stamped later; try again shortly), NN_EINVAL when the text
+ * does not parse. */
+int nn_scrape_push_self(struct nn_scrape *s, const char *text, size_t len);
 
 /* Active targets of job (NULL = all). For status pages and tests. */
 size_t nn_scrape_target_count(const struct nn_scrape *s, const char *job);

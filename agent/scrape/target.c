@@ -3,6 +3,9 @@
  * and Target.URL do it: scrape defaults as __ labels, relabel_configs, the default port of
  * the scheme (Prometheus 2.x), __meta_* removal, instance defaulting, then the URL from
  * __scheme__, __address__, __metrics_path__ and __param_*. */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,4 +269,80 @@ char *nn__scrape_target_url(const struct nn_scrape_job_config *job, const struct
     return NULL;
   }
   return nn_buf_steal(&b, NULL);
+}
+
+/* Splits HOST:PORT (HOST may be [v6] or empty) into host (brackets removed) and port. */
+static bool split_hostport(const char *a, size_t len, char *host, size_t hostcap, char *port,
+                           size_t portcap)
+{
+  const char *colon = NULL;
+  for (size_t i = len; i-- > 0;)
+    if (a[i] == ':') {
+      colon = a + i;
+      break;
+    }
+  if (!colon)
+    return false;
+  const char *h = a;
+  size_t hl = (size_t)(colon - a), pl = len - hl - 1;
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (hl >= hostcap || pl == 0 || pl >= portcap)
+    return false;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  memcpy(port, colon + 1, pl);
+  port[pl] = '\0';
+  return true;
+}
+
+static bool host_is_loopback(const char *h)
+{
+  return strcmp(h, "localhost") == 0 || strcmp(h, "127.0.0.1") == 0 || strcmp(h, "::1") == 0;
+}
+
+/* Whether h is the literal address of one of this host's interfaces. */
+static bool host_is_local(const char *h)
+{
+  struct ifaddrs *ifs;
+  bool found = false;
+  if (getifaddrs(&ifs) < 0)
+    return false;
+  for (struct ifaddrs *i = ifs; i && !found; i = i->ifa_next) {
+    char txt[INET6_ADDRSTRLEN];
+    const void *a = NULL;
+    if (!i->ifa_addr)
+      continue;
+    if (i->ifa_addr->sa_family == AF_INET)
+      a = &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr;
+    else if (i->ifa_addr->sa_family == AF_INET6)
+      a = &((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+    if (a && inet_ntop(i->ifa_addr->sa_family, a, txt, sizeof(txt)))
+      found = strcmp(txt, h) == 0;
+  }
+  freeifaddrs(ifs);
+  return found;
+}
+
+bool nn__scrape_url_is_self(const char *url, const char *self_address)
+{
+  static const char scheme[] = "http://";
+  if (!url || !self_address || strncmp(url, scheme, sizeof(scheme) - 1) != 0)
+    return false;
+  const char *auth = url + sizeof(scheme) - 1, *path = strchr(auth, '/');
+  if (!path || strcmp(path, "/metrics") != 0)
+    return false;
+  char th[256], tp[16], sh[256], sp[16];
+  if (!split_hostport(auth, (size_t)(path - auth), th, sizeof(th), tp, sizeof(tp)) ||
+      !split_hostport(self_address, strlen(self_address), sh, sizeof(sh), sp, sizeof(sp)) ||
+      strcmp(tp, sp) != 0)
+    return false;
+  if (strcmp(th, sh) == 0)
+    return true;
+  bool wildcard = !sh[0] || strcmp(sh, "0.0.0.0") == 0 || strcmp(sh, "::") == 0;
+  if (strcmp(th, "localhost") == 0 && (strcmp(sh, "127.0.0.1") == 0 || strcmp(sh, "::1") == 0))
+    return true;
+  return wildcard && (host_is_loopback(th) || host_is_local(th));
 }

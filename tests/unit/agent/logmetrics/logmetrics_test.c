@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Logs -> metrics: JSON and regex extraction, histogram maths, the cardinality cap, and
- * exposition that promtool accepts. */
+/* Logs -> metrics: JSON and regex extraction, histogram maths, the cardinality cap,
+ * exposition that promtool accepts, and the changed series rendered alone for a push. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +123,80 @@ static void cardinality_is_capped(void **state)
   nn_cfg_free(nn_logmetrics_config_options, &cfg);
 }
 
+static char *render_changed(struct nn_logmetrics *m)
+{
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 22);
+  assert_int_equal(nn_logmetrics_render_changed(m, &b), 0);
+  nn_buf_appends(&b, "");
+  return nn_buf_steal(&b, NULL);
+}
+
+/* Every line of a changed series, as the full exposition spells it; nothing of the others. */
+static void only_changed_series_are_rendered_for_a_push(void **state)
+{
+  struct nn_logmetrics_config cfg;
+  struct nn_logmetrics *m = make("enabled: true\nbuckets: [0.01, 0.1]\n", &cfg);
+  assert_int_equal(nn_logmetrics_changed(m), 0);
+  char *t = render_changed(m);
+  assert_string_equal(t, "");
+  free(t);
+  assert_false(nn_logmetrics_observe(m, stream, 2, "not an access log", 17));
+  assert_int_equal(nn_logmetrics_changed(m), 0);
+  feed(m, "{\"method\":\"GET\",\"path\":\"/a\",\"status\":200,\"duration_ms\":5}");
+  feed(m, "{\"method\":\"GET\",\"path\":\"/a\",\"status\":500,\"duration_ms\":50}");
+  feed(m, "{\"method\":\"GET\",\"path\":\"/b\",\"status\":200}");
+  assert_int_equal(nn_logmetrics_changed(m), 2);
+  nn_logmetrics_clear_changed(m);
+  assert_int_equal(nn_logmetrics_changed(m), 0);
+  t = render_changed(m);
+  assert_string_equal(t, "");
+  free(t);
+
+  const char *line = "{\"method\":\"GET\",\"path\":\"/a\",\"status\":503,\"duration_ms\":7}";
+  assert_true(nn_logmetrics_observe(m, stream, 2, line, strlen(line)));
+  feed(m, line);
+  assert_int_equal(nn_logmetrics_changed(m), 1);
+  char *full = render(m);
+  t = render_changed(m);
+  /* Each line of the push is a line of the full exposition, HELP and TYPE first. */
+  assert_true(strncmp(t, "# HELP nines_log_http_requests_total ", 37) == 0);
+  assert_non_null(strstr(t, "# TYPE nines_log_http_request_duration_seconds histogram\n"));
+  size_t lines = 0;
+  for (char *p = t, *nl; *p; p = nl + 1, lines++) {
+    nl = strchr(p, '\n');
+    assert_non_null(nl);
+    char one[512];
+    snprintf(one, sizeof(one), "%.*s", (int)(nl - p + 1), p);
+    assert_non_null(strstr(full, one));
+    assert_null(strstr(one, "endpoint=\"/b\""));
+  }
+  /* 4 HELP/TYPE, 3 statuses, 3 buckets, sum, count */
+  assert_int_equal(lines, 4 + 3 + 3 + 2);
+  assert_non_null(strstr(t, "endpoint=\"/a\",status=\"503\"} 2\n"));
+  assert_non_null(strstr(t, "endpoint=\"/a\",status=\"500\"} 1\n"));
+  assert_non_null(strstr(t, "endpoint=\"/a\",le=\"+Inf\"} 4\n"));
+  assert_null(strstr(t, "overflow"));
+  free(t);
+  free(full);
+  nn_logmetrics_clear_changed(m);
+
+  /* Folded lines mark the __other__ series. */
+  nn_logmetrics_destroy(m);
+  nn_cfg_free(nn_logmetrics_config_options, &cfg);
+  m = make("enabled: true\nmax_series: 1\n", &cfg);
+  feed(m, "{\"method\":\"GET\",\"path\":\"/x\",\"status\":200}");
+  nn_logmetrics_clear_changed(m);
+  feed(m, "{\"method\":\"GET\",\"path\":\"/y\",\"status\":200}");
+  assert_int_equal(nn_logmetrics_changed(m), 1);
+  t = render_changed(m);
+  assert_non_null(strstr(t, "endpoint=\"__other__\",status=\"200\"} 1\n"));
+  assert_null(strstr(t, "endpoint=\"/x\""));
+  free(t);
+  nn_logmetrics_destroy(m);
+  nn_cfg_free(nn_logmetrics_config_options, &cfg);
+}
+
 static void bad_settings_are_refused(void **state)
 {
   struct nn_logmetrics_config cfg;
@@ -150,6 +224,7 @@ int main(void)
       cmocka_unit_test(json_access_logs_become_counters_and_histograms),
       cmocka_unit_test(regex_named_groups),
       cmocka_unit_test(cardinality_is_capped),
+      cmocka_unit_test(only_changed_series_are_rendered_for_a_push),
       cmocka_unit_test(bad_settings_are_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

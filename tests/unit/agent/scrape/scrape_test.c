@@ -3,8 +3,11 @@
  * series, stale markers when a series disappears and when the target goes down or away,
  * sample_limit, honor_labels, metric relabeling, file_sd reloads, Kubernetes pod discovery
  * against a local HTTPS API fixture, and (when installed) a real node-exporter. */
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <jansson.h>
 #include <math.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -38,7 +41,10 @@ static const char *ctype = "text/plain; version=0.0.4";
 static char accept_seen[512];
 
 static struct nn_buf batches[MAX_BATCHES];
+static int64_t batch_ts[MAX_BATCHES];
+static char batch_job[MAX_BATCHES][16];
 static size_t nbatches;
+static const char *self_address; /* nn_scrape_opts.self_address of the next start() */
 
 static void on_metrics(struct nn_http_req *req, void *ud)
 {
@@ -72,6 +78,8 @@ static void on_batch(void *ud, const struct nn_scrape_batch *b)
 {
   if (nbatches >= MAX_BATCHES)
     return;
+  batch_ts[nbatches] = b->scrape_time_ms;
+  snprintf(batch_job[nbatches], sizeof(batch_job[0]), "%s", b->job);
   struct nn_buf *o = &batches[nbatches++];
   nn_buf_init(o, 1 << 20);
   nn_buf_appends(o, "");
@@ -168,7 +176,7 @@ __attribute__((format(printf, 1, 2))) static void start(const char *yaml_fmt, ..
   assert_int_equal(nn_scrape_config_check(&cfg, err, sizeof(err)), 0);
   struct nn_scrape_sink sink = {on_batch, NULL, true};
   metrics = nn_metrics_create();
-  struct nn_scrape_opts opts = {.metrics = metrics};
+  struct nn_scrape_opts opts = {.metrics = metrics, .self_address = self_address};
   reset_batches();
   assert_non_null(scr = nn_scrape_create(&loop, &cfg, &opts, &sink));
   assert_int_equal(nn_scrape_start(scr), 0);
@@ -182,6 +190,7 @@ static void finish(void)
   nn_cfg_free(nn_scrape_config_options, &cfg);
   nn_metrics_destroy(metrics);
   reset_batches();
+  self_address = NULL;
   status = 200;
   ctype = "text/plain; version=0.0.4";
 }
@@ -453,6 +462,158 @@ static void relabel_drops_and_rewrites_targets(void **state)
   assert_true(run_until_batches(1, 3000));
   assert_int_equal(nn_scrape_target_count(scr, NULL), 1);
   assert_non_null(strstr(batches[0].data, "a{instance=\"fixed\",job=\"t\",module=\"m1\"} 1"));
+  finish();
+}
+
+/* Which URLs are the agent's own /metrics, for its listen address. */
+static void self_targets_by_url(void **state)
+{
+  const char *l = "127.0.0.1:9596";
+  assert_true(nn__scrape_url_is_self("http://127.0.0.1:9596/metrics", l));
+  assert_true(nn__scrape_url_is_self("http://localhost:9596/metrics", l));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9597/metrics", l));
+  assert_false(nn__scrape_url_is_self("https://127.0.0.1:9596/metrics", l));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9596/metrics?x=1", l));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9596/metricsx", l));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9596", l));
+  assert_false(nn__scrape_url_is_self("http://10.255.255.1:9596/metrics", l));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9596/metrics", NULL));
+  assert_false(nn__scrape_url_is_self("http://127.0.0.1:9596/metrics", "bad"));
+  /* A wildcard listen address is also loopback and this host's interface addresses. */
+  assert_true(nn__scrape_url_is_self("http://127.0.0.1:9596/metrics", "0.0.0.0:9596"));
+  assert_true(nn__scrape_url_is_self("http://localhost:9596/metrics", ":9596"));
+  assert_true(nn__scrape_url_is_self("http://[::1]:9596/metrics", "[::]:9596"));
+  assert_true(nn__scrape_url_is_self("http://[::1]:9596/metrics", "[::1]:9596"));
+  assert_false(nn__scrape_url_is_self("http://example.com:9596/metrics", "0.0.0.0:9596"));
+  assert_false(nn__scrape_url_is_self("http://10.255.255.1:9596/metrics", "0.0.0.0:9596"));
+  struct ifaddrs *ifs, *i;
+  if (getifaddrs(&ifs) == 0) {
+    for (i = ifs; i; i = i->ifa_next)
+      if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !(i->ifa_flags & IFF_LOOPBACK))
+        break;
+    if (i) {
+      char ip[INET_ADDRSTRLEN], url[128];
+      inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, ip, sizeof(ip));
+      snprintf(url, sizeof(url), "http://%s:9596/metrics", ip);
+      assert_true(nn__scrape_url_is_self(url, "0.0.0.0:9596"));
+      assert_false(nn__scrape_url_is_self(url, "127.0.0.1:9596"));
+    }
+    freeifaddrs(ifs);
+  }
+}
+
+static struct nn__scrape_target *target_of(const char *job)
+{
+  for (size_t i = 0; i < scr->njobs; i++)
+    if (strcmp(scr->jobs[i].cfg->job_name, job) == 0)
+      return scr->jobs[i].targets;
+  return NULL;
+}
+
+/* Lines pushed by the agent go to the targets that scrape the agent, as a scrape would send
+ * them (target labels, metric relabeling), in a batch of their own without up & co.; their
+ * timestamps fall between that target's scrapes; never while its scrape is in flight, never
+ * to a target that is down, nor to other targets. */
+static void pushed_samples_go_to_self_targets_between_scrapes(void **state)
+{
+  char self[64], pfx[160];
+  snprintf(self, sizeof(self), "127.0.0.1:%d", port);
+  self_address = self;
+  snprintf(body, sizeof(body),
+           "# TYPE req_total counter\nreq_total{code=\"200\"} 1\nreq_total{code=\"500\"} 1\n"
+           "dropme 1\n");
+  start("scrape_interval: 1s\nscrape_timeout: 500ms\nscrape_configs:\n"
+        "- job_name: self\n  static_configs:\n  - targets: ['%s']\n    labels: {team: core}\n"
+        "  metric_relabel_configs:\n  - {source_labels: [__name__], regex: dropme, action: drop}\n"
+        "- job_name: peer\n  params: {x: ['1']}\n  static_configs:\n  - targets: ['%s']\n",
+        self, self);
+  struct nn__scrape_target *t = target_of("self"), *p = target_of("peer");
+  assert_non_null(t);
+  assert_non_null(p);
+  assert_true(t->self);
+  assert_false(p->self);
+  /* Before its first scrape the target takes pushes too. */
+  const char *push = "# TYPE req_total counter\nreq_total{code=\"500\"} 3\ndropme 2\n";
+  assert_int_equal(nn_scrape_push_self(scr, push, strlen(push)), 1);
+  assert_int_equal(nbatches, 1);
+  assert_string_equal(batch_job[0], "self");
+  snprintf(pfx, sizeof(pfx), "req_total{code=\"500\",instance=\"%s\",job=\"self\",team=\"core\"}",
+           self);
+  assert_string_equal(value_of(0, pfx), "3");
+  assert_int_equal(count_lines(0, ""), 1); /* no up & co., dropme dropped */
+  int64_t first_push = batch_ts[0];
+  /* Wait for a scrape of each, then push again. */
+  bool self_scraped = false, peer_scraped = false;
+  for (int i = 0; i < 40 && !(self_scraped && peer_scraped); i++) {
+    run_until_batches(nbatches + 1, 500);
+    for (size_t k = 1; k < nbatches; k++) {
+      self_scraped = self_scraped || strcmp(batch_job[k], "self") == 0;
+      peer_scraped = peer_scraped || strcmp(batch_job[k], "peer") == 0;
+    }
+  }
+  assert_true(self_scraped && peer_scraped);
+  size_t sk = 0;
+  for (size_t k = 1; k < nbatches; k++)
+    if (strcmp(batch_job[k], "self") == 0)
+      sk = k;
+  assert_true(batch_ts[sk] > first_push); /* the scrape comes after the push */
+  assert_string_equal(value_of(sk, pfx), "1");
+  assert_string_equal(value_of(sk, "up{"), "1");
+  size_t n0 = nbatches;
+  assert_int_equal(nn_scrape_push_self(scr, push, strlen(push)), 1);
+  assert_int_equal(nbatches, n0 + 1);
+  assert_string_equal(batch_job[n0], "self");
+  assert_true(batch_ts[n0] > batch_ts[sk]);
+  assert_int_equal(count_lines(n0, ""), 1);
+  int64_t pushed = batch_ts[n0];
+  /* The same series twice in one push: the first one wins. */
+  const char *dup = "req_total{code=\"200\"} 5\nreq_total{code=\"200\"} 6\n";
+  assert_int_equal(nn_scrape_push_self(scr, dup, strlen(dup)), 1);
+  assert_int_equal(count_lines(nbatches - 1, ""), 1);
+  assert_string_equal(value_of(nbatches - 1, "req_total{"), "5");
+  assert_true(batch_ts[nbatches - 1] > pushed);
+  pushed = batch_ts[nbatches - 1];
+  /* ...and works again in the next push. */
+  assert_int_equal(nn_scrape_push_self(scr, dup, strlen(dup)), 1);
+  assert_string_equal(value_of(nbatches - 1, "req_total{"), "5");
+  pushed = batch_ts[nbatches - 1];
+  /* Text that does not parse is refused; nothing goes out. */
+  n0 = nbatches;
+  assert_int_equal(nn_scrape_push_self(scr, "a{ 1\n", 5), NN_EINVAL);
+  assert_int_equal(nbatches, n0);
+  /* While the target's scrape is in flight, try again later. */
+  t->inflight = true;
+  assert_int_equal(nn_scrape_push_self(scr, push, strlen(push)), NN_EAGAIN);
+  t->inflight = false;
+  assert_int_equal(nbatches, n0);
+  /* The next scrape is stamped after the pushes and still ends nothing. */
+  bool next = false;
+  for (int i = 0; i < 40 && !next; i++) {
+    size_t from = nbatches;
+    run_until_batches(nbatches + 1, 500);
+    for (size_t k = from; k < nbatches; k++)
+      if (strcmp(batch_job[k], "self") == 0) {
+        next = true;
+        assert_true(batch_ts[k] > pushed);
+        assert_string_equal(value_of(k, pfx), "1");
+        assert_null(strstr(batches[k].data, "STALE"));
+      }
+  }
+  assert_true(next);
+  /* A target that is down gets nothing. */
+  status = 500;
+  bool down = false;
+  for (int i = 0; i < 40 && !down; i++) {
+    size_t from = nbatches;
+    run_until_batches(nbatches + 1, 500);
+    for (size_t k = from; k < nbatches; k++)
+      down = down || (strcmp(batch_job[k], "self") == 0 && value_of(k, "up{") &&
+                      strcmp(value_of(k, "up{"), "0") == 0);
+  }
+  assert_true(down);
+  n0 = nbatches;
+  assert_int_equal(nn_scrape_push_self(scr, push, strlen(push)), 0);
+  assert_int_equal(nbatches, n0);
   finish();
 }
 
@@ -854,6 +1015,8 @@ int main(void)
       cmocka_unit_test(metric_relabel_drop_and_timestamps),
       cmocka_unit_test(openmetrics_by_content_type),
       cmocka_unit_test(relabel_drops_and_rewrites_targets),
+      cmocka_unit_test(self_targets_by_url),
+      cmocka_unit_test(pushed_samples_go_to_self_targets_between_scrapes),
       cmocka_unit_test(populate_labels_matches_prometheus),
       cmocka_unit_test(config_check_errors),
       cmocka_unit_test(file_sd_reload),
