@@ -1002,26 +1002,41 @@ static void loki_logs(struct nn_web *w, struct nn_http_req *req, const struct pa
   reply_json_buf(req, &b, rc, "response too large; add a limit");
 }
 
+#define LOKI_HOUR_NS (3600LL * 1000000000)
+
+/* The start of every Loki handler: reads the parameters and answers 503 while the log store
+ * is off; then, with a range (start != NULL), reads [start, end) as Loki does: end defaults to
+ * now, start to end - since, else end - dflt_ns. On an error it has answered; returns -1. */
+static int loki_begin(struct nn_web *w, struct nn_http_req *req, struct params *p, int64_t dflt_ns,
+                      int64_t *start, int64_t *end)
+{
+  if (get_params(w, req, p) < 0)
+    return -1;
+  if (!w->o.logs) {
+    loki_error(req, 503, "the log store is not enabled");
+    return -1;
+  }
+  if (!start)
+    return 0;
+  if (parse_loki_time(param(p, "end"), now_ms() * 1000000, end) < 0 ||
+      parse_loki_time(param(p, "start"), *end - dflt_ns, start) < 0) {
+    loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
+    return -1;
+  }
+  if (loki_since(p, *end, start) < 0) {
+    loki_error(req, 400, "invalid since: use a duration such as 1h");
+    return -1;
+  }
+  return 0;
+}
+
 static void on_loki_query_range(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
   struct params p;
-  if (get_params(w, req, &p) < 0)
+  int64_t start, end;
+  if (loki_begin(w, req, &p, LOKI_HOUR_NS, &start, &end) < 0)
     return;
-  if (!w->o.logs) {
-    loki_error(req, 503, "the log store is not enabled");
-    return;
-  }
-  int64_t now_ns = now_ms() * 1000000, start, end;
-  if (parse_loki_time(param(&p, "end"), now_ns, &end) < 0 ||
-      parse_loki_time(param(&p, "start"), end - 3600LL * 1000000000, &start) < 0) {
-    loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
-    return;
-  }
-  if (loki_since(&p, end, &start) < 0) {
-    loki_error(req, 400, "invalid since: use a duration such as 1h");
-    return;
-  }
   const char *q = param(&p, "query");
   if (!q) {
     loki_error(req, 400, "query parameter is required");
@@ -1045,12 +1060,8 @@ static void on_loki_query(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
   struct params p;
-  if (get_params(w, req, &p) < 0)
+  if (loki_begin(w, req, &p, 0, NULL, NULL) < 0)
     return;
-  if (!w->o.logs) {
-    loki_error(req, 503, "the log store is not enabled");
-    return;
-  }
   int64_t t;
   if (parse_loki_time(param(&p, "time"), now_ms() * 1000000, &t) < 0) {
     loki_error(req, 400, "invalid time: use ns integers, Unix seconds or RFC3339");
@@ -1066,7 +1077,7 @@ static void on_loki_query(struct nn_http_req *req, void *ud)
     return;
   }
   if (nn_logstore_is_log_query(q))
-    loki_logs(w, req, &p, q, t - 3600LL * 1000000000, t + 1);
+    loki_logs(w, req, &p, q, t - LOKI_HOUR_NS, t + 1);
   else
     loki_metric(w, req, q, t, t, 1, true);
 }
@@ -1074,18 +1085,9 @@ static void on_loki_query(struct nn_http_req *req, void *ud)
 static void loki_labels(struct nn_web *w, struct nn_http_req *req, const char *name)
 {
   struct params p;
-  if (get_params(w, req, &p) < 0)
+  int64_t start, end;
+  if (loki_begin(w, req, &p, 6 * LOKI_HOUR_NS, &start, &end) < 0)
     return;
-  if (!w->o.logs) {
-    loki_error(req, 503, "the log store is not enabled");
-    return;
-  }
-  int64_t now_ns = now_ms() * 1000000, start, end;
-  if (parse_loki_time(param(&p, "end"), now_ns, &end) < 0 ||
-      parse_loki_time(param(&p, "start"), end - 6 * 3600LL * 1000000000, &start) < 0) {
-    loki_error(req, 400, "invalid start or end");
-    return;
-  }
   struct nn_strlist l = {0};
   char err[512], tbuf[160];
   const char *sel = param(&p, "query");
@@ -1122,34 +1124,12 @@ static void on_loki_label_values(struct nn_http_req *req, void *ud)
   loki_labels(ud, req, name);
 }
 
-/* start/end (and since) as Loki's series and index endpoints read them: the last hour. */
-static int loki_range(struct nn_http_req *req, const struct params *p, int64_t *start, int64_t *end)
-{
-  int64_t now_ns = now_ms() * 1000000;
-  if (parse_loki_time(param(p, "end"), now_ns, end) < 0 ||
-      parse_loki_time(param(p, "start"), *end - 3600LL * 1000000000, start) < 0) {
-    loki_error(req, 400, "invalid start or end: use ns integers, Unix seconds or RFC3339");
-    return -1;
-  }
-  if (loki_since(p, *end, start) < 0) {
-    loki_error(req, 400, "invalid since: use a duration such as 1h");
-    return -1;
-  }
-  return 0;
-}
-
 static void on_loki_series(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
   struct params p;
-  if (get_params(w, req, &p) < 0)
-    return;
-  if (!w->o.logs) {
-    loki_error(req, 503, "the log store is not enabled");
-    return;
-  }
   int64_t start, end;
-  if (loki_range(req, &p, &start, &end) < 0)
+  if (loki_begin(w, req, &p, LOKI_HOUR_NS, &start, &end) < 0)
     return;
   /* match[] as Prometheus spells it, and Loki's older "match". */
   const char *sels[MAX_MATCH + 1];
@@ -1190,14 +1170,8 @@ static void on_loki_index_stats(struct nn_http_req *req, void *ud)
 {
   struct nn_web *w = ud;
   struct params p;
-  if (get_params(w, req, &p) < 0)
-    return;
-  if (!w->o.logs) {
-    loki_error(req, 503, "the log store is not enabled");
-    return;
-  }
   int64_t start, end;
-  if (loki_range(req, &p, &start, &end) < 0)
+  if (loki_begin(w, req, &p, LOKI_HOUR_NS, &start, &end) < 0)
     return;
   const char *q = param(&p, "query");
   if (!q) {
