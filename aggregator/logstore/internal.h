@@ -373,11 +373,13 @@ struct nn__ls_filter {
   void *re; /* pcre2_code * */
   void *md; /* pcre2_match_data * */
 };
+struct nn__ls_pipeline;
 struct nn__ls_query {
   struct nn_matcher *m;
   size_t nm;
   struct nn__ls_filter *f;
   size_t nf;
+  struct nn__ls_pipeline *pl; /* parser, label filter, drop/keep and unwrap stages, or NULL */
 };
 /* Parses query text; on failure returns NN_EINVAL with "parse error at line L, col C: ..."
  * in err. q is always safe to pass to nn__logstore_query_fini. */
@@ -400,6 +402,65 @@ int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, str
 void nn__logstore_query_fini(struct nn__ls_query *q);
 bool nn__logstore_filters_match(const struct nn__ls_query *q, const char *line, size_t len);
 
+/* selector.c: a "..." or `...` string at s[*i] into out (NUL-terminated), for the stage
+ * parser; NN_EINVAL with a positioned message. */
+int nn__logstore_parse_str(const char *s, size_t n, size_t *i, struct nn_buf *out, char *err,
+                           size_t errlen);
+
+/* ---- pipeline.c: LogQL stages after the line filters (the subset in docs/loki-api.md).
+ * Line filters stay in nn__ls_query.f and run first: no supported stage changes the line. */
+#define LS_MAX_STAGES 64
+enum nn__ls_conv { LS_CONV_NONE, LS_CONV_FLOAT, LS_CONV_DURATION, LS_CONV_BYTES };
+/* Parses one stage at s[*i] (the '|' that starts it) into q->pl, creating it. NN_EINVAL with
+ * "parse error at line L, col C: ..." in err. */
+int nn__logstore_stage_parse(const char *s, size_t n, size_t *i, struct nn__ls_query *q, char *err,
+                             size_t errlen);
+void nn__logstore_pipeline_free(struct nn__ls_pipeline *pl);
+/* The unwrap stage: its conversion (LS_CONV_NONE without one) and label. */
+enum nn__ls_conv nn__logstore_pipeline_unwrap(const struct nn__ls_pipeline *pl, const char **label);
+
+/* Per-query run state: the label set of the line being processed, in scratch buffers that
+ * are reused from line to line. Growth is added to *mem and refused past max. */
+struct nn__ls_xlabel {
+  uint32_t name, value; /* offsets of NUL-terminated strings in the arena */
+};
+struct nn__ls_prun {
+  const struct nn__ls_pipeline *pl;
+  const struct nn_label *base;
+  size_t nbase;
+  uint8_t *del; /* base label deleted (drop/keep) */
+  size_t cdel;
+  char *a; /* arena: extracted names and values, error details */
+  size_t alen, acap;
+  struct nn__ls_xlabel *x;
+  size_t nx, cx;
+  const char *err; /* __error__ value, or NULL */
+  uint32_t det;    /* __error_details__ offset in the arena, or UINT32_MAX */
+  char *pfx;       /* JSON key prefix */
+  size_t plen, pcap;
+  struct nn_label *out; /* the final label set */
+  size_t cout;
+  struct nn_buf key; /* name\0value\0... of the final label set */
+  size_t *mem, max;
+};
+void nn__logstore_prun_init(struct nn__ls_prun *r, const struct nn__ls_pipeline *pl, size_t *mem,
+                            size_t max);
+void nn__logstore_prun_fini(struct nn__ls_prun *r);
+/* Runs the stages up to the unwrap over one line of a stream with labels base: 1 when it
+ * passes, 0 when a label filter drops it, NN_ELIMIT/NN_ENOMEM. */
+int nn__logstore_prun_line(struct nn__ls_prun *r, const struct nn_label *base, size_t nbase,
+                           const char *line, size_t len);
+/* After nn__logstore_prun_line: converts the unwrapped label (SampleExtractionErr on
+ * failure) and runs the filters after unwrap: 1 with *v, 0 when dropped, < 0 on error. */
+int nn__logstore_prun_unwrap(struct nn__ls_prun *r, double *v);
+/* The line's final label set, sorted, in r->out, and its key in r->key. With groups (by or
+ * without a range aggregation's list) and no error, only the grouped labels. */
+int nn__logstore_prun_labels(struct nn__ls_prun *r, char *const *groups, size_t ngroups,
+                             bool grouped, bool without, size_t *n);
+/* Loki's parsers of label values: Go's time.ParseDuration (ns) and go-humanize's ParseBytes. */
+bool nn__logstore_parse_go_duration(const char *s, size_t n, int64_t *out);
+bool nn__logstore_parse_bytes(const char *s, size_t n, uint64_t *out);
+
 /* query.c: the tenant's streams matching every matcher with data in [start, end), sorted by
  * label set; *out is malloc'd. */
 int nn__logstore_select_streams(struct nn_logstore *s, const struct nn__ls_tenant *t,
@@ -408,7 +469,24 @@ int nn__logstore_select_streams(struct nn_logstore *s, const struct nn__ls_tenan
 
 /* metric.c: a parsed LogQL metric query (the subset in docs/loki-api.md). */
 enum nn__ls_mtype { LS_M_NUM, LS_M_RANGE, LS_M_AGG, LS_M_BIN };
-enum nn__ls_rfn { LS_RF_COUNT, LS_RF_RATE, LS_RF_BYTES, LS_RF_BYTES_RATE, LS_RF_ABSENT };
+enum nn__ls_rfn {
+  LS_RF_COUNT,
+  LS_RF_RATE, /* with unwrap: the sum of the values per second */
+  LS_RF_BYTES,
+  LS_RF_BYTES_RATE,
+  LS_RF_ABSENT,
+  /* over unwrapped values */
+  LS_RF_SUM,
+  LS_RF_AVG,
+  LS_RF_MAX,
+  LS_RF_MIN,
+  LS_RF_FIRST,
+  LS_RF_LAST,
+  LS_RF_STDVAR,
+  LS_RF_STDDEV,
+  LS_RF_QUANTILE,
+  LS_RF_RATE_COUNTER
+};
 enum nn__ls_agg {
   LS_AG_SUM,
   LS_AG_COUNT,
@@ -423,11 +501,12 @@ struct nn__ls_mexpr {
   size_t pos;                  /* byte offset in the query text */
   double num;                  /* LS_M_NUM */
   enum nn__ls_rfn fn;          /* LS_M_RANGE */
+  double phi;                  /* LS_M_RANGE: quantile_over_time's parameter */
   struct nn__ls_query q;       /* LS_M_RANGE: the log pipeline */
   int64_t range_ns, offset_ns; /* LS_M_RANGE */
   enum nn__ls_agg op;          /* LS_M_AGG */
-  bool grouped, without;       /* LS_M_AGG: a by/without clause, which one */
-  char **labels;               /* LS_M_AGG: its label names */
+  bool grouped, without;       /* LS_M_AGG, LS_M_RANGE (unwrap): by/without, which one */
+  char **labels;               /* LS_M_AGG, LS_M_RANGE: its label names */
   size_t nlabels;
   int64_t k;                  /* LS_M_AGG: topk/bottomk parameter */
   char binop;                 /* LS_M_BIN: + - * / % ^ */

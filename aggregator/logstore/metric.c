@@ -194,9 +194,14 @@ static const struct {
   const char *name;
   enum nn__ls_rfn fn;
 } range_fns[] = {
-    {"count_over_time", LS_RF_COUNT},   {"rate", LS_RF_RATE},
-    {"bytes_over_time", LS_RF_BYTES},   {"bytes_rate", LS_RF_BYTES_RATE},
-    {"absent_over_time", LS_RF_ABSENT},
+    {"count_over_time", LS_RF_COUNT},     {"rate", LS_RF_RATE},
+    {"bytes_over_time", LS_RF_BYTES},     {"bytes_rate", LS_RF_BYTES_RATE},
+    {"absent_over_time", LS_RF_ABSENT},   {"sum_over_time", LS_RF_SUM},
+    {"avg_over_time", LS_RF_AVG},         {"max_over_time", LS_RF_MAX},
+    {"min_over_time", LS_RF_MIN},         {"first_over_time", LS_RF_FIRST},
+    {"last_over_time", LS_RF_LAST},       {"stdvar_over_time", LS_RF_STDVAR},
+    {"stddev_over_time", LS_RF_STDDEV},   {"quantile_over_time", LS_RF_QUANTILE},
+    {"rate_counter", LS_RF_RATE_COUNTER},
 };
 static const struct {
   const char *name;
@@ -207,29 +212,8 @@ static const struct {
 };
 /* LogQL functions and aggregations outside the subset: named in the 400. */
 static const char *const unsupported_fns[] = {
-    "sum_over_time",
-    "avg_over_time",
-    "max_over_time",
-    "min_over_time",
-    "first_over_time",
-    "last_over_time",
-    "stdvar_over_time",
-    "stddev_over_time",
-    "quantile_over_time",
-    "rate_counter",
-    "stddev",
-    "stdvar",
-    "sort",
-    "sort_desc",
-    "label_replace",
-    "vector",
-    "approx_topk",
-    "absent",
-    "bool",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
+    "stddev", "stdvar", "sort", "sort_desc", "label_replace", "vector",      "approx_topk",
+    "absent", "bool",   "on",   "ignoring",  "group_left",    "group_right",
 };
 
 /* The log query of a range aggregation: text up to the '[' of its range outside strings. */
@@ -249,6 +233,7 @@ static int log_range(struct mp *p, struct nn__ls_mexpr *e)
                  "\"err\" followed by a range such as [5m]");
   size_t k = p->i;
   char q = 0;
+  int depth = 0; /* parentheses of stages: unwrap duration(x), (a > 1 or b = "c") */
   for (; k < p->n; k++) {
     char c = p->s[k];
     if (q) {
@@ -263,6 +248,10 @@ static int log_range(struct mp *p, struct nn__ls_mexpr *e)
     else if (c == '#') /* a comment runs to the end of the line */
       while (k + 1 < p->n && p->s[k + 1] != '\n')
         k++;
+    else if (c == '(' && depth < 64)
+      depth++;
+    else if (c == ')' && depth > 0)
+      depth--;
     else if (c == '[' || c == ')' || c == '(')
       break;
   }
@@ -380,11 +369,35 @@ static int primary(struct mp *p, struct nn__ls_mexpr **out)
       return NN_ENOMEM;
     *out = e;
     e->fn = range_fns[i].fn;
-    if ((rc = expect(p, '(', "'(' after the function name")) < 0 || (rc = log_range(p, e)) < 0)
+    if ((rc = expect(p, '(', "'(' after the function name")) < 0)
       return rc;
+    if (e->fn == LS_RF_QUANTILE) {
+      mskip(p);
+      size_t ks = p->i;
+      bool neg = p->i < p->n && p->s[p->i] == '-';
+      if (neg)
+        p->i++;
+      if ((rc = number(p, &e->phi)) < 0)
+        return mfail(p, ks, "syntax error: quantile_over_time needs a number such as 0.99 first");
+      if (neg)
+        e->phi = -e->phi;
+      if ((rc = expect(p, ',', "',' after the quantile")) < 0)
+        return rc;
+    }
+    size_t lq = p->i;
+    if ((rc = log_range(p, e)) < 0)
+      return rc;
+    const char *ul;
+    bool unwrapped = nn__logstore_pipeline_unwrap(e->q.pl, &ul) != LS_CONV_NONE;
+    bool needs = e->fn >= LS_RF_SUM;
+    if (needs && !unwrapped)
+      return mfail(p, st, "invalid aggregation %s without unwrap: add | unwrap <label>",
+                   range_fns[i].name);
+    if (unwrapped && e->fn != LS_RF_RATE && !needs)
+      return mfail(p, lq, "invalid aggregation %s with unwrap", range_fns[i].name);
     mskip(p);
     if (p->i < p->n && p->s[p->i] == '|')
-      return mfail(p, p->i, "unsupported: unwrap and pipeline stages after a range");
+      return mfail(p, p->i, "syntax error: pipeline stages go before the range");
     if (p->i < p->n && p->s[p->i] == ',')
       return mfail(p, p->i, "syntax error: %s takes one argument", range_fns[i].name);
     if ((rc = expect(p, ')', "')' after the range")) < 0)
@@ -394,9 +407,12 @@ static int primary(struct mp *p, struct nn__ls_mexpr **out)
     char w[16];
     size_t kw = p->i;
     ident(p, w, sizeof(w));
-    if (strcmp(w, "by") == 0 || strcmp(w, "without") == 0)
-      return mfail(p, kw, "unsupported: %s after a range aggregation (only unwrap ones take it)",
-                   w);
+    if (strcmp(w, "by") == 0 || strcmp(w, "without") == 0) {
+      if (!unwrapped)
+        return mfail(p, kw, "unsupported: %s after a range aggregation without unwrap", w);
+      e->without = w[0] == 'w';
+      return grouping(p, e, kw);
+    }
     p->i = save;
     return 0;
   }
@@ -687,29 +703,44 @@ static int64_t ceil_div(int64_t a, int64_t b)
   return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
+struct pacc;
 struct range_acc {
   const struct nn__ls_mexpr *e;
   struct ev *ev;
   int64_t *dc, *db; /* difference arrays, np + 1 */
+  struct pacc *pa;  /* a pipeline's series, or NULL */
 };
 
-/* Adds an entry at ts to the steps t with t - off - range < ts <= t - off. */
-static void range_add(struct range_acc *a, int64_t ts, size_t len)
+/* Adds an entry at ts to the difference arrays of the steps t with t - off - range < ts <=
+ * t - off. */
+static void diff_add(const struct ev *ev, const struct nn__ls_mexpr *e, int64_t *dc, int64_t *db,
+                     int64_t ts, size_t len)
 {
-  const struct ev *ev = a->ev;
-  int64_t u = ts + a->e->offset_ns - ev->start;
+  int64_t u = ts + e->offset_ns - ev->start;
   int64_t lo = ceil_div(u, ev->step);
-  int64_t hi = ceil_div(u + a->e->range_ns, ev->step); /* exclusive */
+  int64_t hi = ceil_div(u + e->range_ns, ev->step); /* exclusive */
   if (lo < 0)
     lo = 0;
   if (hi > (int64_t)ev->np)
     hi = (int64_t)ev->np;
   if (lo >= hi)
     return;
-  a->dc[lo]++;
-  a->dc[hi]--;
-  a->db[lo] += (int64_t)len;
-  a->db[hi] -= (int64_t)len;
+  dc[lo]++;
+  dc[hi]--;
+  db[lo] += (int64_t)len;
+  db[hi] -= (int64_t)len;
+}
+
+static int pacc_add(struct pacc *pa, const struct nn__ls_stream *st, int64_t ts, const char *line,
+                    size_t len);
+
+static int range_add(struct range_acc *a, const struct nn__ls_stream *st, int64_t ts,
+                     const char *line, size_t len)
+{
+  if (a->pa)
+    return pacc_add(a->pa, st, ts, line, len);
+  diff_add(a->ev, a->e, a->dc, a->db, ts, len);
+  return 0;
 }
 
 /* Reads st's entries in (lo, hi] that pass the filters, once. */
@@ -735,8 +766,9 @@ static int range_scan(struct range_acc *a, const struct nn__ls_stream *st, int64
         continue;
       ev->stats->lines_scanned++;
       ev->stats->bytes_scanned += e.len;
-      if (nn__logstore_filters_match(q, e.line, e.len))
-        range_add(a, e.ts, e.len);
+      if (nn__logstore_filters_match(q, e.line, e.len) &&
+          (rc = range_add(a, st, e.ts, e.line, e.len)) < 0)
+        return rc;
     }
     if (rc < 0) {
       snprintf(ev->err, ev->errlen, "chunk of stream %s is corrupt", st->key);
@@ -757,20 +789,53 @@ static int range_scan(struct range_acc *a, const struct nn__ls_stream *st, int64
     const char *line = (const char *)h->buf + he->off;
     ev->stats->lines_scanned++;
     ev->stats->bytes_scanned += he->len;
-    if (nn__logstore_filters_match(q, line, he->len))
-      range_add(a, he->ts, he->len);
+    if (nn__logstore_filters_match(q, line, he->len) &&
+        (rc = range_add(a, st, he->ts, line, he->len)) < 0)
+      return rc;
   }
   return 0;
 }
 
+/* absent_over_time's one series, labelled by the selector's equality matchers, 1 at the
+ * steps where nothing matched (total[k] == 0). v and c are scratch of np. */
+static int emit_absent(struct ev *ev, const struct nn__ls_mexpr *e, const int64_t *total, double *v,
+                       uint32_t *c, emit_fn emit, void *ud)
+{
+  struct nn_label ls[64];
+  size_t nl = 0;
+  bool any = false;
+  for (size_t k = 0; k < e->q.nm && nl < 64; k++) {
+    const struct nn_matcher *m = &e->q.m[k];
+    if (m->type != NN_MATCH_EQ || !m->value[0])
+      continue;
+    bool dup = false;
+    for (size_t j = 0; j < nl; j++)
+      dup |= strcmp(ls[j].name, m->name) == 0;
+    if (!dup)
+      ls[nl++] = (struct nn_label){m->name, m->value};
+  }
+  nn_labels_canonicalize(ls, nl);
+  for (size_t k = 0; k < ev->np; k++) {
+    c[k] = total[k] == 0;
+    v[k] = 1;
+    any |= c[k] > 0;
+  }
+  return any ? emit(ud, ls, nl, v, c) : 0;
+}
+
+static int eval_range_pipeline(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit, void *ud);
+
 static int eval_range(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit, void *ud)
 {
+  if (e->q.pl)
+    return eval_range_pipeline(ev, e, emit, ud);
   int64_t last = ev->start + (int64_t)(ev->np - 1) * ev->step;
   int64_t lo = ev->start - e->offset_ns - e->range_ns, hi = last - e->offset_ns;
   struct nn__ls_stream **streams = NULL;
   size_t ns = 0;
   size_t np = ev->np;
-  struct range_acc a = {e, ev, calloc(np + 1, sizeof(int64_t)), calloc(np + 1, sizeof(int64_t))};
+  struct range_acc a = {e, ev, calloc(np + 1, sizeof(int64_t)), calloc(np + 1, sizeof(int64_t)),
+                        NULL};
   double *v = calloc(np, sizeof(double));
   uint32_t *c = calloc(np, sizeof(uint32_t));
   int64_t *total = e->fn == LS_RF_ABSENT ? calloc(np, sizeof(int64_t)) : NULL;
@@ -802,36 +867,14 @@ static int eval_range(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit,
       case LS_RF_RATE: v[k] = (double)cnt / secs; break;
       case LS_RF_BYTES: v[k] = (double)bytes; break;
       case LS_RF_BYTES_RATE: v[k] = (double)bytes / secs; break;
-      case LS_RF_ABSENT: break;
+      default: break; /* LS_RF_ABSENT; the unwrap ones need a pipeline */
       }
     }
     if (any && !total && (rc = emit(ud, streams[i]->labels, streams[i]->nlabels, v, c)) < 0)
       goto out;
   }
-  if (total) {
-    /* One series, labelled by the selector's equality matchers, 1 where nothing matched. */
-    struct nn_label ls[64];
-    size_t nl = 0;
-    bool any = false;
-    for (size_t k = 0; k < e->q.nm && nl < 64; k++) {
-      const struct nn_matcher *m = &e->q.m[k];
-      if (m->type != NN_MATCH_EQ || !m->value[0])
-        continue;
-      bool dup = false;
-      for (size_t j = 0; j < nl; j++)
-        dup |= strcmp(ls[j].name, m->name) == 0;
-      if (!dup)
-        ls[nl++] = (struct nn_label){m->name, m->value};
-    }
-    nn_labels_canonicalize(ls, nl);
-    for (size_t k = 0; k < np; k++) {
-      c[k] = total[k] == 0;
-      v[k] = 1;
-      any |= c[k] > 0;
-    }
-    if (any)
-      rc = emit(ud, ls, nl, v, c);
-  }
+  if (total)
+    rc = emit_absent(ev, e, total, v, c, emit, ud);
 out:
   free(streams);
   free(a.dc);
@@ -839,6 +882,378 @@ out:
   free(v);
   free(c);
   free(total);
+  return rc;
+}
+
+/* ---- range aggregations over a pipeline ---- */
+
+/* A range aggregation's input with a pipeline is keyed by each line's label set after the
+ * stages (or its by/without grouping), not by stream: one stream can feed many series and,
+ * after drop/keep or grouping, many streams one. */
+struct smp {
+  int64_t ts;
+  double v;
+  uint64_t ord; /* arrival order: equal timestamps keep it (first/last_over_time) */
+};
+struct pser {
+  struct nn_label *labels; /* one allocation with the strings */
+  size_t nl;
+  char *key;
+  bool err;         /* carries __error__ */
+  int64_t *dc, *db; /* without unwrap: difference arrays, np + 1 */
+  struct smp *s;    /* with unwrap: its samples */
+  size_t ns, cs;
+};
+struct pacc {
+  struct ev *ev;
+  const struct nn__ls_mexpr *e;
+  struct nn__ls_prun run;
+  bool unwrap;
+  struct pser *ser;
+  size_t nser, cser;
+  struct nn__ls_map map; /* key -> index + 1 */
+  uint64_t ord;
+  /* The grouping: the range aggregation's, and without one (or with without) the unwrapped
+   * label is left out of the series, as Loki does. */
+  char **groups;
+  size_t ngroups;
+  bool grouped, without;
+};
+
+static int pacc_series(struct pacc *pa, size_t nl, struct pser **out)
+{
+  struct ev *ev = pa->ev;
+  const struct nn_buf *k = &pa->run.key;
+  const char *kd = k->data ? k->data : "";
+  uintptr_t idx = (uintptr_t)nn__logstore_map_get(&pa->map, kd, k->len);
+  if (idx) {
+    *out = &pa->ser[idx - 1];
+    return 0;
+  }
+  size_t arrays = pa->unwrap ? 0 : 2 * (ev->np + 1) * sizeof(int64_t);
+  int rc =
+      mem_take(ev, sizeof(struct pser) + nl * sizeof(struct nn_label) + 2 * k->len + arrays + 64);
+  if (rc < 0)
+    return rc;
+  if (pa->nser == pa->cser) {
+    size_t nc = pa->cser ? pa->cser * 2 : 16;
+    struct pser *ns = realloc(pa->ser, nc * sizeof(*ns));
+    if (!ns)
+      return NN_ENOMEM;
+    pa->ser = ns;
+    pa->cser = nc;
+  }
+  struct pser *sr = &pa->ser[pa->nser];
+  memset(sr, 0, sizeof(*sr));
+  char *mem = malloc(nl * sizeof(struct nn_label) + k->len + 1);
+  sr->key = malloc(k->len + 1);
+  if (!pa->unwrap) {
+    sr->dc = calloc(ev->np + 1, sizeof(int64_t));
+    sr->db = calloc(ev->np + 1, sizeof(int64_t));
+  }
+  pa->nser++; /* freed with the others even when incomplete */
+  sr->labels = (struct nn_label *)(void *)mem;
+  if (!mem || !sr->key || (!pa->unwrap && (!sr->dc || !sr->db)))
+    return NN_ENOMEM;
+  memcpy(sr->key, kd, k->len);
+  char *w = mem + nl * sizeof(struct nn_label);
+  memcpy(w, kd, k->len); /* name\0value\0... in label order */
+  for (size_t i = 0; i < nl; i++) {
+    sr->labels[i].name = w;
+    w += strlen(w) + 1;
+    sr->labels[i].value = w;
+    w += strlen(w) + 1;
+    sr->err |= strcmp(sr->labels[i].name, "__error__") == 0;
+  }
+  sr->nl = nl;
+  if ((rc = nn__logstore_map_put(&pa->map, sr->key, k->len, (void *)(uintptr_t)pa->nser)) < 0)
+    return rc;
+  *out = sr;
+  return 0;
+}
+
+static int pacc_limit(struct pacc *pa, int rc)
+{
+  if (rc == NN_ELIMIT)
+    snprintf(pa->ev->err, pa->ev->errlen,
+             "the query needs more than %zu bytes of memory; narrow the selector, the time range "
+             "or the grouping, or raise the step",
+             pa->ev->s->cfg.query_max_bytes);
+  return rc;
+}
+
+static int pacc_add(struct pacc *pa, const struct nn__ls_stream *st, int64_t ts, const char *line,
+                    size_t len)
+{
+  const struct nn__ls_mexpr *e = pa->e;
+  double v = 0;
+  size_t nl;
+  struct pser *sr;
+  int rc = nn__logstore_prun_line(&pa->run, st->labels, st->nlabels, line, len);
+  if (rc > 0 && pa->unwrap)
+    rc = nn__logstore_prun_unwrap(&pa->run, &v);
+  if (rc <= 0)
+    return pacc_limit(pa, rc);
+  if ((rc = nn__logstore_prun_labels(&pa->run, pa->groups, pa->ngroups, pa->grouped, pa->without,
+                                     &nl)) < 0 ||
+      (rc = pacc_series(pa, nl, &sr)) < 0)
+    return pacc_limit(pa, rc);
+  if (!pa->unwrap) {
+    diff_add(pa->ev, e, sr->dc, sr->db, ts, len);
+    return 0;
+  }
+  if (sr->ns == sr->cs) {
+    size_t nc = sr->cs ? sr->cs * 2 : 16;
+    if ((rc = mem_take(pa->ev, (nc - sr->cs) * sizeof(struct smp))) < 0)
+      return rc;
+    struct smp *ns = realloc(sr->s, nc * sizeof(*ns));
+    if (!ns)
+      return NN_ENOMEM;
+    sr->s = ns;
+    sr->cs = nc;
+  }
+  sr->s[sr->ns++] = (struct smp){ts, v, pa->ord++};
+  return 0;
+}
+
+static int smp_cmp(const void *a, const void *b)
+{
+  const struct smp *x = a, *y = b;
+  if (x->ts != y->ts)
+    return x->ts < y->ts ? -1 : 1;
+  return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  if (isnan(x) || isnan(y))
+    return isnan(x) ? (isnan(y) ? 0 : -1) : 1; /* Go's sort of floats puts NaN first */
+  return x < y ? -1 : x > y;
+}
+
+/* Loki's rate_counter: Prometheus's extrapolated counter rate, with the range measured back
+ * from the window's first sample as Loki does (timestamps in milliseconds). */
+static double counter_rate(const struct smp *s, size_t n, int64_t range_ns)
+{
+  if (n < 2)
+    return 0;
+  double range_s = (double)range_ns / 1e9;
+  int64_t first = s[0].ts / 1000000, last = s[n - 1].ts / 1000000;
+  double result = s[n - 1].v - s[0].v, prev = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i].v < prev)
+      result += prev;
+    prev = s[i].v;
+  }
+  double to_start = (double)(range_ns / 1000000) / 1000, to_end = 0;
+  double sampled = (double)(last - first) / 1000;
+  double avg = sampled / (double)(n - 1);
+  if (result > 0 && s[0].v >= 0) {
+    double to_zero = sampled * (s[0].v / result);
+    if (to_zero < to_start)
+      to_start = to_zero;
+  }
+  double thr = avg * 1.1, interval = sampled;
+  interval += to_start < thr ? to_start : avg / 2;
+  interval += to_end < thr ? to_end : avg / 2;
+  return result * (interval / sampled) / range_s;
+}
+
+/* One step's value of an unwrapped range aggregation over the samples s[0, n), n > 0. */
+static double unwrap_value(const struct nn__ls_mexpr *e, const struct smp *s, size_t n,
+                           double *scratch)
+{
+  double x = 0, mean = 0, aux = 0, cnt = 0;
+  switch (e->fn) {
+  case LS_RF_SUM:
+  case LS_RF_RATE:
+    for (size_t i = 0; i < n; i++)
+      x += s[i].v;
+    return e->fn == LS_RF_RATE ? x / ((double)e->range_ns / 1e9) : x;
+  case LS_RF_AVG:
+    for (size_t i = 0; i < n; i++) { /* Loki's incremental mean, with its handling of Inf */
+      cnt++;
+      if (isinf(mean)) {
+        if (isinf(s[i].v) && (mean > 0) == (s[i].v > 0))
+          continue;
+        if (!isinf(s[i].v) && !isnan(s[i].v))
+          continue;
+      }
+      mean += s[i].v / cnt - mean / cnt;
+    }
+    return mean;
+  case LS_RF_MAX:
+  case LS_RF_MIN:
+    x = s[0].v;
+    for (size_t i = 0; i < n; i++)
+      if ((e->fn == LS_RF_MAX ? s[i].v > x : s[i].v < x) || isnan(x))
+        x = s[i].v;
+    return x;
+  case LS_RF_FIRST: return s[0].v;
+  case LS_RF_LAST: return s[n - 1].v;
+  case LS_RF_STDVAR:
+  case LS_RF_STDDEV:
+    for (size_t i = 0; i < n; i++) { /* Welford, as Loki */
+      cnt++;
+      double d = s[i].v - mean;
+      mean += d / cnt;
+      aux += d * (s[i].v - mean);
+    }
+    return e->fn == LS_RF_STDDEV ? sqrt(aux / cnt) : aux / cnt;
+  case LS_RF_QUANTILE: {
+    if (isnan(e->phi))
+      return NAN;
+    if (e->phi < 0)
+      return -INFINITY;
+    if (e->phi > 1)
+      return INFINITY;
+    for (size_t i = 0; i < n; i++)
+      scratch[i] = s[i].v;
+    qsort(scratch, n, sizeof(*scratch), dbl_cmp);
+    double rank = e->phi * (double)(n - 1);
+    double lo = fmax(0, floor(rank)), hi = fmin((double)(n - 1), lo + 1);
+    double wt = rank - floor(rank);
+    return scratch[(size_t)lo] * (1 - wt) + scratch[(size_t)hi] * wt;
+  }
+  case LS_RF_RATE_COUNTER: return counter_rate(s, n, e->range_ns);
+  default: return (double)n;
+  }
+}
+
+/* Loki's answer to a metric query whose series still carries __error__ after the pipeline. */
+static int pipeline_error(struct ev *ev, const struct pser *sr)
+{
+  const char *kind = nn_labels_get(sr->labels, sr->nl, "__error__");
+  struct nn_buf b;
+  nn_buf_init(&b, 4096);
+  if (nn_labels_format(sr->labels, sr->nl, &b) < 0)
+    nn_buf_reset(&b);
+  snprintf(ev->err, ev->errlen,
+           "pipeline error: '%s' for series: '%s'.\nUse a label filter to intentionally skip "
+           "this error. (e.g | __error__!=\"%s\").\nTo skip all potential errors you can match "
+           "empty errors.(e.g __error__=\"\")\nThe label filter can also be specified after "
+           "unwrap. (e.g | unwrap latency | __error__=\"\" )\n",
+           kind, b.data ? b.data : "{}", kind);
+  nn_buf_fini(&b);
+  return NN_EINVAL;
+}
+
+static int eval_range_pipeline(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit, void *ud)
+{
+  int64_t last = ev->start + (int64_t)(ev->np - 1) * ev->step;
+  int64_t lo = ev->start - e->offset_ns - e->range_ns, hi = last - e->offset_ns;
+  struct nn__ls_stream **streams = NULL;
+  size_t ns = 0, np = ev->np;
+  const char *ul;
+  struct pacc pa = {0};
+  pa.ev = ev;
+  pa.e = e;
+  pa.unwrap = nn__logstore_pipeline_unwrap(e->q.pl, &ul) != LS_CONV_NONE;
+  nn__logstore_prun_init(&pa.run, e->q.pl, &ev->mem, ev->s->cfg.query_max_bytes);
+  pa.groups = e->labels;
+  pa.ngroups = e->nlabels;
+  pa.grouped = e->grouped;
+  pa.without = e->without;
+  char **gl = NULL;
+  if (pa.unwrap && (!e->grouped || e->without)) {
+    if (!(gl = malloc((e->nlabels + 1) * sizeof(*gl))))
+      return NN_ENOMEM;
+    for (size_t i = 0; i < e->nlabels; i++)
+      gl[i] = e->labels[i];
+    gl[e->nlabels] = (char *)(uintptr_t)ul;
+    pa.groups = gl;
+    pa.ngroups = e->nlabels + 1;
+    pa.grouped = pa.without = true;
+  }
+  struct range_acc a = {e, ev, NULL, NULL, &pa};
+  double *v = calloc(np, sizeof(double)), *scratch = NULL;
+  uint32_t *c = calloc(np, sizeof(uint32_t));
+  int64_t *total = e->fn == LS_RF_ABSENT ? calloc(np, sizeof(int64_t)) : NULL;
+  size_t cscratch = 0;
+  int rc = 0;
+  if (!v || !c || (e->fn == LS_RF_ABSENT && !total)) {
+    rc = NN_ENOMEM;
+    goto out;
+  }
+  if (ev->t && (rc = nn__logstore_select_streams(ev->s, ev->t, e->q.m, e->q.nm, lo + 1,
+                                                 hi == INT64_MAX ? hi : hi + 1, &streams, &ns)) < 0)
+    goto out;
+  for (size_t i = 0; i < ns; i++)
+    if ((rc = range_scan(&a, streams[i], lo, hi)) < 0)
+      goto out;
+  double secs = (double)e->range_ns / 1e9;
+  for (size_t i = 0; i < pa.nser; i++) {
+    struct pser *sr = &pa.ser[i];
+    bool any = false;
+    if (!pa.unwrap) {
+      int64_t cnt = 0, bytes = 0;
+      for (size_t k = 0; k < np; k++) {
+        cnt += sr->dc[k];
+        bytes += sr->db[k];
+        c[k] = cnt > 0;
+        any |= cnt > 0;
+        if (total)
+          total[k] += cnt;
+        v[k] = e->fn == LS_RF_COUNT        ? (double)cnt
+               : e->fn == LS_RF_RATE       ? (double)cnt / secs
+               : e->fn == LS_RF_BYTES      ? (double)bytes
+               : e->fn == LS_RF_BYTES_RATE ? (double)bytes / secs
+                                           : 1;
+      }
+    } else {
+      if (sr->ns > 1)
+        qsort(sr->s, sr->ns, sizeof(*sr->s), smp_cmp);
+      if (e->fn == LS_RF_QUANTILE && sr->ns > cscratch) {
+        if ((rc = mem_take(ev, (sr->ns - cscratch) * sizeof(double))) < 0)
+          goto out;
+        double *n2 = realloc(scratch, sr->ns * sizeof(double));
+        if (!n2) {
+          rc = NN_ENOMEM;
+          goto out;
+        }
+        scratch = n2;
+        cscratch = sr->ns;
+      }
+      size_t from = 0, to = 0;
+      for (size_t k = 0; k < np; k++) { /* the window (t - off - range, t - off] */
+        int64_t t = ev->start + (int64_t)k * ev->step - e->offset_ns;
+        while (to < sr->ns && sr->s[to].ts <= t)
+          to++;
+        while (from < to && sr->s[from].ts <= t - e->range_ns)
+          from++;
+        c[k] = to > from;
+        any |= to > from;
+        if (to > from)
+          v[k] = unwrap_value(e, sr->s + from, to - from, scratch);
+      }
+    }
+    if (any && sr->err) {
+      rc = pipeline_error(ev, sr);
+      goto out;
+    }
+    if (any && !total && (rc = emit(ud, sr->labels, sr->nl, v, c)) < 0)
+      goto out;
+  }
+  if (total)
+    rc = emit_absent(ev, e, total, v, c, emit, ud);
+out:
+  for (size_t i = 0; i < pa.nser; i++) {
+    free(pa.ser[i].labels);
+    free(pa.ser[i].key);
+    free(pa.ser[i].dc);
+    free(pa.ser[i].db);
+    free(pa.ser[i].s);
+  }
+  free(pa.ser);
+  nn__logstore_map_fini(&pa.map);
+  nn__logstore_prun_fini(&pa.run);
+  free(streams);
+  free(v);
+  free(c);
+  free(total);
+  free(scratch);
+  free(gl);
   return rc;
 }
 

@@ -159,6 +159,13 @@ struct cand {
   size_t len, mlen;
 };
 
+/* A result stream of a query with a pipeline: a label set after the stages. */
+struct lgroup {
+  struct nn_label *labels; /* one allocation with the strings */
+  size_t nl;
+  char *key;
+};
+
 struct scan {
   struct nn_logstore *s;
   const struct nn__ls_query *q;
@@ -173,6 +180,11 @@ struct scan {
   struct nn_logstore_query_stats *stats;
   char *err;
   size_t errlen;
+  /* With a pipeline: its run state, and the result streams by label set. */
+  struct nn__ls_prun run;
+  struct lgroup *g;
+  size_t ng, cg;
+  struct nn__ls_map gmap; /* key -> index + 1 */
 };
 
 static int cand_cmp(const void *a, const void *b, void *arg)
@@ -212,7 +224,70 @@ static bool beyond(const struct scan *sc, int64_t ts)
   return sc->dir == NN_LOGSTORE_FORWARD ? ts > sc->thresh : ts < sc->thresh;
 }
 
-static int consider(struct scan *sc, uint32_t sidx, uint32_t ord, const struct nn__ls_ent *e)
+static int too_big(struct scan *sc)
+{
+  snprintf(sc->err, sc->errlen,
+           "the query result exceeds %zu bytes; narrow the selector or time range, or lower "
+           "the limit",
+           sc->s->cfg.query_max_bytes);
+  return NN_ELIMIT;
+}
+
+/* Runs the pipeline over a line that passed the line filters: 1 with *gidx, the result
+ * stream of its label set, or 0 when a label filter drops it. */
+static int pipeline_group(struct scan *sc, const struct nn__ls_stream *st,
+                          const struct nn__ls_ent *e, uint32_t *gidx)
+{
+  size_t nl;
+  int rc = nn__logstore_prun_line(&sc->run, st->labels, st->nlabels, e->line, e->len);
+  if (rc <= 0 || (rc = nn__logstore_prun_labels(&sc->run, NULL, 0, false, false, &nl)) < 0)
+    return rc == NN_ELIMIT ? too_big(sc) : rc;
+  const struct nn_buf *k = &sc->run.key;
+  uintptr_t idx = (uintptr_t)nn__logstore_map_get(&sc->gmap, k->data ? k->data : "", k->len);
+  if (idx) {
+    *gidx = (uint32_t)(idx - 1);
+    return 1;
+  }
+  size_t bytes = nl * sizeof(struct nn_label) + k->len + k->len + sizeof(struct lgroup) + 64;
+  if (sc->bytes + bytes > sc->s->cfg.query_max_bytes || sc->ng >= UINT32_MAX - 1)
+    return too_big(sc);
+  if (sc->ng == sc->cg) {
+    size_t nc = sc->cg ? sc->cg * 2 : 16;
+    struct lgroup *ng = realloc(sc->g, nc * sizeof(*ng));
+    if (!ng)
+      return NN_ENOMEM;
+    sc->g = ng;
+    sc->cg = nc;
+  }
+  struct lgroup *g = &sc->g[sc->ng];
+  char *mem = malloc(nl * sizeof(struct nn_label) + k->len + 1);
+  g->key = malloc(k->len + 1);
+  if (!mem || !g->key) {
+    free(mem);
+    free(g->key);
+    return NN_ENOMEM;
+  }
+  memcpy(g->key, k->data ? k->data : "", k->len);
+  g->labels = (struct nn_label *)(void *)mem;
+  g->nl = nl;
+  char *w = mem + nl * sizeof(struct nn_label);
+  memcpy(w, k->data ? k->data : "", k->len); /* name\0value\0..., in label order */
+  for (size_t i = 0; i < nl; i++) {
+    g->labels[i].name = w;
+    w += strlen(w) + 1;
+    g->labels[i].value = w;
+    w += strlen(w) + 1;
+  }
+  sc->ng++;
+  sc->bytes += bytes;
+  if ((rc = nn__logstore_map_put(&sc->gmap, g->key, k->len, (void *)(uintptr_t)sc->ng)) < 0)
+    return rc;
+  *gidx = (uint32_t)(sc->ng - 1);
+  return 1;
+}
+
+static int consider(struct scan *sc, const struct nn__ls_stream *st, uint32_t sidx, uint32_t ord,
+                    const struct nn__ls_ent *e)
 {
   if (e->ts < sc->start || e->ts >= sc->end)
     return 0;
@@ -220,6 +295,11 @@ static int consider(struct scan *sc, uint32_t sidx, uint32_t ord, const struct n
   sc->stats->bytes_scanned += e->len;
   if (beyond(sc, e->ts) || !nn__logstore_filters_match(sc->q, e->line, e->len))
     return 0;
+  if (sc->q->pl) {
+    int rc = pipeline_group(sc, st, e, &sidx);
+    if (rc <= 0)
+      return rc;
+  }
   size_t need = e->len + e->mlen + sizeof(struct cand);
   if (sc->bytes + need > sc->s->cfg.query_max_bytes) {
     snprintf(sc->err, sc->errlen,
@@ -269,7 +349,7 @@ static int scan_stream(struct scan *sc, struct nn__ls_stream *st, uint32_t sidx)
     struct nn__ls_body_iter it = {(const uint8_t *)sc->s->raw.data, sc->s->raw.len, 0, 0, false};
     struct nn__ls_ent e;
     while ((rc = nn__logstore_body_next(&it, &e)) == 1)
-      if ((rc = consider(sc, sidx, ord++, &e)) < 0)
+      if ((rc = consider(sc, st, sidx, ord++, &e)) < 0)
         return rc;
     if (rc < 0) {
       snprintf(sc->err, sc->errlen, "chunk of stream %s is corrupt", st->key);
@@ -281,7 +361,7 @@ static int scan_stream(struct scan *sc, struct nn__ls_stream *st, uint32_t sidx)
     const struct nn__ls_hentry *he = &h->e[k];
     struct nn__ls_ent e = {he->ts, (const char *)h->buf + he->off, he->len,
                            h->buf + he->off + he->len, he->mlen};
-    if ((rc = consider(sc, sidx, ord++, &e)) < 0)
+    if ((rc = consider(sc, st, sidx, ord++, &e)) < 0)
       return rc;
   }
   return 0;
@@ -317,6 +397,19 @@ static int meta_decode(struct nn_pool *pool, const uint8_t *p, size_t n, struct 
   return 0;
 }
 
+/* The label set of result stream i: a stream's, or a pipeline group's. */
+static void result_labels(const struct scan *sc, struct nn__ls_stream **streams, size_t i,
+                          const struct nn_label **l, size_t *n)
+{
+  if (sc->q->pl) {
+    *l = sc->g[i].labels;
+    *n = sc->g[i].nl;
+  } else {
+    *l = streams[i]->labels;
+    *n = streams[i]->nlabels;
+  }
+}
+
 static int build_result(struct scan *sc, struct nn__ls_stream **streams, size_t nstreams,
                         struct nn_logstore_result *out)
 {
@@ -341,19 +434,21 @@ static int build_result(struct scan *sc, struct nn__ls_stream **streams, size_t 
       continue;
     struct nn_logstore_qstream *qs = &out->streams[out->n];
     slot[i] = out->n++;
-    const struct nn__ls_stream *st = streams[i];
-    struct nn_label *labels = nn_pool_alloc(pool, st->nlabels * sizeof(*labels));
+    const struct nn_label *sl;
+    size_t snl;
+    result_labels(sc, streams, i, &sl, &snl);
+    struct nn_label *labels = nn_pool_alloc(pool, (snl ? snl : 1) * sizeof(*labels));
     qs->entries = nn_pool_alloc(pool, counts[i] * sizeof(*qs->entries));
     if (!labels || !qs->entries)
       goto toobig;
-    for (size_t k = 0; k < st->nlabels; k++) {
-      labels[k].name = nn_pool_strndup(pool, st->labels[k].name, strlen(st->labels[k].name));
-      labels[k].value = nn_pool_strndup(pool, st->labels[k].value, strlen(st->labels[k].value));
+    for (size_t k = 0; k < snl; k++) {
+      labels[k].name = nn_pool_strndup(pool, sl[k].name, strlen(sl[k].name));
+      labels[k].value = nn_pool_strndup(pool, sl[k].value, strlen(sl[k].value));
       if (!labels[k].name || !labels[k].value)
         goto toobig;
     }
     qs->labels = labels;
-    qs->nlabels = st->nlabels;
+    qs->nlabels = snl;
   }
   for (size_t i = 0; i < sc->n; i++) {
     const struct cand *c = &sc->c[i];
@@ -386,6 +481,48 @@ out:
   return rc;
 }
 
+struct grank {
+  const struct lgroup *g;
+  uint32_t i;
+};
+static int grank_cmp(const void *a, const void *b)
+{
+  const struct grank *x = a, *y = b;
+  return nn_labels_cmp(x->g->labels, x->g->nl, y->g->labels, y->g->nl);
+}
+
+/* Orders the pipeline's result streams by label set, as streams are, and renumbers the
+ * candidates' stream indexes to match. */
+static int sort_groups(struct scan *sc)
+{
+  if (sc->ng < 2)
+    return 0;
+  struct grank *r = malloc(sc->ng * sizeof(*r));
+  uint32_t *to = malloc(sc->ng * sizeof(*to));
+  struct lgroup *ng = malloc(sc->ng * sizeof(*ng));
+  if (!r || !to || !ng) {
+    free(r);
+    free(to);
+    free(ng);
+    return NN_ENOMEM;
+  }
+  for (size_t i = 0; i < sc->ng; i++)
+    r[i] = (struct grank){&sc->g[i], (uint32_t)i};
+  qsort(r, sc->ng, sizeof(*r), grank_cmp);
+  for (size_t i = 0; i < sc->ng; i++) {
+    to[r[i].i] = (uint32_t)i;
+    ng[i] = *r[i].g;
+  }
+  for (size_t i = 0; i < sc->n; i++)
+    sc->c[i].sidx = to[sc->c[i].sidx];
+  free(sc->g);
+  sc->g = ng;
+  sc->cg = sc->ng;
+  free(r);
+  free(to);
+  return 0;
+}
+
 static double now_s(void)
 {
   struct timespec ts;
@@ -411,6 +548,14 @@ int nn_logstore_query(struct nn_logstore *s, const char *tenant, const char *que
     query = "";
   if ((rc = nn__logstore_query_parse(query, strlen(query), &q, err, errlen)) < 0)
     return rc;
+  const char *ul;
+  if (nn__logstore_pipeline_unwrap(q.pl, &ul) != LS_CONV_NONE) {
+    snprintf(err, errlen,
+             "unwrap is only valid in a metric query such as "
+             "sum_over_time({app=\"x\"} | unwrap latency [5m])");
+    rc = NN_EINVAL;
+    goto out;
+  }
   if (dir != NN_LOGSTORE_FORWARD && dir != NN_LOGSTORE_BACKWARD) {
     snprintf(err, errlen, "invalid direction");
     rc = NN_EINVAL;
@@ -421,14 +566,34 @@ int nn_logstore_query(struct nn_logstore *s, const char *tenant, const char *que
     goto out;
   if ((rc = select_streams(s, t, q.m, q.nm, start_ns, end_ns, &streams, &nstreams)) < 0)
     goto out;
-  sc = (struct scan){s, &q, dir,   limit, start_ns,    end_ns, NULL,  0,
-                     0, 0,  false, 0,     &out->stats, err,    errlen};
+  sc.s = s;
+  sc.q = &q;
+  sc.dir = dir;
+  sc.limit = limit;
+  sc.start = start_ns;
+  sc.end = end_ns;
+  sc.stats = &out->stats;
+  sc.err = err;
+  sc.errlen = errlen;
+  if (q.pl)
+    nn__logstore_prun_init(&sc.run, q.pl, &sc.bytes, s->cfg.query_max_bytes);
   for (size_t i = 0; i < nstreams; i++)
     if ((rc = scan_stream(&sc, streams[i], (uint32_t)i)) < 0)
       goto out;
   cands_trim(&sc, limit && limit < sc.n ? limit : sc.n);
-  rc = build_result(&sc, streams, nstreams, out);
+  if (q.pl && (rc = sort_groups(&sc)) < 0)
+    goto out;
+  rc = build_result(&sc, streams, q.pl ? sc.ng : nstreams, out);
 out:
+  if (q.pl) {
+    nn__logstore_prun_fini(&sc.run);
+    for (size_t i = 0; i < sc.ng; i++) {
+      free(sc.g[i].labels);
+      free(sc.g[i].key);
+    }
+    free(sc.g);
+    nn__logstore_map_fini(&sc.gmap);
+  }
   for (size_t i = 0; i < sc.n; i++)
     free(sc.c[i].line);
   free(sc.c);
@@ -671,8 +836,8 @@ static int parse_selector_only(const char *sel, struct nn__ls_query *q, char *er
 {
   char perr[400];
   int rc = nn__logstore_query_parse(sel, strlen(sel), q, perr, sizeof(perr));
-  if (rc == 0 && q->nf) {
-    snprintf(perr, sizeof(perr), "only label matchers are supported, not line filters");
+  if (rc == 0 && (q->nf || q->pl)) {
+    snprintf(perr, sizeof(perr), "only label matchers are supported, not line filters or stages");
     rc = NN_EINVAL;
   }
   if (rc < 0)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* A parser for the subset of LogQL the log store answers: a stream selector
  * {name op "value", ...} with op one of = != =~ !~, then line filters |= != |~ !~ with
- * double-quoted (Go escapes) or backtick strings. Errors carry line and column, in Loki's
- * "parse error at line L, col C: ..." form. */
+ * double-quoted (Go escapes) or backtick strings, and pipeline stages (pipeline.c). Errors carry
+ * line and column, in Loki's "parse error at line L, col C: ..." form. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +201,15 @@ static int parse_string(struct parser *p, struct nn_buf *out)
     return rc;
   out->len--;
   return 0;
+}
+
+int nn__logstore_parse_str(const char *s, size_t n, size_t *i, struct nn_buf *out, char *err,
+                           size_t errlen)
+{
+  struct parser p = {s, n, *i, err, errlen};
+  int rc = parse_string(&p, out);
+  *i = p.i;
+  return rc;
 }
 
 static bool name_char(char c, bool first)
@@ -403,19 +412,12 @@ int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, str
       ft = LS_FILTER_RE;
     } else if (at(&p, "!~")) {
       ft = LS_FILTER_NRE;
-    } else if (drop_error(&p)) {
-      continue;
+    } else if (!q->pl && drop_error(&p)) {
+      continue; /* nothing before it sets __error__: a no-op, and no pipeline to run */
     } else if (at(&p, "|")) {
-      size_t ws = fs + 1;
-      while (ws < p.n && (p.s[ws] == ' ' || p.s[ws] == '\t'))
-        ws++;
-      size_t we = ws;
-      while (we < p.n && we - ws < 32 && name_char(p.s[we], we == ws))
-        we++;
-      rc = fail(&p, fs,
-                "unsupported pipeline stage | %.*s: only line filters |= != |~ !~ are supported",
-                (int)(we - ws), p.s + ws);
-      goto out;
+      if ((rc = nn__logstore_stage_parse(p.s, p.n, &p.i, q, err, errlen)) < 0)
+        goto out;
+      continue;
     } else {
       rc = fail(&p, fs, "syntax error: expected a line filter (|= != |~ !~) or end of query");
       goto out;
@@ -451,6 +453,7 @@ void nn__logstore_query_fini(struct nn__ls_query *q)
   }
   free(q->m);
   free(q->f);
+  nn__logstore_pipeline_free(q->pl);
   memset(q, 0, sizeof(*q));
 }
 
