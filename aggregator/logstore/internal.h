@@ -423,6 +423,7 @@ enum nn__ls_conv nn__logstore_pipeline_unwrap(const struct nn__ls_pipeline *pl, 
  * are reused from line to line. Growth is added to *mem and refused past max. */
 struct nn__ls_xlabel {
   uint32_t name, value; /* offsets of NUL-terminated strings in the arena */
+  uint32_t hash;        /* of the name, compared before the bytes */
 };
 struct nn__ls_prun {
   const struct nn__ls_pipeline *pl;

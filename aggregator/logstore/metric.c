@@ -683,6 +683,10 @@ struct ev {
   struct nn_logstore_query_stats *stats;
   char *err;
   size_t errlen;
+  /* A sum whose argument is a range aggregation over a pipeline: its grouping applies to
+   * each line's labels already (as Loki injects it), so that a high-cardinality pipeline
+   * such as | json yields one series per group, not one per distinct label set. */
+  const struct nn__ls_mexpr *inject;
 };
 
 static int mem_take(struct ev *ev, size_t n)
@@ -1151,19 +1155,23 @@ static int eval_range_pipeline(struct ev *ev, const struct nn__ls_mexpr *e, emit
   pa.e = e;
   pa.unwrap = nn__logstore_pipeline_unwrap(e->q.pl, &ul) != LS_CONV_NONE;
   nn__logstore_prun_init(&pa.run, e->q.pl, &ev->mem, ev->s->cfg.query_max_bytes);
-  pa.groups = e->labels;
-  pa.ngroups = e->nlabels;
-  pa.grouped = e->grouped;
-  pa.without = e->without;
+  const struct nn__ls_mexpr *g = e->grouped || !ev->inject ? e : ev->inject;
+  ev->inject = NULL;
+  pa.groups = g->labels;
+  pa.ngroups = g->nlabels;
+  pa.grouped = true; /* a sum without by/without groups by () */
+  pa.without = g->without;
+  if (g == e && !e->grouped)
+    pa.grouped = pa.without = false;
   char **gl = NULL;
-  if (pa.unwrap && (!e->grouped || e->without)) {
-    if (!(gl = malloc((e->nlabels + 1) * sizeof(*gl))))
+  if (pa.unwrap && (!pa.grouped || pa.without)) {
+    if (!(gl = malloc((pa.ngroups + 1) * sizeof(*gl))))
       return NN_ENOMEM;
-    for (size_t i = 0; i < e->nlabels; i++)
-      gl[i] = e->labels[i];
-    gl[e->nlabels] = (char *)(uintptr_t)ul;
+    for (size_t i = 0; i < pa.ngroups; i++)
+      gl[i] = pa.groups[i];
+    gl[pa.ngroups] = (char *)(uintptr_t)ul;
     pa.groups = gl;
-    pa.ngroups = e->nlabels + 1;
+    pa.ngroups++;
     pa.grouped = pa.without = true;
   }
   struct range_acc a = {e, ev, NULL, NULL, &pa};
@@ -1483,7 +1491,12 @@ static int eval_agg(struct ev *ev, const struct nn__ls_mexpr *e, emit_fn emit, v
   size_t np = ev->np;
   struct rank *r = NULL;
   uint32_t *sel = NULL;
+  const struct nn__ls_mexpr *arg = e->a;
+  if (e->op == LS_AG_SUM && arg->type == LS_M_RANGE && arg->q.pl && !arg->grouped &&
+      arg->fn != LS_RF_ABSENT && (arg->fn <= LS_RF_BYTES_RATE || arg->fn == LS_RF_SUM))
+    ev->inject = e; /* a sum of sums: summing each group's lines first gives the same */
   int rc = eval(ev, e->a, agg_emit, &a);
+  ev->inject = NULL;
   for (size_t i = 0; rc == 0 && i < a.ng; i++) {
     struct group *g = &a.g[i];
     if (e->op != LS_AG_TOPK && e->op != LS_AG_BOTTOMK) {
@@ -1696,7 +1709,7 @@ int nn_logstore_metric_query(struct nn_logstore *s, const char *tenant, const ch
                   start_ns,    step_ns,
                   (size_t)np,  0,
                   &out->stats, err,
-                  errlen};
+                  errlen,      NULL};
   struct collect col = {&ev, out, 0};
   if ((rc = eval(&ev, e, collect_emit, &col)) < 0)
     goto out;

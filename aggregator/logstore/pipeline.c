@@ -1030,12 +1030,25 @@ static bool base_has(const struct nn__ls_prun *r, const char *name)
   return false;
 }
 
-static struct nn__ls_xlabel *xfind(struct nn__ls_prun *r, const char *name)
+static uint32_t name_hash(const char *s)
+{
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+static struct nn__ls_xlabel *xfind_h(struct nn__ls_prun *r, const char *name, uint32_t h)
 {
   for (size_t k = 0; k < r->nx; k++)
-    if (strcmp(r->a + r->x[k].name, name) == 0)
+    if (r->x[k].hash == h && strcmp(r->a + r->x[k].name, name) == 0)
       return &r->x[k];
   return NULL;
+}
+
+static struct nn__ls_xlabel *xfind(struct nn__ls_prun *r, const char *name)
+{
+  return xfind_h(r, name, name_hash(name));
 }
 
 /* The label's current value, or NULL; __error__ reads the error. */
@@ -1057,7 +1070,8 @@ static const char *lget(struct nn__ls_prun *r, const char *name)
 /* Sets an extracted label; the name is at arena offset name (already in the arena). */
 static int xset_off(struct nn__ls_prun *r, uint32_t name, uint32_t value)
 {
-  struct nn__ls_xlabel *x = xfind(r, r->a + name);
+  uint32_t h = name_hash(r->a + name);
+  struct nn__ls_xlabel *x = xfind_h(r, r->a + name, h);
   if (x) {
     x->value = value;
     return 0;
@@ -1065,7 +1079,7 @@ static int xset_off(struct nn__ls_prun *r, uint32_t name, uint32_t value)
   int rc = grow(r, (void **)&r->x, &r->cx, r->nx + 1, sizeof(*r->x));
   if (rc < 0)
     return rc;
-  r->x[r->nx++] = (struct nn__ls_xlabel){name, value};
+  r->x[r->nx++] = (struct nn__ls_xlabel){name, value, h};
   return 0;
 }
 

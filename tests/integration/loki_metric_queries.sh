@@ -3,7 +3,10 @@
 # LogQL metric queries on the aggregator's Loki API, as Grafana's Loki datasource sends them:
 # streams with known timestamps pushed through /loki/api/v1/push, then count_over_time, rate
 # and sum by (level) through query_range (matrix, explicit and default step) and query
-# (vector; streams for a log query), and 400s for unsupported or too large queries.
+# (vector; streams for a log query), and 400s for unsupported or too large queries. Then
+# JSON and logfmt lines through pipelines: | json / | logfmt with label filters in log
+# queries (streams by extracted labels), sum by an extracted label, the pipeline error, and
+# unwrapped quantile_over_time and sum_over_time.
 source "$(dirname "$0")/lib.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 
@@ -131,12 +134,12 @@ bad() { # bad DESC WANT-IN-BODY ENDPOINT ARGS...
   grep -qF -- "$want" <<<"$got" || echo "# $desc: body '$got'"
   nn_check "$desc names it: $want" grep -qF -- "$want" <<<"$got"
 }
-bad "a json stage" "col 33: unsupported pipeline stage | json" query_range \
-  --data-urlencode 'query=sum(count_over_time({app="api"} | json [1m]))'
+bad "a line_format stage" "col 33: unsupported pipeline stage | line_format" query_range \
+  --data-urlencode 'query=sum(count_over_time({app="api"} | line_format "{{.a}}" [1m]))'
 bad "vector / vector" "binary operations between two vectors" query \
   --data-urlencode 'query=count_over_time({app="api"}[1m]) / count_over_time({app="web"}[1m])'
-bad "an unsupported range function" "unsupported: sum_over_time" query_range \
-  --data-urlencode 'query=sum_over_time({app="api"} | unwrap x [1m])'
+bad "an unwrap aggregation without unwrap" "sum_over_time without unwrap" query_range \
+  --data-urlencode 'query=sum_over_time({app="api"}[1m])'
 bad "too many points" "maximum resolution of 11000 points" query_range \
   --data-urlencode 'query=count_over_time({app="api"}[1m])' \
   --data-urlencode "start=$((B - 86400))" --data-urlencode "end=$B" --data-urlencode step=1
@@ -145,5 +148,58 @@ bad "a bad step" "invalid step" query_range \
 bad "a bad time" "invalid time" query --data-urlencode 'query=count_over_time({app="api"}[1m])' \
   --data-urlencode time=yesterday
 bad "a missing range" "expected a range" query --data-urlencode 'query=rate({app="api"})'
+
+# Pipelines over JSON and logfmt lines.
+cat >"$NN_TMP/push2.json" <<JSON
+{"streams":[
+ {"stream":{"app":"jsonapi"},"values":[
+  ["$(ns 10)","{\\"status\\":500,\\"route\\":\\"/pay\\",\\"latency\\":\\"300ms\\",\\"req\\":{\\"method\\":\\"POST\\"}}"],
+  ["$(ns 20)","{\\"status\\":200,\\"route\\":\\"/pay\\",\\"latency\\":\\"100ms\\",\\"req\\":{\\"method\\":\\"GET\\"}}"],
+  ["$(ns 30)","{\\"status\\":503,\\"route\\":\\"/cart\\",\\"latency\\":\\"2s\\",\\"req\\":{\\"method\\":\\"GET\\"}}"],
+  ["$(ns 40)","plain text, not JSON"]]},
+ {"stream":{"app":"fmtapi"},"values":[
+  ["$(ns 15)","level=error route=/pay latency=0.4"],
+  ["$(ns 25)","level=info route=/pay latency=0.1"],
+  ["$(ns 35)","level=info route=/cart latency=0.3"],
+  ["$(ns 45)","level=error route=/cart latency=0.9"]]}
+]}
+JSON
+code=$(curl -s -o "$NN_TMP/resp" -w '%{http_code}' "$A/loki/api/v1/push" \
+  -H 'Content-Type: application/json' --data-binary @"$NN_TMP/push2.json")
+nn_check "push of JSON and logfmt lines accepted ($code)" [ "$code" = 204 ]
+logs() { # logs QUERY: a log query over [B, B+100), oldest first
+  q query_range --data-urlencode "query=$1" --data-urlencode "start=$B" \
+    --data-urlencode "end=$((B + 100))" --data-urlencode direction=forward
+}
+expect "| json | status >= 500: streams carry the extracted labels" \
+  "streams app=jsonapi,latency=2s,req_method=GET,route=/cart,status=503@30:{\"status\":503,\"route\":\"/cart\",\"latency\":\"2s\",\"req\":{\"method\":\"GET\"}};app=jsonapi,latency=300ms,req_method=POST,route=/pay,status=500@10:{\"status\":500,\"route\":\"/pay\",\"latency\":\"300ms\",\"req\":{\"method\":\"POST\"}}" \
+  "$(logs '{app="jsonapi"} | json | status >= 500')"
+expect "| json on a plain line sets __error__" \
+  "streams __error__=JSONParserErr,__error_details__=Value looks like object, but can't find closing '}' symbol,app=jsonapi@40:plain text, not JSON" \
+  "$(logs '{app="jsonapi"} | json | __error__ != ""')"
+expect "| logfmt | level=\"error\" | keep route" "streams route=/cart@45:level=error route=/cart latency=0.9;route=/pay@15:level=error route=/pay latency=0.4" \
+  "$(logs '{app="fmtapi"} | logfmt | level="error" | keep route')"
+expect "| json | latency > 250ms with a duration" "streams status=500@10:x;status=503@30:x" \
+  "$(logs '{app="jsonapi"} | json | latency > 250ms | keep status' | sed 's/:{[^;]*/:x/g')"
+expect "sum by (status) (count_over_time(... | json | __error__=\"\"))" \
+  "matrix status=200@60:1;status=500@60:1;status=503@60:1" \
+  "$(range 'sum by (status) (count_over_time({app="jsonapi"} | json | __error__="" [1m]))' 60 60 60)"
+expect "error rate by route from JSON" "matrix route=/cart@60:0.016666666666666666;route=/pay@60:0.016666666666666666" \
+  "$(range 'sum by (route) (rate({app="jsonapi"} | json | status >= 500 [1m]))' 60 60 60)"
+# quantile_over_time(0.5) by route: /pay 0.4 and 0.1 -> 0.25; /cart 0.3 and 0.9 -> 0.6.
+expect "quantile_over_time(0.5, | logfmt | unwrap latency) by (route)" \
+  "matrix route=/cart@60:0.6;route=/pay@60:0.25" \
+  "$(range 'quantile_over_time(0.5, {app="fmtapi"} | logfmt | unwrap latency [1m]) by (route)' 60 60 60)"
+expect "sum_over_time of unwrap duration() by method" \
+  "matrix req_method=GET@60:2.1;req_method=POST@60:0.3" \
+  "$(range 'sum_over_time({app="jsonapi"} | json | __error__="" | unwrap duration(latency) [1m]) by (req_method)' 60 60 60)"
+bad "a metric query left with __error__" "pipeline error: 'JSONParserErr'" query_range \
+  --data-urlencode 'query=sum(count_over_time({app="jsonapi"} | json [1m]))' \
+  --data-urlencode "start=$((B + 60))" --data-urlencode "end=$((B + 60))" --data-urlencode step=60
+bad "a bad regexp stage" "invalid regexp" query_range \
+  --data-urlencode 'query={app="jsonapi"} | regexp "(?P<a>["'
+bad "unwrap in a log query" "unwrap is only valid in a metric query" query_range \
+  --data-urlencode 'query={app="jsonapi"} | json | unwrap status'
+
 nn_check "the aggregator is still up" curl -fsS -o /dev/null "$A/-/ready"
 nn_finish
