@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The store's lifecycle (open with WAL replay, close), durability callbacks delivered on
- * the loop thread through a uv_async handle woken by the WAL writer, and statistics. */
+ * the loop thread through a uv_async handle woken by the WAL writer, and statistics.
+ *
+ * Group commit: a waiter's data is written as soon as the loop has run every callback that
+ * was ready (a uv_idle handle, armed by the first wait, kicks the WAL writer on the next
+ * loop iteration), so requests handled together share one fsync and clients that all wait
+ * for their answers are not kept waiting for the flush interval; while the writer is busy,
+ * more commits gather for the next write. The interval and byte threshold still bound a
+ * write's delay when the loop stays busy. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -11,6 +18,8 @@
 
 struct nn__tsdb_notifier {
   uv_async_t h;
+  uv_idle_t idle; /* armed while a wait has not been handed to the WAL writer yet */
+  int open;       /* handles not closed yet; the struct is freed when both are */
 };
 
 void nn_tsdb_options_default(struct nn_tsdb_options *o)
@@ -33,9 +42,21 @@ static void on_async(uv_async_t *h)
   nn__tsdb_dispatch(h->data);
 }
 
+/* The loop has run every callback that was ready: nothing more will join the waiters'
+ * group commit before the loop sleeps, so the writer starts now. */
+static void on_idle(uv_idle_t *h)
+{
+  struct nn_tsdb *db = h->data;
+  uv_idle_stop(h);
+  if (db->wal)
+    nn__tsdb_wal_kick(db->wal);
+}
+
 static void on_notifier_close(uv_handle_t *h)
 {
-  free(h);
+  struct nn__tsdb_notifier *n = h->data;
+  if (--n->open == 0)
+    free(n);
 }
 
 void nn__tsdb_wake(struct nn_tsdb *db)
@@ -97,6 +118,11 @@ int nn_tsdb_open(const struct nn_tsdb_options *o, struct nn_tsdb **out)
       goto out;
     }
     db->notifier->h.data = db;
+    db->notifier->open = 1;
+    if ((rc = uv_idle_init(o->loop, &db->notifier->idle)) < 0)
+      goto out;
+    db->notifier->idle.data = db;
+    db->notifier->open = 2;
   }
   if (o->dir) {
     if (!(db->dir = strdup(o->dir))) {
@@ -172,6 +198,8 @@ void nn_tsdb_wal_wait(struct nn_tsdb *db, struct nn_tsdb_durable_req *req, nn_ts
   db->wait_tail = req;
   /* It may be durable already, and then no write will wake the loop. */
   nn__tsdb_wake(db);
+  if (db->wal && db->notifier && !uv_is_active((uv_handle_t *)&db->notifier->idle))
+    uv_idle_start(&db->notifier->idle, on_idle);
 }
 
 void nn_tsdb_wal_flush(struct nn_tsdb *db)
@@ -202,8 +230,15 @@ void nn_tsdb_close(struct nn_tsdb *db)
   db->mem_seq = UINT64_MAX; /* everything left is as durable as it will get */
   nn__tsdb_dispatch(db);
   if (db->notifier) {
-    db->notifier->h.data = NULL;
-    uv_close((uv_handle_t *)&db->notifier->h, on_notifier_close);
+    struct nn__tsdb_notifier *n = db->notifier;
+    /* Closed handles get no more calls; their close callbacks find the struct by data. */
+    n->h.data = n;
+    if (n->open == 2) {
+      n->idle.data = n;
+      uv_idle_stop(&n->idle);
+      uv_close((uv_handle_t *)&n->idle, on_notifier_close);
+    }
+    uv_close((uv_handle_t *)&n->h, on_notifier_close);
   }
   nn__tsdb_blocks_fini(db);
   nn__tsdb_head_fini(db);

@@ -29,7 +29,7 @@ struct nn_tsdb_options {
    * nn_tsdb_close instead. */
   struct uv_loop_s *loop;
   uint64_t wal_segment_bytes;     /* a segment is closed past this size; default 128 MiB */
-  uint32_t wal_flush_interval_ms; /* group-commit interval; default 100 */
+  uint32_t wal_flush_interval_ms; /* longest group-commit wait; default 100 */
   size_t wal_flush_bytes;         /* or flush once this much is pending; default 1 MiB */
   size_t wal_max_pending_bytes;   /* commits fail with NN_EAGAIN past this; default 64 MiB */
   bool wal_fsync;                 /* fdatasync after each write; default true */
@@ -110,8 +110,10 @@ struct nn_tsdb_durable_req {
   struct nn_tsdb_durable_req *next;
 };
 
-/* Calls cb(req, 0) once everything committed so far is on stable storage (group
- * commit: at most wal_flush_interval_ms later), or cb(req, <0) if writing it failed.
+/* Calls cb(req, 0) once everything committed so far is on stable storage, or cb(req, <0)
+ * if writing it failed. Group commit: with a loop, the write starts once the loop has run
+ * the callbacks that were ready (so commits made together share one fsync), and at most
+ * wal_flush_interval_ms later when the loop stays busy.
  * cb never runs inside this call; it runs on the loop thread, or, without a loop, in
  * nn_tsdb_sync/nn_tsdb_close. req must stay valid until cb runs. */
 void nn_tsdb_wal_wait(struct nn_tsdb *db, struct nn_tsdb_durable_req *req, nn_tsdb_durable_cb cb);

@@ -485,6 +485,98 @@ static void flush_does_not_wait_for_the_interval(void **state)
   free(dir);
 }
 
+/* Without an explicit flush, a wait is written once the loop has nothing else to run, not
+ * at the end of the (here ten-minute) interval. */
+static void wait_is_written_once_the_loop_is_idle(void **state)
+{
+  char *dir = tmpdir();
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  o.dir = dir;
+  o.loop = &loop;
+  o.wal_flush_interval_ms = 600000;
+  struct nn_tsdb *db;
+  assert_int_equal(nn_tsdb_open(&o, &db), 0);
+  for (int round = 0; round < 3; round++) {
+    write_data(db, 1 + round, 1, 5);
+    struct waiter w = {.req.data = &w};
+    nn_tsdb_wal_wait(db, &w.req, on_durable);
+    for (int i = 0; i < 5000 && w.calls == 0; i++) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      usleep(1000);
+    }
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(w.status, 0);
+    struct nn_tsdb_stats st;
+    nn_tsdb_stats(db, &st);
+    assert_int_equal(st.wal_fsyncs_total, round + 1);
+  }
+  nn_tsdb_close(db);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  rm_rf(dir);
+  free(dir);
+}
+
+struct burst {
+  struct nn_tsdb *db;
+  struct nn_tsdb_appender *a;
+  struct waiter w[20];
+};
+
+/* Twenty requests handled in one loop iteration, each committing and waiting. */
+static void on_burst(uv_timer_t *t)
+{
+  struct burst *b = t->data;
+  for (int i = 0; i < 20; i++) {
+    struct nn_label ls[] = {{"__name__", "burst"}};
+    assert_int_equal(nn_tsdb_appender_append(b->a, ls, 1, 1000 + i, i, NULL), 0);
+    assert_int_equal(nn_tsdb_appender_commit(b->a), 0);
+    b->w[i] = (struct waiter){.req.data = &b->w[i]};
+    nn_tsdb_wal_wait(b->db, &b->w[i].req, on_durable);
+  }
+}
+
+/* Commits made in one loop iteration share one write and fsync. */
+static void commits_of_one_iteration_share_an_fsync(void **state)
+{
+  char *dir = tmpdir();
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  struct nn_tsdb_options o;
+  nn_tsdb_options_default(&o);
+  o.dir = dir;
+  o.loop = &loop;
+  o.wal_flush_interval_ms = 600000;
+  struct burst b = {0};
+  assert_int_equal(nn_tsdb_open(&o, &b.db), 0);
+  b.a = nn_tsdb_appender_create(b.db);
+  uv_timer_t timer;
+  uv_timer_init(&loop, &timer);
+  timer.data = &b;
+  uv_timer_start(&timer, on_burst, 0, 0);
+  for (int i = 0; i < 5000 && b.w[19].calls == 0; i++) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  for (int i = 0; i < 20; i++) {
+    assert_int_equal(b.w[i].calls, 1);
+    assert_int_equal(b.w[i].status, 0);
+  }
+  struct nn_tsdb_stats st;
+  nn_tsdb_stats(b.db, &st);
+  assert_int_equal(st.wal_fsyncs_total, 1);
+  nn_tsdb_appender_destroy(b.a);
+  nn_tsdb_close(b.db);
+  uv_close((uv_handle_t *)&timer, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  rm_rf(dir);
+  free(dir);
+}
+
 static void without_a_loop_callbacks_run_in_sync(void **state)
 {
   struct nn_tsdb_options o;
@@ -656,6 +748,8 @@ int main(void)
       cmocka_unit_test(backed_up_wal_rejects_commits),
       cmocka_unit_test(group_commit_calls_back_on_the_loop),
       cmocka_unit_test(flush_does_not_wait_for_the_interval),
+      cmocka_unit_test(wait_is_written_once_the_loop_is_idle),
+      cmocka_unit_test(commits_of_one_iteration_share_an_fsync),
       cmocka_unit_test(without_a_loop_callbacks_run_in_sync),
       cmocka_unit_test(checkpoint_replaces_segments),
       cmocka_unit_test(append_cost_with_the_wal),
