@@ -778,7 +778,7 @@ static void stage_fini(struct stage *s)
   for (size_t k = 0; k < s->np; k++) {
     free(s->p[k].label);
     free(s->p[k].key);
-    for (size_t j = 0; j < s->p[k].nsegs; j++)
+    for (size_t j = 0; s->p[k].segs && j < MAX_PATH_SEGS; j++) /* a failed parse's too */
       free(s->p[k].segs[j].field);
     free(s->p[k].segs);
   }

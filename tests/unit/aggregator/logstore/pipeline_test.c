@@ -278,6 +278,18 @@ static void log_queries(struct nn_logstore *s)
              "{lvl=\"error\"}:35");
   /* Line filters anywhere in the pipeline. */
   expect_log(s, "{app=\"api\"} | json |= \"slow\" | keep status", "{status=\"503\"}:40");
+  /* The limit counts lines after the pipeline: the newest line with status >= 500. */
+  struct nn_logstore_result lr;
+  char lerr[256];
+  assert_int_equal(nn_logstore_query(s, NULL, "{app=\"api\"} | json | status >= 500", T0,
+                                     T0 + 100 * SEC, NN_LOGSTORE_BACKWARD, 1, &lr, lerr,
+                                     sizeof(lerr)),
+                   0);
+  assert_int_equal(lr.n, 1);
+  assert_int_equal(lr.streams[0].n, 1);
+  assert_true(lr.streams[0].entries[0].ts_ns == T0 + 40 * SEC);
+  assert_string_equal(nn_labels_get(lr.streams[0].labels, lr.streams[0].nlabels, "status"), "503");
+  nn_logstore_result_fini(&lr);
   /* unwrap belongs to metric queries. */
   char *got = logq(s, "{app=\"api\"} | json | unwrap status");
   assert_non_null(strstr(got, "error: unwrap is only valid in a metric query"));
@@ -296,6 +308,23 @@ static void metric_queries(struct nn_logstore *s)
              60, 60, "{level=\"error\"}:60=43;{level=\"info\"}:60=30");
   expect_met(s, "absent_over_time({app=\"api\"} | json | status > 999 [1m])", 60, 60, 60,
              "{app=\"api\"}:60=1");
+  /* A sum groups each line's labels first (as Loki injects it): the same answers. */
+  expect_met(s,
+             "sum without (latency, msg, req_method, req_path, size, app_extracted) "
+             "(count_over_time({app=\"api\"} | json | __error__=\"\" [1m]))",
+             60, 60, 60,
+             "{app=\"api\", status=\"200\"}:60=1;{app=\"api\", status=\"500\"}:60=1;"
+             "{app=\"api\", status=\"503\"}:60=1");
+  expect_met(s, "max by (req_path) (count_over_time({app=\"api\"} | json | __error__=\"\" [1m]))",
+             60, 60, 60, "{req_path=\"/a\"}:60=1;{req_path=\"/b\"}:60=1");
+  expect_met(s, "sum by (req_path) (count_over_time({app=\"api\"} | json | __error__=\"\" [1m]))",
+             60, 60, 60, "{req_path=\"/a\"}:60=2;{req_path=\"/b\"}:60=1");
+  expect_met(s,
+             "sum by (req_method) (sum_over_time({app=\"api\"} | json | __error__=\"\" | unwrap "
+             "duration(latency) [1m]))",
+             60, 60, 60, "{req_method=\"GET\"}:60=0.32;{req_method=\"POST\"}:60=1.5");
+  expect_met(s, "sum(count_over_time({app=\"api\"} | json | __error__=\"\" [1m])) * 2", 60, 60, 60,
+             "{}:60=6");
   /* A series left with __error__ fails the query as in Loki, unless filtered. */
   expect_met_error(s, "sum(count_over_time({app=\"api\"} | json [1m]))",
                    "pipeline error: 'JSONParserErr' for series: '{__error__=\"JSONParserErr\"");
