@@ -380,6 +380,7 @@ struct nn__ls_query {
   struct nn__ls_filter *f;
   size_t nf;
   struct nn__ls_pipeline *pl; /* parser, label filter, drop/keep and unwrap stages, or NULL */
+  size_t nfirst; /* f[0, nfirst) run before the stages; the rest follow a line_format */
 };
 /* Parses query text; on failure returns NN_EINVAL with "parse error at line L, col C: ..."
  * in err. q is always safe to pass to nn__logstore_query_fini. */
@@ -401,6 +402,8 @@ int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, str
                                   char *err, size_t errlen);
 void nn__logstore_query_fini(struct nn__ls_query *q);
 bool nn__logstore_filters_match(const struct nn__ls_query *q, const char *line, size_t len);
+/* One line filter. */
+bool nn__logstore_filter_match(const struct nn__ls_filter *f, const char *line, size_t len);
 
 /* selector.c: a "..." or `...` string at s[*i] into out (NUL-terminated), for the stage
  * parser; NN_EINVAL with a positioned message. */
@@ -416,6 +419,11 @@ enum nn__ls_conv { LS_CONV_NONE, LS_CONV_FLOAT, LS_CONV_DURATION, LS_CONV_BYTES 
 int nn__logstore_stage_parse(const char *s, size_t n, size_t *i, struct nn__ls_query *q, char *err,
                              size_t errlen);
 void nn__logstore_pipeline_free(struct nn__ls_pipeline *pl);
+/* Whether a line_format stage was parsed: line filters after it become stages (the filter
+ * stays owned by the query). */
+bool nn__logstore_pipeline_formats(const struct nn__ls_pipeline *pl);
+int nn__logstore_stage_add_filter(struct nn__ls_query *q, const struct nn__ls_filter *f, size_t at,
+                                  const char *s, size_t n, char *err, size_t errlen);
 /* The unwrap stage: its conversion (LS_CONV_NONE without one) and label. */
 enum nn__ls_conv nn__logstore_pipeline_unwrap(const struct nn__ls_pipeline *pl, const char **label);
 
@@ -443,6 +451,11 @@ struct nn__ls_prun {
   size_t cout;
   struct nn_buf key; /* name\0value\0... of the final label set */
   size_t *mem, max;
+  char *lb[2]; /* line_format output, double-buffered */
+  size_t lcap[2];
+  int cur;
+  const char *line; /* the line after the stages (line_format changes it) */
+  size_t llen;
 };
 void nn__logstore_prun_init(struct nn__ls_prun *r, const struct nn__ls_pipeline *pl, size_t *mem,
                             size_t max);

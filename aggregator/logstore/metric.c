@@ -1003,7 +1003,7 @@ static int pacc_add(struct pacc *pa, const struct nn__ls_stream *st, int64_t ts,
       (rc = pacc_series(pa, nl, &sr)) < 0)
     return pacc_limit(pa, rc);
   if (!pa->unwrap) {
-    diff_add(pa->ev, e, sr->dc, sr->db, ts, len);
+    diff_add(pa->ev, e, sr->dc, sr->db, ts, pa->run.llen); /* the line after line_format */
     return 0;
   }
   if (sr->ns == sr->cs) {

@@ -64,7 +64,30 @@ struct pat { /* a pattern's piece: literal text, or a capture (name NULL for <_>
   char *name;
 };
 
-enum st_kind { ST_JSON, ST_LOGFMT, ST_REGEXP, ST_PATTERN, ST_FILTER, ST_DROP, ST_KEEP };
+enum st_kind {
+  ST_JSON,
+  ST_LOGFMT,
+  ST_REGEXP,
+  ST_PATTERN,
+  ST_FILTER,
+  ST_DROP,
+  ST_KEEP,
+  ST_LINE_FORMAT,
+  ST_LABEL_FORMAT,
+  ST_LINE_FILTER
+};
+
+/* A line_format/label_format template: the subset {{.label}} and {{__line__}} with text
+ * (trim markers {{- -}} included). A piece is literal text, or a label (field), or the line. */
+struct tpiece {
+  char *text; /* literal text, or the label name */
+  size_t len;
+  bool field, line;
+};
+struct tmpl {
+  struct tpiece *p;
+  size_t n;
+};
 
 struct stage {
   enum st_kind k;
@@ -82,13 +105,19 @@ struct stage {
   struct nn_matcher *dm;
   bool *dhas;
   size_t nd;
+  struct tmpl tl; /* ST_LINE_FORMAT */
+  /* ST_LABEL_FORMAT: dst = the label src (a rename), or dst = the template */
+  char **fdst, **fsrc;
+  struct tmpl *ftl;
+  size_t nfmt;
+  const struct nn__ls_filter *lf; /* ST_LINE_FILTER, owned by the query */
 };
 
 struct nn__ls_pipeline {
   struct stage *st;
   size_t n, nbefore; /* stages, and how many run before the unwrap */
   size_t nodes;      /* label filter nodes, bounded */
-  bool unwrap;
+  bool unwrap, formats;
   enum nn__ls_conv conv;
   char *ulabel;
 };
@@ -663,6 +692,175 @@ static int lf_or(struct pp *p, struct lfilter **out, int depth)
   }
 }
 
+/* Parses template text t[0, n) (already unescaped) into pieces. */
+static int parse_tmpl(struct pp *p, size_t at, const char *t, size_t n, struct tmpl *out)
+{
+  size_t i = 0, cap = 8;
+  if (!(out->p = calloc(cap, sizeof(*out->p))))
+    return NN_ENOMEM;
+  bool trim_next = false;
+  while (i < n) {
+    const char *o = n - i >= 2 ? memmem(t + i, n - i, "{{", 2) : NULL;
+    size_t e = o ? (size_t)(o - t) : n;
+    size_t ts = i, te = e;
+    if (trim_next)
+      while (ts < te && (t[ts] == ' ' || t[ts] == '\t' || t[ts] == '\n' || t[ts] == '\r'))
+        ts++;
+    trim_next = false;
+    size_t a = e + 2, c = 0, ce = 0;
+    if (o) {
+      const char *cl = n - a >= 2 ? memmem(t + a, n - a, "}}", 2) : NULL;
+      if (!cl)
+        return pfail(p, at, "invalid template: unclosed action {{");
+      c = (size_t)(cl - t);
+      ce = c + 2;
+      if (a < c && t[a] == '-' && (a + 1 == c || t[a + 1] == ' ')) { /* {{- trims before */
+        a++;
+        while (te > ts &&
+               (t[te - 1] == ' ' || t[te - 1] == '\t' || t[te - 1] == '\n' || t[te - 1] == '\r'))
+          te--;
+      }
+      if (c > a && t[c - 1] == '-' && (c - 1 == a || t[c - 2] == ' ')) { /* -}} trims after */
+        c--;
+        trim_next = true;
+      }
+    }
+    for (int piece = 0; piece < 2; piece++) {
+      size_t b, l;
+      bool field = false, line = false;
+      if (piece == 0) {
+        b = ts;
+        l = te - ts;
+        if (!l)
+          continue;
+      } else {
+        if (!o)
+          break;
+        while (a < c && t[a] == ' ')
+          a++;
+        while (c > a && t[c - 1] == ' ')
+          c--;
+        bool ok = true;
+        if (c - a == 8 && memcmp(t + a, "__line__", 8) == 0) {
+          line = true;
+        } else if (c - a >= 2 && t[a] == '.') {
+          for (size_t k = a + 1; k < c; k++)
+            ok &= idc(t[k], k == a + 1);
+          field = true;
+          a++;
+        } else {
+          ok = false;
+        }
+        if (!ok)
+          return pfail(p, at,
+                       "unsupported template action {{%.*s}}: only {{.label}} and {{__line__}} "
+                       "with text are supported",
+                       (int)(c - a < 60 ? c - a : 60), t + a);
+        b = a;
+        l = c - a;
+      }
+      if (out->n == cap) {
+        struct tpiece *np = realloc(out->p, 2 * cap * sizeof(*np));
+        if (!np)
+          return NN_ENOMEM;
+        memset(np + cap, 0, cap * sizeof(*np));
+        out->p = np;
+        cap *= 2;
+      }
+      struct tpiece *tp = &out->p[out->n++];
+      tp->field = field;
+      tp->line = line;
+      tp->len = l;
+      if (!(tp->text = malloc(l + 1)))
+        return NN_ENOMEM;
+      memcpy(tp->text, t + b, l);
+      tp->text[l] = '\0';
+    }
+    i = o ? ce : n;
+  }
+  return 0;
+}
+
+static void tmpl_fini(struct tmpl *t)
+{
+  for (size_t k = 0; k < t->n; k++)
+    free(t->p[k].text);
+  free(t->p);
+  memset(t, 0, sizeof(*t));
+}
+
+static int parse_line_format(struct pp *p, struct stage *s)
+{
+  struct nn_buf v;
+  nn_buf_init(&v, 65536);
+  pskip(p);
+  size_t vs = p->i;
+  int rc = pstring(p, &v);
+  if (rc == 0)
+    rc = parse_tmpl(p, vs, v.data, v.len, &s->tl);
+  nn_buf_fini(&v);
+  p->pl->formats = true;
+  return rc;
+}
+
+/* label_format dst=src, dst="template", ... */
+static int parse_label_format(struct pp *p, struct stage *s)
+{
+  struct nn_buf v;
+  int rc = 0;
+  nn_buf_init(&v, 65536);
+  s->fdst = calloc(MAX_PARAMS, sizeof(*s->fdst));
+  s->fsrc = calloc(MAX_PARAMS, sizeof(*s->fsrc));
+  s->ftl = calloc(MAX_PARAMS, sizeof(*s->ftl));
+  if (!s->fdst || !s->fsrc || !s->ftl) {
+    rc = NN_ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    pskip(p);
+    if (s->nfmt == MAX_PARAMS) {
+      rc = pfail(p, p->i, "more than %d labels", MAX_PARAMS);
+      goto out;
+    }
+    size_t k = s->nfmt++;
+    if ((rc = plabel(p, &s->fdst[k], "a label name")) < 0)
+      goto out;
+    if (!pat_char(p, '=')) {
+      rc = pfail(p, p->i, "syntax error: expected '=' in label_format");
+      goto out;
+    }
+    pskip(p);
+    if (p->i < p->n && (p->s[p->i] == '"' || p->s[p->i] == '`')) {
+      size_t vs = p->i;
+      if ((rc = pstring(p, &v)) < 0 || (rc = parse_tmpl(p, vs, v.data, v.len, &s->ftl[k])) < 0)
+        goto out;
+    } else if ((rc = plabel(p, &s->fsrc[k], "a label name or a quoted template")) < 0) {
+      goto out;
+    }
+    if (!pat_char(p, ','))
+      break;
+  }
+out:
+  nn_buf_fini(&v);
+  return rc;
+}
+
+bool nn__logstore_pipeline_formats(const struct nn__ls_pipeline *pl)
+{
+  return pl && pl->formats;
+}
+
+int nn__logstore_stage_add_filter(struct nn__ls_query *q, const struct nn__ls_filter *f, size_t at,
+                                  const char *s, size_t n, char *err, size_t errlen)
+{
+  struct pp p = {s, n, at, err, errlen, q->pl};
+  int rc;
+  struct stage *st = new_stage(&p, ST_LINE_FILTER, at, &rc);
+  if (st)
+    st->lf = f;
+  return rc;
+}
+
 static int parse_unwrap(struct pp *p, size_t at)
 {
   struct nn__ls_pipeline *pl = p->pl;
@@ -715,7 +913,8 @@ int nn__logstore_stage_parse(const char *s, size_t n, size_t *i, struct nn__ls_q
   struct stage *st = NULL;
   bool is_stage = strcmp(w, "json") == 0 || strcmp(w, "logfmt") == 0 || strcmp(w, "regexp") == 0 ||
                   strcmp(w, "pattern") == 0 || strcmp(w, "drop") == 0 || strcmp(w, "keep") == 0 ||
-                  strcmp(w, "unwrap") == 0;
+                  strcmp(w, "unwrap") == 0 || strcmp(w, "line_format") == 0 ||
+                  strcmp(w, "label_format") == 0;
   if (is_stage && p.pl->unwrap)
     return pfail(&p, at, "only label filters may follow unwrap, not | %s", w);
   if (strcmp(w, "json") == 0) {
@@ -753,12 +952,19 @@ int nn__logstore_stage_parse(const char *s, size_t n, size_t *i, struct nn__ls_q
     rc = parse_names(&p, st);
   } else if (strcmp(w, "unwrap") == 0) {
     rc = parse_unwrap(&p, at);
-  } else if (strcmp(w, "line_format") == 0 || strcmp(w, "label_format") == 0 ||
-             strcmp(w, "unpack") == 0 || strcmp(w, "decolorize") == 0 ||
+  } else if (strcmp(w, "line_format") == 0) {
+    if (!(st = new_stage(&p, ST_LINE_FORMAT, at, &rc)))
+      return rc;
+    rc = parse_line_format(&p, st);
+  } else if (strcmp(w, "label_format") == 0) {
+    if (!(st = new_stage(&p, ST_LABEL_FORMAT, at, &rc)))
+      return rc;
+    rc = parse_label_format(&p, st);
+  } else if (strcmp(w, "unpack") == 0 || strcmp(w, "decolorize") == 0 ||
              strcmp(w, "distinct") == 0) {
     return pfail(&p, at,
                  "unsupported pipeline stage | %s: supported are json, logfmt, regexp, pattern, "
-                 "label filters, drop, keep and unwrap",
+                 "label filters, drop, keep, line_format, label_format and unwrap",
                  w);
   } else if (l == 0 && !(p.i < p.n && p.s[p.i] == '(')) {
     return pfail(&p, ws, "syntax error: expected a pipeline stage or label filter after '|'");
@@ -804,6 +1010,15 @@ static void stage_fini(struct stage *s)
   free(s->dn);
   free(s->dm);
   free(s->dhas);
+  tmpl_fini(&s->tl);
+  for (size_t k = 0; k < s->nfmt; k++) {
+    free(s->fdst[k]);
+    free(s->fsrc[k]);
+    tmpl_fini(&s->ftl[k]);
+  }
+  free(s->fdst);
+  free(s->fsrc);
+  free(s->ftl);
 }
 
 void nn__logstore_pipeline_free(struct nn__ls_pipeline *pl)
@@ -986,6 +1201,8 @@ void nn__logstore_prun_fini(struct nn__ls_prun *r)
   free(r->x);
   free(r->pfx);
   free(r->out);
+  free(r->lb[0]);
+  free(r->lb[1]);
   nn_buf_fini(&r->key);
   memset(r, 0, sizeof(*r));
 }
@@ -1816,6 +2033,95 @@ static void run_dropkeep(struct nn__ls_prun *r, const struct stage *st)
     r->det = UINT32_MAX;
 }
 
+/* Renders t with the current labels (and line) into line buffer b. */
+static int render(struct nn__ls_prun *r, const struct tmpl *t, int b, const char *line, size_t len,
+                  size_t *out)
+{
+  size_t n = 0;
+  int rc = grow(r, (void **)&r->lb[b], &r->lcap[b], 1, 1);
+  for (size_t k = 0; rc == 0 && k < t->n; k++) {
+    const struct tpiece *tp = &t->p[k];
+    const char *v = tp->text;
+    size_t l = tp->len;
+    if (tp->line) {
+      v = line;
+      l = len;
+    } else if (tp->field) {
+      v = lget(r, tp->text);
+      l = v ? strlen(v) : 0; /* a missing label renders as "" */
+    }
+    if ((rc = grow(r, (void **)&r->lb[b], &r->lcap[b], n + l + 1, 1)) < 0)
+      break;
+    if (l)
+      memcpy(r->lb[b] + n, v, l);
+    n += l;
+  }
+  if (rc < 0)
+    return rc;
+  r->lb[b][n] = '\0';
+  *out = n;
+  return 0;
+}
+
+/* Removes a label (a stream label, an extracted one, or an error label). */
+static void ldel(struct nn__ls_prun *r, const char *name)
+{
+  if (strcmp(name, ERROR_LABEL) == 0) {
+    r->err = NULL;
+    return;
+  }
+  if (strcmp(name, DETAILS) == 0) {
+    r->det = UINT32_MAX;
+    return;
+  }
+  for (size_t k = 0; k < r->nx; k++)
+    if (strcmp(r->a + r->x[k].name, name) == 0) {
+      r->x[k] = r->x[--r->nx];
+      break;
+    }
+  for (size_t k = 0; k < r->nbase; k++)
+    if (strcmp(r->base[k].name, name) == 0)
+      r->del[k] = 1;
+}
+
+/* label_format: each dst takes src's value (src is removed) or its template's text; a stream
+ * label of that name is replaced, not suffixed. */
+static int run_label_format(struct nn__ls_prun *r, const struct stage *st, const char *line,
+                            size_t len)
+{
+  for (size_t k = 0; k < st->nfmt; k++) {
+    const char *v;
+    size_t vl;
+    int rc;
+    if (st->fsrc[k]) {
+      v = lget(r, st->fsrc[k]);
+      if (!v)
+        continue;
+      vl = strlen(v);
+    } else {
+      int b = r->cur ^ 1; /* the spare line buffer: line is in lb[cur] or the stored line */
+      if ((rc = render(r, &st->ftl[k], b, line, len, &vl)) < 0)
+        return rc;
+      v = r->lb[b];
+    }
+    uint32_t vo, no;
+    if (r->a && v >= r->a && v < r->a + r->alen) { /* a value in the arena moves as it grows */
+      size_t off = (size_t)(v - r->a);
+      if ((rc = grow(r, (void **)&r->a, &r->acap, r->alen + vl + 1, 1)) < 0)
+        return rc;
+      v = r->a + off;
+    }
+    if ((rc = aput(r, v, vl, &vo)) < 0)
+      return rc;
+    if (st->fsrc[k] && strcmp(st->fsrc[k], st->fdst[k]) != 0)
+      ldel(r, st->fsrc[k]);
+    ldel(r, st->fdst[k]);
+    if ((rc = aput(r, st->fdst[k], strlen(st->fdst[k]), &no)) < 0 || (rc = xset_off(r, no, vo)) < 0)
+      return rc;
+  }
+  return 0;
+}
+
 static int run_stages(struct nn__ls_prun *r, size_t from, size_t to, const char *line, size_t len)
 {
   for (size_t k = from; k < to; k++) {
@@ -1823,6 +2129,19 @@ static int run_stages(struct nn__ls_prun *r, size_t from, size_t to, const char 
     int rc = 0;
     bool ok = true;
     switch (st->k) {
+    case ST_LINE_FORMAT: {
+      size_t n;
+      if ((rc = render(r, &st->tl, r->cur ^ 1, line, len, &n)) < 0)
+        return rc;
+      r->cur ^= 1;
+      line = r->lb[r->cur];
+      len = n;
+      r->line = line;
+      r->llen = len;
+      break;
+    }
+    case ST_LABEL_FORMAT: rc = run_label_format(r, st, line, len); break;
+    case ST_LINE_FILTER: ok = nn__logstore_filter_match(st->lf, line, len); break;
     case ST_JSON: rc = run_json(r, st, line, len); break;
     case ST_LOGFMT: rc = run_logfmt(r, st, line, len); break;
     case ST_REGEXP: rc = run_regexp(r, st, line, len); break;
@@ -1852,6 +2171,8 @@ int nn__logstore_prun_line(struct nn__ls_prun *r, const struct nn_label *base, s
   r->nx = 0;
   r->err = NULL;
   r->det = UINT32_MAX;
+  r->line = line;
+  r->llen = len;
   return run_stages(r, 0, r->pl->nbefore, line, len);
 }
 

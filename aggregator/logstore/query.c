@@ -295,12 +295,16 @@ static int consider(struct scan *sc, const struct nn__ls_stream *st, uint32_t si
   sc->stats->bytes_scanned += e->len;
   if (beyond(sc, e->ts) || !nn__logstore_filters_match(sc->q, e->line, e->len))
     return 0;
+  const char *line = e->line;
+  size_t len = e->len;
   if (sc->q->pl) {
     int rc = pipeline_group(sc, st, e, &sidx);
     if (rc <= 0)
       return rc;
+    line = sc->run.line; /* after a line_format, the formatted line */
+    len = sc->run.llen;
   }
-  size_t need = e->len + e->mlen + sizeof(struct cand);
+  size_t need = len + e->mlen + sizeof(struct cand);
   if (sc->bytes + need > sc->s->cfg.query_max_bytes) {
     snprintf(sc->err, sc->errlen,
              "the query result exceeds %zu bytes; narrow the selector or time range, or lower "
@@ -316,12 +320,12 @@ static int consider(struct scan *sc, const struct nn__ls_stream *st, uint32_t si
     sc->c = n;
     sc->cap = nc;
   }
-  char *copy = malloc(e->len + e->mlen + 1);
+  char *copy = malloc(len + e->mlen + 1);
   if (!copy)
     return NN_ENOMEM;
-  memcpy(copy, e->line, e->len);
-  memcpy(copy + e->len, e->meta, e->mlen);
-  sc->c[sc->n++] = (struct cand){e->ts, sidx, ord, copy, e->len, e->mlen};
+  memcpy(copy, line, len);
+  memcpy(copy + len, e->meta, e->mlen);
+  sc->c[sc->n++] = (struct cand){e->ts, sidx, ord, copy, len, e->mlen};
   sc->bytes += need;
   /* Keep at most 2 x limit candidates: trimming to the best `limit` bounds memory and
    * lets later chunks be skipped by their time range alone. */

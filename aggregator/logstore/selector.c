@@ -432,6 +432,11 @@ int nn__logstore_query_parse_span(const char *text, size_t from, size_t len, str
     }
     if ((rc = add_filter(q, ft, &val, &p, fs)) < 0)
       goto out;
+    if (!q->pl || !nn__logstore_pipeline_formats(q->pl))
+      q->nfirst++; /* before any line_format: runs first, on the stored line */
+    else if ((rc = nn__logstore_stage_add_filter(q, &q->f[q->nf - 1], fs, text, len, err, errlen)) <
+             0)
+      goto out;
   }
 out:
   nn_buf_fini(&val);
@@ -457,25 +462,31 @@ void nn__logstore_query_fini(struct nn__ls_query *q)
   memset(q, 0, sizeof(*q));
 }
 
+static inline bool filter_match(const struct nn__ls_filter *f, const char *line, size_t len)
+{
+  bool hit;
+  switch (f->type) {
+  case LS_FILTER_CONTAINS:
+  case LS_FILTER_NOT_CONTAINS:
+    hit = f->len == 0 || (len >= f->len && memmem(line, len, f->s, f->len) != NULL);
+    return hit == (f->type == LS_FILTER_CONTAINS);
+  case LS_FILTER_RE:
+  case LS_FILTER_NRE:
+    hit = pcre2_match(f->re, (PCRE2_SPTR)line, len, 0, 0, f->md, NULL) >= 0;
+    return hit == (f->type == LS_FILTER_RE);
+  }
+  return true;
+}
+
+bool nn__logstore_filter_match(const struct nn__ls_filter *f, const char *line, size_t len)
+{
+  return filter_match(f, line, len);
+}
+
 bool nn__logstore_filters_match(const struct nn__ls_query *q, const char *line, size_t len)
 {
-  for (size_t k = 0; k < q->nf; k++) {
-    const struct nn__ls_filter *f = &q->f[k];
-    bool hit;
-    switch (f->type) {
-    case LS_FILTER_CONTAINS:
-    case LS_FILTER_NOT_CONTAINS:
-      hit = f->len == 0 || (len >= f->len && memmem(line, len, f->s, f->len) != NULL);
-      if (hit != (f->type == LS_FILTER_CONTAINS))
-        return false;
-      break;
-    case LS_FILTER_RE:
-    case LS_FILTER_NRE:
-      hit = pcre2_match(f->re, (PCRE2_SPTR)line, len, 0, 0, f->md, NULL) >= 0;
-      if (hit != (f->type == LS_FILTER_RE))
-        return false;
-      break;
-    }
-  }
+  for (size_t k = 0; k < q->nfirst; k++)
+    if (!filter_match(&q->f[k], line, len))
+      return false;
   return true;
 }

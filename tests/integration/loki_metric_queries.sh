@@ -134,8 +134,8 @@ bad() { # bad DESC WANT-IN-BODY ENDPOINT ARGS...
   grep -qF -- "$want" <<<"$got" || echo "# $desc: body '$got'"
   nn_check "$desc names it: $want" grep -qF -- "$want" <<<"$got"
 }
-bad "a line_format stage" "col 33: unsupported pipeline stage | line_format" query_range \
-  --data-urlencode 'query=sum(count_over_time({app="api"} | line_format "{{.a}}" [1m]))'
+bad "an unpack stage" "col 33: unsupported pipeline stage | unpack" query_range \
+  --data-urlencode 'query=sum(count_over_time({app="api"} | unpack [1m]))'
 bad "vector / vector" "binary operations between two vectors" query \
   --data-urlencode 'query=count_over_time({app="api"}[1m]) / count_over_time({app="web"}[1m])'
 bad "an unwrap aggregation without unwrap" "sum_over_time without unwrap" query_range \
@@ -179,6 +179,8 @@ expect "| json on a plain line sets __error__" \
   "$(logs '{app="jsonapi"} | json | __error__ != ""')"
 expect "| logfmt | level=\"error\" | keep route" "streams route=/cart@45:level=error route=/cart latency=0.9;route=/pay@15:level=error route=/pay latency=0.4" \
   "$(logs '{app="fmtapi"} | logfmt | level="error" | keep route')"
+expect "| logfmt | line_format rewrites the line" "streams app=fmtapi,latency=0.4,level=error,route=/pay@15:error /pay;app=fmtapi,latency=0.9,level=error,route=/cart@45:error /cart" \
+  "$(logs '{app="fmtapi"} | logfmt | line_format "{{.level}} {{.route}}" |= "error"')"
 expect "| json | latency > 250ms with a duration" "streams status=500@10:x;status=503@30:x" \
   "$(logs '{app="jsonapi"} | json | latency > 250ms | keep status' | sed 's/:{[^;]*/:x/g')"
 expect "sum by (status) (count_over_time(... | json | __error__=\"\"))" \

@@ -95,8 +95,8 @@ static void parser_accepts_the_subset(void **state)
 static void parser_refuses_with_positions(void **state)
 {
   (void)state;
-  parse_bad("count_over_time({app=\"x\"} | line_format \"{{.a}}\" [5m])", "col 27",
-            "unsupported pipeline stage | line_format");
+  parse_bad("count_over_time({app=\"x\"} | decolorize [5m])", "col 27",
+            "unsupported pipeline stage | decolorize");
   parse_bad("sum(count_over_time({app=\"x\"} | logfmt | unwrap x [5m]))", "col 21",
             "invalid aggregation count_over_time with unwrap");
   parse_bad("sum_over_time({app=\"x\"}[5m])", "col 1", "sum_over_time without unwrap");
@@ -352,7 +352,7 @@ static void evaluates(struct nn_logstore *s)
   free(got);
   expect_run(s, "count_over_time({app=\"b\"} | drop __error__ [1m])", 60, 60, 60, false,
              "{app=\"b\", level=\"err\"}:60=2");
-  got = run(s, "count_over_time({app=\"a\"} | label_format a=b [1m])", 0, 60, 60, false);
+  got = run(s, "count_over_time({app=\"a\"} | distinct a [1m])", 0, 60, 60, false);
   assert_non_null(strstr(got, "error: parse error at line 1, col 27: unsupported pipeline stage"));
   free(got);
 }

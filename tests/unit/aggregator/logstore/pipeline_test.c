@@ -126,6 +126,26 @@ static char *logq(struct nn_logstore *s, const char *q)
   return out;
 }
 
+/* The lines of a log query, oldest first, joined with ';'. */
+static void expect_lines(struct nn_logstore *s, const char *q, const char *want)
+{
+  struct nn_logstore_result r;
+  char err[512];
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 20);
+  if (nn_logstore_query(s, NULL, q, T0, T0 + 100 * SEC, NN_LOGSTORE_FORWARD, 100, &r, err,
+                        sizeof(err)) < 0)
+    fail_msg("%s: %s", q, err);
+  for (size_t i = 0; i < r.n; i++)
+    for (size_t k = 0; k < r.streams[i].n; k++)
+      nn_buf_printf(&b, "%s%.*s", b.len ? ";" : "", (int)r.streams[i].entries[k].len,
+                    r.streams[i].entries[k].line);
+  nn_logstore_result_fini(&r);
+  if (strcmp(b.data ? b.data : "", want) != 0)
+    fail_msg("%s\n got: %s\nwant: %s", q, b.data ? b.data : "", want);
+  nn_buf_fini(&b);
+}
+
 static void expect_log(struct nn_logstore *s, const char *q, const char *want)
 {
   char *got = logq(s, q);
@@ -278,6 +298,23 @@ static void log_queries(struct nn_logstore *s)
              "{lvl=\"error\"}:35");
   /* Line filters anywhere in the pipeline. */
   expect_log(s, "{app=\"api\"} | json |= \"slow\" | keep status", "{status=\"503\"}:40");
+  /* line_format rewrites the line (line filters after it see the new line), label_format
+   * renames (the old label goes) or renders a template; a stream label is replaced. */
+  expect_lines(s,
+               "{app=\"api\"} | json | __error__=\"\" | line_format \"{{.status}} {{ .req_path }} "
+               "{{.none}}|\" |= \"/a\" | keep status",
+               "500 /a |;503 /a |");
+  expect_lines(s, "{app=\"web\"} |= \"disk\" | line_format \"<{{- __line__ -}}>  \"",
+               "<level=error msg=\"disk full\" dur=250ms 1st=x>  ");
+  expect_log(
+      s,
+      "{app=\"api\"} | json | status=500 | label_format code=status, app=\"{{.app}}-{{.msg}}\" "
+      "| keep app, code, status",
+      "{app=\"api-boom\", code=\"500\"}:10");
+  expect_met(s,
+             "sum by (route) (bytes_over_time({app=\"api\"} | json | __error__=\"\" | label_format "
+             "route=req_path | line_format \"{{.status}}\" [1m]))",
+             60, 60, 60, "{route=\"/a\"}:60=6;{route=\"/b\"}:60=3");
   /* The limit counts lines after the pipeline: the newest line with status >= 500. */
   struct nn_logstore_result lr;
   char lerr[256];
@@ -441,7 +478,11 @@ static void parser_refuses_with_positions(void **state)
   parse_bad("{a=\"x\"} | logfmt --strict", "col 18", "logfmt flags");
   parse_bad("{a=\"x\"} | logfmt | unwrap x | json", "col 29", "only label filters may follow");
   parse_bad("{a=\"x\"} | unwrap frob(x)", "col 18", "unsupported unwrap conversion");
-  parse_bad("{a=\"x\"} | line_format \"{{.a}}\"", "col 9", "unsupported pipeline stage");
+  parse_bad("{a=\"x\"} | unpack", "col 9", "unsupported pipeline stage");
+  parse_bad("{a=\"x\"} | line_format \"{{.a | ToUpper}}\"", "col 23",
+            "unsupported template action");
+  parse_bad("{a=\"x\"} | line_format \"{{.a\"", "col 23", "unclosed action");
+  parse_bad("{a=\"x\"} | label_format b", "col 25", "expected '='");
   parse_bad("{a=\"x\"} | ", "col 11", "expected a pipeline stage");
   char q[2048] = "{a=\"x\"}";
   for (int i = 0; i < 65; i++)

@@ -74,8 +74,7 @@ static void errors_name_line_and_column(void **state)
   expect_error("{app=\"x\"", "col 9", "unterminated stream selector");
   expect_error("{app=\"x", "col 6", "unterminated string");
   expect_error("{app=\"x\" env=\"y\"}", "col 10", "expected ',' or '}'");
-  expect_error("{app=\"x\"}\n  | line_format \"{{.a}}\"", "line 2, col 3",
-               "unsupported pipeline stage");
+  expect_error("{app=\"x\"}\n  | unpack", "line 2, col 3", "unsupported pipeline stage");
   expect_error("{app=\"x\"} |= 5", "col 14", "quoted string");
   expect_error("{app=\"x\"} foo", "col 11", "line filter");
   expect_error("{app=~\"(\"}", "col 7", "error parsing regexp");
