@@ -443,6 +443,13 @@ struct nn__ls_prun {
   size_t alen, acap;
   struct nn__ls_xlabel *x;
   size_t nx, cx;
+  /* An index of x by name hash once a line has many labels (a hostile JSON line with 40,000
+   * keys must not cost 40,000^2 comparisons): slots of this generation hold an x index. */
+  struct nn__ls_xslot {
+    uint32_t gen, idx;
+  } * ht;
+  size_t hcap, hn; /* slots; x entries indexed (SIZE_MAX: stale after a removal) */
+  uint32_t gen;
   const char *err; /* __error__ value, or NULL */
   uint32_t det;    /* __error_details__ offset in the arena, or UINT32_MAX */
   char *pfx;       /* JSON key prefix */

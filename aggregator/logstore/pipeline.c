@@ -1203,6 +1203,7 @@ void nn__logstore_prun_fini(struct nn__ls_prun *r)
   free(r->out);
   free(r->lb[0]);
   free(r->lb[1]);
+  free(r->ht);
   nn_buf_fini(&r->key);
   memset(r, 0, sizeof(*r));
 }
@@ -1255,11 +1256,54 @@ static uint32_t name_hash(const char *s)
   return h;
 }
 
+#define INDEX_FROM 16 /* labels on a line before lookups go through the hash index */
+
+static void idx_insert(struct nn__ls_prun *r, size_t k)
+{
+  size_t m = r->hcap - 1, pos = r->x[k].hash & m;
+  while (r->ht[pos].gen == r->gen)
+    pos = (pos + 1) & m;
+  r->ht[pos] = (struct nn__ls_xslot){r->gen, (uint32_t)k};
+}
+
+/* Makes the index cover every extracted label: a new generation, grown to twice their
+ * number. */
+static int idx_rebuild(struct nn__ls_prun *r)
+{
+  size_t need = 64;
+  while (need < 2 * r->nx)
+    need *= 2;
+  if (need > r->hcap) {
+    size_t old = r->hcap;
+    int rc = grow(r, (void **)&r->ht, &r->hcap, need, sizeof(*r->ht));
+    if (rc < 0)
+      return rc;
+    memset(r->ht + old, 0, (r->hcap - old) * sizeof(*r->ht));
+  }
+  if (++r->gen == 0) { /* wrapped: slots of an old generation would look current */
+    memset(r->ht, 0, r->hcap * sizeof(*r->ht));
+    r->gen = 1;
+  }
+  for (size_t k = 0; k < r->nx; k++)
+    idx_insert(r, k);
+  r->hn = r->nx;
+  return 0;
+}
+
 static struct nn__ls_xlabel *xfind_h(struct nn__ls_prun *r, const char *name, uint32_t h)
 {
-  for (size_t k = 0; k < r->nx; k++)
-    if (r->x[k].hash == h && strcmp(r->a + r->x[k].name, name) == 0)
-      return &r->x[k];
+  if (r->nx < INDEX_FROM || (r->hn != r->nx && idx_rebuild(r) < 0)) {
+    for (size_t k = 0; k < r->nx; k++)
+      if (r->x[k].hash == h && strcmp(r->a + r->x[k].name, name) == 0)
+        return &r->x[k];
+    return NULL;
+  }
+  size_t m = r->hcap - 1;
+  for (size_t pos = h & m; r->ht[pos].gen == r->gen; pos = (pos + 1) & m) {
+    struct nn__ls_xlabel *x = &r->x[r->ht[pos].idx];
+    if (x->hash == h && strcmp(r->a + x->name, name) == 0)
+      return x;
+  }
   return NULL;
 }
 
@@ -1297,6 +1341,10 @@ static int xset_off(struct nn__ls_prun *r, uint32_t name, uint32_t value)
   if (rc < 0)
     return rc;
   r->x[r->nx++] = (struct nn__ls_xlabel){name, value, h};
+  if (r->hn == r->nx - 1 && 2 * r->nx <= r->hcap) { /* keep a current index current */
+    idx_insert(r, r->nx - 1);
+    r->hn = r->nx;
+  }
   return 0;
 }
 
@@ -2019,10 +2067,12 @@ static void run_dropkeep(struct nn__ls_prun *r, const struct stage *st)
     if (!r->del[k] && in_names(st, r->base[k].name, r->base[k].value) == drop)
       r->del[k] = 1;
   for (size_t k = 0; k < r->nx;) {
-    if (in_names(st, r->a + r->x[k].name, r->a + r->x[k].value) == drop)
+    if (in_names(st, r->a + r->x[k].name, r->a + r->x[k].value) == drop) {
       r->x[k] = r->x[--r->nx];
-    else
+      r->hn = SIZE_MAX; /* indexes moved */
+    } else {
       k++;
+    }
   }
   /* keep always keeps the error labels, as Loki's does */
   if (drop && r->err) {
@@ -2077,6 +2127,7 @@ static void ldel(struct nn__ls_prun *r, const char *name)
   for (size_t k = 0; k < r->nx; k++)
     if (strcmp(r->a + r->x[k].name, name) == 0) {
       r->x[k] = r->x[--r->nx];
+      r->hn = SIZE_MAX; /* indexes moved */
       break;
     }
   for (size_t k = 0; k < r->nbase; k++)
@@ -2169,6 +2220,7 @@ int nn__logstore_prun_line(struct nn__ls_prun *r, const struct nn_label *base, s
   r->nbase = nbase;
   r->alen = 0;
   r->nx = 0;
+  r->hn = SIZE_MAX; /* rebuilt, as a new generation, when a line needs it */
   r->err = NULL;
   r->det = UINT32_MAX;
   r->line = line;

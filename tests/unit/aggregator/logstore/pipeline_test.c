@@ -528,6 +528,26 @@ static void value_parsers(void **state)
   assert_false(nn__logstore_parse_bytes("99999999999EB", 13, &b));
 }
 
+/* A line with many keys goes through the label index: a later duplicate still overrides. */
+static void many_keys(void **state)
+{
+  (void)state;
+  struct nn_logstore *s = open_store();
+  struct nn_buf b;
+  nn_buf_init(&b, 1 << 20);
+  nn_buf_appendc(&b, '{');
+  for (int i = 0; i < 8000; i++)
+    nn_buf_printf(&b, "\"k%d\":%d,", i, i);
+  nn_buf_appends(&b, "\"k5\":\"dup\",\"app\":\"x\"}");
+  push(s, "{app=\"api\"}", 10, b.data);
+  nn_buf_fini(&b);
+  expect_log(s, "{app=\"api\"} | json | keep k5, k7999, app_extracted",
+             "{app_extracted=\"x\", k5=\"dup\", k7999=\"7999\"}:10");
+  expect_log(s, "{app=\"api\"} | json | drop k1 | label_format k2=k3 | keep k2, k3, k4",
+             "{k2=\"3\", k4=\"4\"}:10");
+  nn_logstore_close(s);
+}
+
 /* The pipeline's scratch is charged to the query's memory: a tiny limit refuses the query. */
 static void memory_limit(void **state)
 {
@@ -561,6 +581,7 @@ int main(void)
       cmocka_unit_test(value_parsers),
       cmocka_unit_test_setup_teardown(evaluates_heads_and_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(memory_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(many_keys, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
