@@ -6,8 +6,10 @@
 # nines_log_http_requests_total{service,status,...} on the agent's /metrics. Two stacks watch
 # that same counter at the same time, with the same settings:
 #   nines: the agent scrapes its own /metrics every SCRAPE s and remote-writes (zstd,
-#          batch_wait 1s) to nines-aggregator, which evaluates the rule every EVAL s and sends
-#          to Alertmanager A;
+#          batch_wait 1s) to nines-aggregator, and pushes the series that lines changed at
+#          most every logs.metrics.push_interval (1s by default) with the labels of that
+#          scrape, flushing the batch at once; the aggregator evaluates the rule every EVAL s
+#          and sends to Alertmanager A;
 #   peer:  Prometheus 2.42 scrapes the agent's /metrics every SCRAPE s, evaluates the same
 #          rule every EVAL s and sends to Alertmanager B (0.25, same config).
 # Rule (both): sum by (service) (rate(5xx[30s])) / sum by (service) (rate(all[30s])) > 0.05,
@@ -18,7 +20,8 @@
 # the aggregator and Prometheus afresh, so that the phases of their timers are drawn anew.
 # Runs: BENCH_ALERT_RUNS, default max(5, BENCH_RUNS) (BENCH_QUICK=1: BENCH_RUNS, shorter
 # warm-up). Intervals: BENCH_ALERT_SCRAPE and BENCH_ALERT_EVAL (seconds, default 5);
-# BENCH_ALERT_BATCH_WAIT sets the agent's remote_write batch_wait (default 1s).
+# BENCH_ALERT_BATCH_WAIT sets the agent's remote_write batch_wait (default 1s);
+# BENCH_ALERT_PUSH_INTERVAL its logs.metrics.push_interval (default 1s; 0s: by scrape only).
 # Both rule engines evaluate a group at Prometheus's aligned timestamps (a hash of the group's
 # name and file), and both load the same file, so they evaluate at the same instants: the
 # difference between them is whether the crossing sample has arrived by then (Prometheus's
@@ -34,6 +37,7 @@ PROM=/usr/bin/prometheus
 SCRAPE=${BENCH_ALERT_SCRAPE:-5}
 EVAL=${BENCH_ALERT_EVAL:-5}
 BATCH_WAIT=${BENCH_ALERT_BATCH_WAIT:-1s} # the agent's remote_write batch_wait (its default)
+PUSH=${BENCH_ALERT_PUSH_INTERVAL:-1s}     # the agent's logs.metrics.push_interval (its default)
 if [ "$BENCH_QUICK" = 1 ]; then
   RUNS=${BENCH_ALERT_RUNS:-$BENCH_RUNS} WARMUP=20
 else
@@ -193,7 +197,7 @@ logs:
   include: [$d/containers/*.log]
   batch_wait: 1s
   destinations: [{name: aggregator, url: "http://127.0.0.1:$gport/loki/api/v1/push", codec: zstd}]
-  metrics: {enabled: true}
+  metrics: {enabled: true, push_interval: $PUSH}
 scrape:
   scrape_interval: ${SCRAPE}s
   scrape_configs:
@@ -269,6 +273,6 @@ if [ "$ours" = - ]; then
 fi
 [ "$missing" = 0 ] || bench_log "alert: $missing run(s) timed out (90 s) and are left out"
 bench_emit alert "alert latency, log spike -> Alertmanager" s lower "" "$ours" \
-  prometheus "$peer" "same agent and spike for both; scrape ${SCRAPE}s, eval ${EVAL}s, error ratio over rate[30s] > 5%, agent remote_write batch_wait $BATCH_WAIT"
+  prometheus "$peer" "same agent and spike for both; scrape ${SCRAPE}s, eval ${EVAL}s, error ratio over rate[30s] > 5%, agent remote_write batch_wait $BATCH_WAIT, log metrics push_interval $PUSH"
 bench_emit alert "evaluation timestamp -> Alertmanager" s lower "" "$ours_send" \
   prometheus "$peer_send" "startsAt of the alert (its evaluation's timestamp) to the poll that saw it"
