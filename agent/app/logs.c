@@ -24,7 +24,7 @@
 #define LOFF(f)           offsetof(struct nn_agent_logs_config, f)
 #define OVERFLOW_MAX      (32u << 20)
 #define MAX_STATIC_LABELS 32
-#define PUSH_RETRY_MS     10 /* while the agent's scrape of itself is in flight */
+#define PUSH_RETRY_MS     10 /* while the agent's scrape of itself is in flight; doubles */
 #define PUSH_TEXT_MAX     (64u << 20)
 
 const struct nn_cfg_option nn_agent_logs_options[] = {
@@ -129,7 +129,8 @@ struct nn_agent_logs {
   void *push_ud;
   uv_timer_t *push_timer; /* armed while changed series wait for their push */
   bool push_armed;
-  uint64_t pushed_at; /* loop time of the last push */
+  uint64_t pushed_at;  /* loop time of the last push */
+  uint64_t push_retry; /* next retry delay while the scrape of itself is in flight, 0 none */
   struct nn_buf push_text;
   char **include;
   size_t ninclude;
@@ -254,10 +255,17 @@ static void on_push(uv_timer_t *t)
   else
     NN_LOG_RL(NN_LOG_WARN, "logs", "changed log metrics not pushed: %s", nn_strerror(rc));
   if (rc == NN_EAGAIN) {
-    uv_timer_start(t, on_push, PUSH_RETRY_MS, 0);
+    /* A scrape of the agent takes milliseconds; one that hangs to its timeout is not
+     * asked about every 10 ms. */
+    uint64_t max = (uint64_t)l->cfg->metrics.push_interval_ms;
+    l->push_retry = l->push_retry ? l->push_retry * 2 : PUSH_RETRY_MS;
+    if (l->push_retry > max)
+      l->push_retry = max;
+    uv_timer_start(t, on_push, l->push_retry, 0);
     l->push_armed = true;
     return;
   }
+  l->push_retry = 0;
   /* Also after a failure: the scrape of /metrics still carries every series. */
   nn_logmetrics_clear_changed(l->lm);
   l->pushed_at = uv_now(l->loop);
