@@ -744,13 +744,11 @@ static int take_sample(struct sctx *c, struct nn__scrape_series *e,
   const struct nn_scrape_job_config *cfg = t->job->cfg;
   int rc;
   if (c->partial) {
-    /* A pushed series is also live: the scrape that no longer finds it ends it. */
     if (e->pushed) {
       c->dups++;
       return 0;
     }
     e->pushed = true;
-    e->live = true;
   } else if (e->seen == t->iter) {
     c->dups++; /* Prometheus: "duplicate sample for timestamp", the first one wins */
     return 0;
@@ -1204,8 +1202,13 @@ static int push_one(struct nn__scrape_target *t, const char *text, size_t len)
   size_t n = s->batch_n;
   if (rc == 0 && ensure_out(s, n) == 0)
     emit(t, n, ts, true);
-  for (size_t i = 0; i < n; i++)
-    ((struct nn__scrape_series *)(uintptr_t)s->out[i].series)->pushed = false;
+  for (size_t i = 0; i < n; i++) {
+    struct nn__scrape_series *e = (struct nn__scrape_series *)(uintptr_t)s->out[i].series;
+    e->pushed = false;
+    /* A pushed series is live: the scrape that no longer finds it ends it. */
+    if (rc == 0)
+      e->live = true;
+  }
   s->batch_n = 0;
   s->nmeta = 0;
   nn_pool_clear(&s->meta_pool);

@@ -586,7 +586,13 @@ static void pushed_samples_go_to_self_targets_between_scrapes(void **state)
   assert_int_equal(nn_scrape_push_self(scr, push, strlen(push)), NN_EAGAIN);
   t->inflight = false;
   assert_int_equal(nbatches, n0);
-  /* The next scrape is stamped after the pushes and still ends nothing. */
+  /* The next scrape is stamped after the pushes and ends only the series that was pushed
+   * but is not on /metrics. */
+  const char *extra = "pushonly 1\n";
+  assert_int_equal(nn_scrape_push_self(scr, extra, strlen(extra)), 1);
+  assert_string_equal(value_of(nbatches - 1, "pushonly{"), "1");
+  pushed = batch_ts[nbatches - 1];
+  n0 = nbatches;
   bool next = false;
   for (int i = 0; i < 40 && !next; i++) {
     size_t from = nbatches;
@@ -596,7 +602,9 @@ static void pushed_samples_go_to_self_targets_between_scrapes(void **state)
         next = true;
         assert_true(batch_ts[k] > pushed);
         assert_string_equal(value_of(k, pfx), "1");
-        assert_null(strstr(batches[k].data, "STALE"));
+        assert_string_equal(value_of(k, "pushonly{"), "STALE");
+        assert_int_equal(count_lines(k, "") - count_lines(k, "pushonly{"), count_lines(k, "") - 1);
+        assert_null(strstr(strstr(batches[k].data, "STALE") + 5, "STALE"));
       }
   }
   assert_true(next);
