@@ -411,7 +411,8 @@ int nn__logstore_parse_str(const char *s, size_t n, size_t *i, struct nn_buf *ou
                            size_t errlen);
 
 /* ---- pipeline.c: LogQL stages after the line filters (the subset in docs/loki-api.md).
- * Line filters stay in nn__ls_query.f and run first: no supported stage changes the line. */
+ * Line filters stay in nn__ls_query.f; those before any line_format run first (no other
+ * stage changes the line), those after one are stages that see the formatted line. */
 #define LS_MAX_STAGES 64
 enum nn__ls_conv { LS_CONV_NONE, LS_CONV_FLOAT, LS_CONV_DURATION, LS_CONV_BYTES };
 /* Parses one stage at s[*i] (the '|' that starts it) into q->pl, creating it. NN_EINVAL with

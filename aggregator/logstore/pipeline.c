@@ -2,7 +2,8 @@
 /* LogQL pipeline stages after a stream selector, with Loki's semantics: the parsers | json
  * (all fields flattened, or json label="path" parameters), | logfmt (optionally with
  * parameters), | regexp and | pattern; label filter expressions (strings, numbers, durations,
- * bytes, and/or/parentheses); | drop and | keep; and | unwrap for metric queries. Extracted
+ * bytes, and/or/parentheses); | drop and | keep; | line_format and | label_format with a
+ * template subset ({{.label}}, {{__line__}}); and | unwrap for metric queries. Extracted
  * labels that clash with stream labels get the _extracted suffix, parse failures set
  * __error__ and __error_details__. A line's label set lives in scratch buffers reused from
  * line to line, so a query allocates while its buffers grow, not per line. */
@@ -861,7 +862,7 @@ int nn__logstore_stage_add_filter(struct nn__ls_query *q, const struct nn__ls_fi
   return rc;
 }
 
-static int parse_unwrap(struct pp *p, size_t at)
+static int parse_unwrap(struct pp *p)
 {
   struct nn__ls_pipeline *pl = p->pl;
   char w[32];
@@ -890,7 +891,6 @@ static int parse_unwrap(struct pp *p, size_t at)
     if (rc < 0)
       return rc;
   }
-  (void)at;
   pl->unwrap = true;
   return 0;
 }
@@ -951,7 +951,7 @@ int nn__logstore_stage_parse(const char *s, size_t n, size_t *i, struct nn__ls_q
       return rc;
     rc = parse_names(&p, st);
   } else if (strcmp(w, "unwrap") == 0) {
-    rc = parse_unwrap(&p, at);
+    rc = parse_unwrap(&p);
   } else if (strcmp(w, "line_format") == 0) {
     if (!(st = new_stage(&p, ST_LINE_FORMAT, at, &rc)))
       return rc;
