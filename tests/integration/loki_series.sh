@@ -3,7 +3,8 @@
 # Loki's /loki/api/v1/series and /loki/api/v1/index/stats on the aggregator, as Grafana's
 # Loki datasource calls them: streams pushed through /loki/api/v1/push, then series for
 # several selectors (union without duplicates), time ranges in ns, seconds and RFC3339,
-# the default last hour, GET and POST, and 400s for a missing or unparsable match[].
+# the default last hour, GET and POST, and 400s for a missing or unparsable match[]; labels
+# and label values with since.
 source "$(dirname "$0")/lib.inc"
 AGG=$NN_BINARY_DIR/aggregator/nines-aggregator
 
@@ -99,6 +100,15 @@ expect "a since of 11 million years is a 400" "400" "${got%% *}"
 nn_check "the 400 says since is invalid" grep -qF "invalid since" "$NN_TMP/resp"
 got=$(series --data-urlencode 'match[]={job="web"}' --data-urlencode since=soon)
 expect "an unparsable since is a 400" "400" "${got%% *}"
+
+# labels and label values: the default last 6 h finds the old stream's job; since=15m only
+# the stream with an entry in the last 15 minutes.
+lv() { curl -fsS -G "$A/loki/api/v1/$1" "${@:2}" | python3 -c 'import json,sys; print(",".join(json.load(sys.stdin)["data"]))'; }
+expect "label values, default last 6 h" "api,old,web" "$(lv label/job/values)"
+expect "label values, since=15m" "api" "$(lv label/job/values --data-urlencode since=15m)"
+expect "label names, since=15m" "env,job" "$(lv labels --data-urlencode since=15m)"
+got=$(curl -s -o /dev/null -w '%{http_code}' -G "$A/loki/api/v1/labels" --data-urlencode since=soon)
+expect "labels with an unparsable since is a 400" "400" "$got"
 
 # index/stats: Grafana's query-size estimate, Loki's shape without an envelope.
 st=$(curl -fsS -G "$A/loki/api/v1/index/stats" --data-urlencode 'query={env="prod"} |= "a"' |
