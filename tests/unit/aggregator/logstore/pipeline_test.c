@@ -424,6 +424,13 @@ static void metric_queries(struct nn_logstore *s)
              "sum by (app) (sum_over_time({app=\"api\"} | json | __error__=\"\" | unwrap status "
              "[20s]))",
              20, 40, 20, "{app=\"api\"}:20=700,40=503");
+  /* offset shifts the window: (0, 30] at step 60 holds 500 and 200. */
+  expect_met(s,
+             "sum_over_time({app=\"api\"} | json | __error__=\"\" | unwrap status [1m] offset 30s) "
+             "by (app)",
+             60, 60, 60, "{app=\"api\"}:60=700");
+  expect_met(s, "count_over_time({app=\"api\"} | json | status >= 500 | keep app [1m] offset 30s)",
+             60, 60, 60, "{app=\"api\"}:60=1");
   /* A value that does not convert: SampleExtractionErr fails the query unless filtered. */
   expect_met_error(s, "sum_over_time({app=\"api\"} | json | __error__=\"\" | unwrap msg [1m])",
                    "pipeline error: 'SampleExtractionErr'");
