@@ -1824,7 +1824,7 @@ static int run_json(struct nn__ls_prun *r, const struct stage *st, const char *l
 /* Reads the next key/value pair: 1 with [kb,ke) and [vb,ve) (vb == SIZE_MAX without a value,
  * quoted tells whether the value needs unquoting), 0 at the end, -1 on a syntax error. */
 static int lf_next(const char *s, size_t n, size_t *i, size_t *kb, size_t *ke, size_t *vb,
-                   size_t *ve, bool *quoted, const char **why)
+                   size_t *ve, bool *quoted, const char **why, size_t *epos)
 {
   size_t k = *i;
   while (k < n && (unsigned char)s[k] <= ' ')
@@ -1839,6 +1839,7 @@ static int lf_next(const char *s, size_t n, size_t *i, size_t *kb, size_t *ke, s
   *ke = k;
   *vb = *ve = SIZE_MAX;
   *quoted = false;
+  *epos = k;
   if (k < n && s[k] == '"') {
     *why = "unexpected '\"'";
     return -1;
@@ -1861,6 +1862,7 @@ static int lf_next(const char *s, size_t n, size_t *i, size_t *kb, size_t *ke, s
     }
     if (k >= n) {
       *why = "unterminated quoted value";
+      *epos = n;
       return -1;
     }
     *vb = st;
@@ -1873,6 +1875,7 @@ static int lf_next(const char *s, size_t n, size_t *i, size_t *kb, size_t *ke, s
   while (k < n && (unsigned char)s[k] > ' ') {
     if (s[k] == '=' || s[k] == '"') {
       *why = s[k] == '=' ? "unexpected '='" : "unexpected '\"'";
+      *epos = k;
       return -1;
     }
     k++;
@@ -1884,11 +1887,11 @@ static int lf_next(const char *s, size_t n, size_t *i, size_t *kb, size_t *ke, s
 
 static int run_logfmt(struct nn__ls_prun *r, const struct stage *st, const char *line, size_t len)
 {
-  size_t i = 0, kb, ke, vb, ve;
+  size_t i = 0, kb, ke, vb, ve, epos = 0;
   bool quoted;
   const char *why = NULL;
   int rc, m;
-  while ((m = lf_next(line, len, &i, &kb, &ke, &vb, &ve, &quoted, &why)) == 1) {
+  while ((m = lf_next(line, len, &i, &kb, &ke, &vb, &ve, &quoted, &why, &epos)) == 1) {
     const char *label = NULL;
     size_t ll = 0;
     if (st->np) {
@@ -1910,20 +1913,29 @@ static int run_logfmt(struct nn__ls_prun *r, const struct stage *st, const char 
       ll = r->plen;
     }
     uint32_t vo;
-    bool ok;
-    if (vb == SIZE_MAX)
+    bool ok = true;
+    if (vb == SIZE_MAX) {
       rc = aput(r, "", 0, &vo);
-    else if (quoted)
-      rc = js_unescape(r, line + vb, ve - vb, &vo, &ok);
-    else if (!nn_utf8_valid(line + vb, ve - vb))
+    } else if (quoted) {
+      if ((rc = js_unescape(r, line + vb, ve - vb, &vo, &ok)) == 0 && !ok &&
+          memchr(line + vb, '\\', ve - vb)) { /* a bad escape stops the parse, as Loki's */
+        why = "invalid quoted value";
+        epos = ve + 1;
+        m = -1;
+        break;
+      }
+    } else if (!nn_utf8_valid(line + vb, ve - vb))
       rc = aput(r, "", 0, &vo);
     else
       rc = aput(r, line + vb, ve - vb, &vo);
     if (rc < 0 || (rc = xset_v(r, label, ll, vo)) < 0)
       return rc;
   }
-  if (m < 0)
-    return set_err(r, ERR_LOGFMT, why);
+  if (m < 0) {
+    char det[128];
+    snprintf(det, sizeof(det), "logfmt syntax error at pos %zu : %s", epos + 1, why);
+    return set_err(r, ERR_LOGFMT, det);
+  }
   return 0;
 }
 

@@ -281,7 +281,8 @@ static void log_queries(struct nn_logstore *s)
   /* logfmt: a bare key, a quoted value, a key sanitized, an error after some labels. */
   expect_log(s, "{app=\"web\"} | logfmt",
              "{_1st=\"x\", app=\"web\", dur=\"250ms\", level=\"error\", msg=\"disk full\"}:15;"
-             "{__error__=\"LogfmtParserErr\", __error_details__=\"unterminated quoted value\", "
+             "{__error__=\"LogfmtParserErr\", __error_details__=\"logfmt syntax error at pos 30 : "
+             "unterminated quoted value\", "
              "app=\"web\", level=\"error\"}:35;"
              "{app=\"web\", dur=\"5ms\", level=\"info\", msg=\"started\"}:25");
   expect_log(s,
@@ -552,6 +553,14 @@ static void many_keys(void **state)
              "{app_extracted=\"x\", k5=\"dup\", k7999=\"7999\"}:10");
   expect_log(s, "{app=\"api\"} | json | drop k1 | label_format k2=k3 | keep k2, k3, k4",
              "{k2=\"3\", k4=\"4\"}:10");
+  /* logfmt errors name the position as Loki's decoder does; pairs before the error stay. */
+  push(s, "{app=\"fmt\"}", 20, "x=1 a=b=c d=e");
+  push(s, "{app=\"fmt\"}", 30, "k=\"a\\qb\" z=2");
+  expect_log(s, "{app=\"fmt\"} | logfmt",
+             "{__error__=\"LogfmtParserErr\", __error_details__=\"logfmt syntax error at pos 8 : "
+             "unexpected '='\", app=\"fmt\", x=\"1\"}:20;"
+             "{__error__=\"LogfmtParserErr\", __error_details__=\"logfmt syntax error at pos 9 : "
+             "invalid quoted value\", app=\"fmt\"}:30");
   nn_logstore_close(s);
 }
 
