@@ -971,6 +971,33 @@ static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
 
 /* ---- Evaluation -------------------------------------------------------------------------- */
 
+/* SLOs whose samples are committed together: a few hundred samples, whose series are
+ * still in the cache from their appends (one commit per cycle walked 170,000 cold series
+ * and a 5 MB list of pending samples again for 10,000 SLOs). */
+#define COMMIT_EVERY 32
+
+/* SLOs ahead of the one being written whose series' head slots start loading. */
+#define PREFETCH_AHEAD 8
+
+static void prefetch_series(const struct nn_slo_engine *e, const struct nn_slo_rt *r, int stage)
+{
+  if (!r->due)
+    return;
+  for (int k = 0; k < NN_SLO_NOUT; k++)
+    if (r->out_ref[k])
+      nn_tsdb_prefetch_ref(e->db, r->out_ref[k], stage);
+  for (int k = 0; k < NN_SLO_NALERTS; k++)
+    if (r->alert_ref[k] && r->alerts[k].state != NN_SLO_INACTIVE)
+      nn_tsdb_prefetch_ref(e->db, r->alert_ref[k], stage);
+}
+
+static void commit(struct nn_tsdb_appender *app)
+{
+  int rc = nn_tsdb_appender_commit(app);
+  if (rc < 0)
+    NN_LOG_RL(NN_LOG_WARN, MOD, "committing slo series: %s", nn_strerror(rc));
+}
+
 int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
 {
   int64_t iv = interval_ms(e);
@@ -997,11 +1024,6 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
       from = ts - period_ms - (ts - period_ms) % iv;
     if (from && from < ts - iv && replay(e, &q, r, from, ts - iv) < 0)
       failures++;
-    /* The output series' head slots start loading now and the series themselves after the
-     * queries, so that the appends below do not each wait for memory. */
-    for (int k = 0; k < NN_SLO_NOUT; k++)
-      if (r->out_ref[k])
-        nn_tsdb_prefetch_ref(e->db, r->out_ref[k], 0);
     double ev = 0, tv = 0;
     bool he = false, ht = false;
     int rc = query_instant(e, &q, r->err_expr, ts, &ev, &he);
@@ -1011,20 +1033,34 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
       failures++;
       continue;
     }
-    for (int k = 0; k < NN_SLO_NOUT; k++)
-      if (r->out_ref[k])
-        nn_tsdb_prefetch_ref(e->db, r->out_ref[k], 1);
     fold(r, ts, iv, ev, he, tv, ht);
     r->ledger.last_eval_ms = ts;
     int64_t me = s->min_events >= 0 ? s->min_events : e->cfg.min_events;
     nn__slo_compute(s, &r->ledger, ts, me, e->cfg.no_data_for_ms / 60000, &r->last);
     r->have_last = true;
+    r->due = true;
+  }
+  /* Then the writes, once every query has run (so that no query sees this cycle's
+   * samples), committed a few SLOs at a time while their series are in the cache; the
+   * head slots of the series some SLOs ahead start loading, then the series. */
+  int batched = 0;
+  for (size_t i = 0; i < e->nrt; i++) {
+    if (i + PREFETCH_AHEAD < e->nrt)
+      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD], 0);
+    if (i + PREFETCH_AHEAD / 2 < e->nrt)
+      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD / 2], 1);
+    struct nn_slo_rt *r = &e->rt[i];
+    if (!r->due)
+      continue;
+    r->due = false;
     write_series(e, app, r);
     run_alerts(e, r, ts, app);
+    if (++batched == COMMIT_EVERY) {
+      commit(app);
+      batched = 0;
+    }
   }
-  int rc = nn_tsdb_appender_commit(app);
-  if (rc < 0)
-    NN_LOG_RL(NN_LOG_WARN, MOD, "committing slo series: %s", nn_strerror(rc));
+  commit(app);
   nn_tsdb_appender_destroy(app);
   if (failures)
     e->stats.evaluation_failures_total++;

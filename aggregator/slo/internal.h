@@ -198,6 +198,7 @@ struct nn_slo_rt {
   struct nn_slo_alert_state alerts[NN_SLO_NALERTS];
   struct nn_slo_values last;
   bool have_last, loaded; /* loaded: ledger came from a snapshot or carried over */
+  bool due;               /* evaluated this cycle, its series and alerts not yet written */
 };
 
 /* The ledger maths of one evaluation (windows, burn rates, alert conditions); no I/O. */

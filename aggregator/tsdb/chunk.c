@@ -179,6 +179,20 @@ void nn__tsdb_xor_it_init(struct nn__tsdb_xor_it *it, const uint8_t *p, size_t l
   it->leading = 0xff;
 }
 
+bool nn__tsdb_xor_it_resume(struct nn__tsdb_xor_it *it, const struct nn__tsdb_xor_ck *ck)
+{
+  if (it->err || it->packed || ck->i == 0 || ck->i > it->n || ck->pos > it->nbits || ck->pos < 16)
+    return false;
+  it->pos = ck->pos;
+  it->i = ck->i;
+  it->t = ck->t;
+  it->tdelta = ck->tdelta;
+  it->v = ck->v;
+  it->leading = ck->leading;
+  it->trailing = ck->trailing;
+  return true;
+}
+
 static bool get_bits(struct nn__tsdb_xor_it *it, unsigned nb, uint64_t *out)
 {
   if (it->nbits - it->pos < nb)

@@ -309,6 +309,7 @@ int nn__tsdb_series_commit(struct nn_tsdb *db, struct nn__tsdb_series *s, int64_
   }
   if (s->head.n == 0) {
     s->head_mint = t;
+    s->head_ck.i = 0; /* of the chunk just closed, if any */
     db->st.chunks++;
   }
   int rc = nn__tsdb_xor_append(&s->head, t, v);

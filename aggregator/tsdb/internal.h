@@ -85,6 +85,25 @@ static inline double nn__tsdb_xor_it_value(const struct nn__tsdb_xor_it *it)
   return d;
 }
 
+/* Where an XOR decoder stood after a sample, to resume from later: the bits before it in
+ * an open chunk never change as samples are appended. i == 0: none. */
+struct nn__tsdb_xor_ck {
+  int64_t t;
+  uint64_t tdelta, v;
+  uint32_t pos; /* bit position */
+  uint16_t i;   /* samples decoded */
+  uint8_t leading, trailing;
+};
+static inline void nn__tsdb_xor_it_save(const struct nn__tsdb_xor_it *it,
+                                        struct nn__tsdb_xor_ck *ck)
+{
+  *ck = (struct nn__tsdb_xor_ck){it->t, it->tdelta,  it->v,       (uint32_t)it->pos,
+                                 it->i, it->leading, it->trailing};
+}
+/* Moves a freshly initialised XOR decoder (not a packed one) to ck, which must come from
+ * the same chunk's bytes; false (it unchanged) when ck cannot belong to them. */
+bool nn__tsdb_xor_it_resume(struct nn__tsdb_xor_it *it, const struct nn__tsdb_xor_ck *ck);
+
 /* Packed chunks (docs/format/chunks.md), written into blocks only: timestamps as
  * delta-of-delta and values as decimal-scaled integer steps when every value of the chunk
  * is one (else XOR), each in a fixed bit width chosen per chunk, with an escape for
@@ -142,6 +161,11 @@ struct nn__tsdb_series {
   uint64_t hash;
   int64_t head_mint; /* oldest sample of the open chunk */
   struct nn__tsdb_xor_app head;
+  /* The querier's decoder state after the last sample before the range of the latest
+   * query that skipped samples of the open chunk: a later query starting after it (a
+   * rule's or SLO's next evaluation) decodes only the newer samples. Reset when a new open
+   * chunk starts; the loop thread alone reads and writes it, as the rest of the head. */
+  struct nn__tsdb_xor_ck head_ck;
   struct nn__tsdb_chunk *chunks; /* closed, oldest first */
   uint32_t nchunks, capchunks;
   /* What a lookup and an append read sits together, next to the labels. */

@@ -103,6 +103,37 @@ static int decode_chunk(uint32_t version, const uint8_t *data, size_t len, int64
   return it.err;
 }
 
+/* decode_chunk for a series' open chunk: from the series' checkpoint when the range starts
+ * after it, and leaving one at the last sample before the range, so that the next query
+ * over the newest samples (a rule's or SLO's next evaluation) skips what this one did. */
+static int decode_head(struct nn__tsdb_series *s, int64_t mint, int64_t maxt, struct samples *out)
+{
+  struct nn__tsdb_xor_it it;
+  nn__tsdb_xor_it_init(&it, s->head.buf, nn__tsdb_xor_len(&s->head));
+  if (s->head_ck.i && s->head_ck.t < mint)
+    nn__tsdb_xor_it_resume(&it, &s->head_ck);
+  if (samples_reserve(out, (size_t)(it.n - it.i)) < 0)
+    return NN_ENOMEM;
+  int64_t *t = out->t;
+  double *v = out->v;
+  size_t n = out->n, end = out->n + (it.n - it.i);
+  struct nn__tsdb_xor_ck ck = {.i = 0};
+  while (n < end && nn__tsdb_xor_it_next(&it)) {
+    if (it.t < mint) {
+      nn__tsdb_xor_it_save(&it, &ck);
+      continue;
+    }
+    if (it.t > maxt)
+      break;
+    t[n] = it.t;
+    v[n++] = nn__tsdb_xor_it_value(&it);
+  }
+  out->n = n;
+  if (ck.i && !it.err)
+    s->head_ck = ck;
+  return it.err;
+}
+
 /* The head's part of a query starts where the blocks end. */
 static int64_t head_mint(const struct nn_tsdb *db, int64_t mint)
 {
@@ -120,7 +151,7 @@ static bool block_overlaps(const struct nn__tsdb_block *b, int64_t mint, int64_t
   return !b->bad && b->mint <= maxt && b->maxt > mint;
 }
 
-static int series_samples(const struct nn__tsdb_series *s, int64_t mint, int64_t maxt,
+static int series_samples(struct nn__tsdb_series *s, int64_t mint, int64_t maxt,
                           struct samples *out)
 {
   int rc = 0;
@@ -131,7 +162,7 @@ static int series_samples(const struct nn__tsdb_series *s, int64_t mint, int64_t
       rc = decode_chunk(1, c->data, c->len, mint, maxt, out);
   }
   if (rc == 0 && s->head.n && s->head_mint <= maxt && s->head.t >= mint)
-    rc = decode_chunk(1, s->head.buf, nn__tsdb_xor_len(&s->head), mint, maxt, out);
+    rc = decode_head(s, mint, maxt, out);
   return rc;
 }
 
@@ -181,7 +212,7 @@ static int select_head(struct nn_tsdb *db, const struct nn_matcher *ms, size_t n
   const char *strs[2 * NN__TSDB_MAX_LABELS];
   int rc = nn__tsdb_index_select(db, ms, nms, &refs, &nrefs);
   for (size_t i = 0; i < nrefs && rc == 0; i++) {
-    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
+    struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
     if (!s || !overlaps(s, mint, maxt))
       continue;
     if ((rc = series_samples(s, mint, maxt, sc)) < 0 || sc->n == 0)
@@ -339,7 +370,10 @@ struct sentry {
   const struct nn_label *ls;
   uint32_t nls;
   uint32_t src; /* index into db->blocks, or db->nblocks for the head */
-  uint64_t ref;
+  union {
+    uint64_t ref;               /* a block's series entry */
+    struct nn__tsdb_series *hs; /* the head's series, which stays put as its symbols do */
+  } u;
 };
 
 /* A small select (an SLO's or a rule's few series) runs without the allocator: entries,
@@ -365,9 +399,9 @@ struct stream {
   double v_inl[STREAM_INL_SAMPLES];
 };
 
-static int stream_push(struct stream *st, uint32_t src, uint64_t ref, size_t nls,
-                       const char *(*sym)(const void *ctx, uint32_t id), const void *ctx,
-                       const uint32_t *syms)
+static int stream_push(struct stream *st, uint32_t src, uint64_t ref, struct nn__tsdb_series *hs,
+                       size_t nls, const char *(*sym)(const void *ctx, uint32_t id),
+                       const void *ctx, const uint32_t *syms)
 {
   if (st->n == st->cap) {
     size_t nc = st->cap > STREAM_INL_ENTRIES ? st->cap * 2 : 256;
@@ -393,7 +427,10 @@ static int stream_push(struct stream *st, uint32_t src, uint64_t ref, size_t nls
     if (!ls[k].name || !ls[k].value)
       return NN_ECORRUPT;
   }
-  st->e[st->n++] = (struct sentry){ls, (uint32_t)nls, src, ref};
+  struct sentry *e = &st->e[st->n++];
+  *e = (struct sentry){ls, (uint32_t)nls, src, {ref}};
+  if (hs)
+    e->u.hs = hs;
   return 0;
 }
 
@@ -422,7 +459,7 @@ static int stream_block(struct stream *st, uint32_t bi)
     for (uint32_t c = 0; c < st->bs->nchunks && !in; c++)
       in = st->bs->chunks[c].maxt >= st->mint && st->bs->chunks[c].mint <= st->maxt;
     if (in)
-      rc = stream_push(st, bi, refs[i], st->bs->nlabels, block_sym, &b->ix, st->bs->syms);
+      rc = stream_push(st, bi, refs[i], NULL, st->bs->nlabels, block_sym, &b->ix, st->bs->syms);
   }
   free(refs);
   if (rc == NN_ECORRUPT)
@@ -437,10 +474,9 @@ static int stream_head(struct stream *st, int64_t mint)
   size_t nrefs = 0;
   int rc = nn__tsdb_index_select(db, st->ms, st->nms, &refs, &nrefs);
   for (size_t i = 0; i < nrefs && rc == 0; i++) {
-    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
+    struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, refs[i]);
     if (s && overlaps(s, mint, st->maxt))
-      rc =
-          stream_push(st, (uint32_t)db->nblocks, refs[i], s->nlabels, head_sym, &db->syms, s->syms);
+      rc = stream_push(st, (uint32_t)db->nblocks, 0, s, s->nlabels, head_sym, &db->syms, s->syms);
   }
   free(refs);
   return rc;
@@ -479,22 +515,20 @@ static int stream_decode(struct stream *st, const struct sentry *e)
   size_t n0 = sc->n;
   int rc = 0;
   if (e->src == db->nblocks) {
-    const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, e->ref);
+    struct nn__tsdb_series *s = e->u.hs;
     int64_t mint = head_mint(db, st->mint), maxt = st->maxt;
-    if (!s)
-      return 0;
     for (uint32_t i = 0; i < s->nchunks && rc == 0; i++) {
       const struct nn__tsdb_chunk *c = &s->chunks[i];
       if (c->maxt >= mint && c->mint <= maxt)
         rc = decode_chunk(1, c->data, c->len, mint, maxt, sc);
     }
     if (rc == 0 && s->head.n && s->head_mint <= maxt && s->head.t >= mint)
-      rc = decode_chunk(1, s->head.buf, nn__tsdb_xor_len(&s->head), mint, maxt, sc);
+      rc = decode_head(s, mint, maxt, sc);
   } else {
     struct nn__tsdb_block *b = db->blocks[e->src];
     if (b->bad)
       return 0;
-    if ((rc = nn__tsdb_bindex_series(&b->ix, e->ref, st->bs)) == 0) {
+    if ((rc = nn__tsdb_bindex_series(&b->ix, e->u.ref, st->bs)) == 0) {
       for (uint32_t c = 0; c < st->bs->nchunks && rc == 0; c++) {
         const struct nn__tsdb_bchunk *m = &st->bs->chunks[c];
         if (m->maxt < st->mint || m->mint > st->maxt)
