@@ -5,6 +5,11 @@
 # nines-aggregator. Measured until the agent reports every line accepted. Then idle cost:
 # 1,000 idle files watched. Fluent Bit is not installable here, so its figures are the
 # reference measured earlier on this machine, labelled as such.
+# BENCH_LOGS_METRICS=1: log-derived metrics instead. Each run tails the same file twice to the
+# null sink, once with logs.metrics off and once on (JSON fields, default config: the
+# generator's 100,000 paths fold into 2,000 series + endpoint="__other__"); the figure is
+# CPU per 1M lines with metrics on, its peer the same agent with them off, in the same run.
+# The aggregator and idle parts are skipped in this mode.
 # Prints result JSON lines (contract in bench/run); progress goes to stderr.
 source "$(dirname "$0")/lib.sh"
 
@@ -16,6 +21,7 @@ else
   BYTES=${BENCH_LOG_BYTES:-$((1 << 30))} IDLE_SECONDS=${BENCH_IDLE_SECONDS:-30}
 fi
 IDLE_FILES=1000
+METRICS=${BENCH_LOGS_METRICS:-0}
 DELIVERY_TIMEOUT=900 # seconds; a run that takes longer is a failure, not a figure
 
 for bin in "$AGENT" "$AGG" "$BENCH_GEN"; do
@@ -31,8 +37,10 @@ gen=$("$BENCH_GEN" cri "$logfile" "$BYTES")
 LINES=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["lines"])' "$gen")
 bench_log "$LINES lines in $logfile"
 
-# write_config FILE DATA_DIR LISTEN INCLUDE URL
+# write_config FILE DATA_DIR LISTEN INCLUDE URL [METRICS]
 write_config() {
+  local metrics=""
+  [ "${6:-0}" = 1 ] && metrics=$'\n  metrics: {enabled: true}'
   cat >"$1" <<YML
 listen_address: $3
 data_dir: $2
@@ -42,17 +50,17 @@ logs:
   destinations:
     - name: sink
       url: $5
-      codec: zstd
+      codec: zstd$metrics
 YML
 }
 
-# run_agent NAME URL: tails the file into URL; appends cpu/rss/rate to the named arrays.
+# run_agent NAME URL RUN [METRICS]: tails the file into URL; appends cpu/rss/rate to the named arrays.
 declare -A CPU RSS RATE
 run_agent() {
-  local name=$1 url=$2 run=$3 port dir apid
+  local name=$1 url=$2 run=$3 metrics=${4:-0} port dir apid
   port=$(bench_free_port)
   dir="$BENCH_TMP/agent-$name-$run"
-  write_config "$BENCH_TMP/agent-$name.yml" "$dir" "127.0.0.1:$port" "$logfile" "$url"
+  write_config "$BENCH_TMP/agent-$name.yml" "$dir" "127.0.0.1:$port" "$logfile" "$url" "$metrics"
   bench_wait_quiet "logs $name run $run"
   local t0 t1 sent=0 i
   t0=$(date +%s.%N)
@@ -85,6 +93,19 @@ grep -q -- "--config FILE" <<<"$help" || { bench_log "nines-agent has no --confi
 sport=$(bench_free_port)
 bench_start SINK sink "$BENCH_GEN" sink "127.0.0.1:$sport"
 bench_wait_http "http://127.0.0.1:$sport/metrics"
+if [ "$METRICS" = 1 ]; then
+  for ((run = 1; run <= BENCH_RUNS; run++)); do
+    run_agent null "http://127.0.0.1:$sport/loki/api/v1/push" "$run"
+    run_agent metrics "http://127.0.0.1:$sport/loki/api/v1/push" "$run" 1
+  done
+  rm -f "$logfile"
+  mib=$((BYTES >> 20))
+  bench_emit logs "CPU per 1M lines, logs.metrics on -> null sink ($mib MiB)" CPU-s lower "" \
+    "${CPU[metrics]}" "nines-agent, logs.metrics off" "${CPU[null]}" "same file and sink, same run"
+  bench_emit logs "peak RSS, logs.metrics on -> null sink" MiB lower 32 "${RSS[metrics]}" \
+    "nines-agent, logs.metrics off" "${RSS[null]}" "same file and sink, same run"
+  exit 0
+fi
 for ((run = 1; run <= BENCH_RUNS; run++)); do
   run_agent null "http://127.0.0.1:$sport/loki/api/v1/push" "$run"
 

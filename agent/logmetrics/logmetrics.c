@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Logs -> metrics. Series live in an open-addressing table keyed by the xxh3 hash of their
  * label values; one entry holds both the request counters (by status) and the latency
- * histogram of its (project, service, method, endpoint). Per line the cost is one JSON
- * parse (or one regex match) and one table lookup; nothing is allocated after a series
- * exists. */
+ * histogram of its (project, service, method, endpoint). Per line the cost is one pass of the
+ * JSON scanner (json.c; or one regex match) and one table lookup; nothing is allocated after
+ * a series exists. */
 #include "agent/logmetrics/logmetrics.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <jansson.h>
 #include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "agent/logmetrics/internal.h"
 #include "common/buf.h"
 #include "common/error.h"
 #include "common/metrics.h"
@@ -22,7 +22,8 @@
 #define OFF(f)      offsetof(struct nn_logmetrics_config, f)
 #define MAX_BUCKETS 32
 #define MAX_STATUS  8 /* distinct status codes kept per series; others fold into "other" */
-#define FIELD_MAX   128
+#define FIELD_MAX   NN__LM_FIELD_MAX
+#define NGROUPS     5
 
 const struct nn_cfg_option nn_logmetrics_config_options[] = {
     {.name = "enabled", .type = NN_CFG_BOOL, .offset = OFF(enabled), .def = "false"},
@@ -63,7 +64,13 @@ const struct nn_cfg_option nn_logmetrics_config_options[] = {
     {0},
 };
 
-enum { F_SERVICE, F_ENDPOINT, F_METHOD, F_PROJECT, NKEY };
+enum {
+  F_SERVICE = NN__LM_SERVICE,
+  F_ENDPOINT = NN__LM_ENDPOINT,
+  F_METHOD = NN__LM_METHOD,
+  F_PROJECT = NN__LM_PROJECT,
+  NKEY = NN__LM_NKEY
+};
 
 struct series {
   uint64_t hash;
@@ -81,6 +88,7 @@ struct nn_logmetrics {
   struct nn_logmetrics_config cfg;
   pcre2_code *re;
   pcre2_match_data *md;
+  int group[NGROUPS]; /* numbers of the named groups service..duration, negative: absent */
   double bounds[MAX_BUCKETS];
   size_t nbounds;
   struct series *tab;
@@ -126,6 +134,10 @@ struct nn_logmetrics *nn_logmetrics_create(const struct nn_logmetrics_config *cf
     }
     pcre2_jit_compile(m->re, PCRE2_JIT_COMPLETE);
     m->md = pcre2_match_data_create_from_pattern(m->re, NULL);
+    static const char *const groups[NGROUPS] = {"service", "endpoint", "method", "status",
+                                                "duration"};
+    for (int g = 0; g < NGROUPS; g++)
+      m->group[g] = pcre2_substring_number_from_name(m->re, (PCRE2_SPTR)groups[g]);
   }
   /* The table stays at most half full, so probes stay short. */
   m->cap = 16;
@@ -156,17 +168,7 @@ void nn_logmetrics_destroy(struct nn_logmetrics *m)
   free(m);
 }
 
-static void copy_field(char *dst, const char *src, size_t n)
-{
-  if (n >= FIELD_MAX)
-    n = FIELD_MAX - 1;
-  /* Control characters and quotes would need escaping in exposition; drop them. */
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)src[i] >= 0x20 && src[i] != '"' && src[i] != '\\')
-      dst[k++] = src[i];
-  dst[k] = '\0';
-}
+#define copy_field nn__logmetrics_copy_field
 
 /* limit: series allowed in the table; the __other__ fold may go past the cap (the table
  * has room for twice the cap), so folded lines are never lost. */
@@ -229,36 +231,22 @@ static const char *stream_label(const struct nn_label *l, size_t n, const char *
   return v ? v : "";
 }
 
-static bool json_field(json_t *o, const char *name, char *dst)
-{
-  json_t *v = name && *name ? json_object_get(o, name) : NULL;
-  if (json_is_string(v)) {
-    copy_field(dst, json_string_value(v), json_string_length(v));
-    return true;
-  }
-  if (json_is_integer(v)) {
-    snprintf(dst, FIELD_MAX, "%lld", (long long)json_integer_value(v));
-    return true;
-  }
-  return false;
-}
-
 bool nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *stream, size_t nstream,
                            const char *line, size_t len)
 {
   m->observed++;
-  char key[NKEY][FIELD_MAX];
-  char status[16] = "";
-  double seconds = NAN;
-  memset(key, 0, sizeof(key));
+  struct nn__logmetrics_fields f;
+  memset(&f, 0, sizeof(f));
+  f.seconds = NAN;
+  char(*key)[FIELD_MAX] = f.key;
+  char *status = f.status;
   if (m->re) {
     int rc = pcre2_match(m->re, (PCRE2_SPTR)line, len, 0, 0, m->md, NULL);
     if (rc < 0)
       return false;
-    static const char *const groups[] = {"service", "endpoint", "method", "status", "duration"};
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
-    for (int g = 0; g < 5; g++) {
-      int num = pcre2_substring_number_from_name(m->re, (PCRE2_SPTR)groups[g]);
+    for (int g = 0; g < NGROUPS; g++) {
+      int num = m->group[g];
       if (num < 0 || num >= rc || ov[2 * num] == PCRE2_UNSET)
         continue;
       const char *v = line + ov[2 * num];
@@ -266,32 +254,15 @@ bool nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
       if (g < 3)
         copy_field(key[g == 0 ? F_SERVICE : g == 1 ? F_ENDPOINT : F_METHOD], v, vl);
       else if (g == 3)
-        copy_field(status, v, vl < sizeof(status) ? vl : sizeof(status) - 1);
+        copy_field(status, v, vl < NN__LM_STATUS_MAX ? vl : NN__LM_STATUS_MAX - 1);
       else {
         char num_s[40];
         copy_field(num_s, v, vl < sizeof(num_s) ? vl : sizeof(num_s) - 1);
-        seconds = strtod(num_s, NULL) * m->cfg.duration_unit_seconds;
+        f.seconds = strtod(num_s, NULL) * m->cfg.duration_unit_seconds;
       }
     }
-  } else {
-    if (len == 0 || line[0] != '{')
-      return false;
-    json_error_t e;
-    json_t *o = json_loadb(line, len, JSON_DECODE_ANY, &e);
-    if (!json_is_object(o)) {
-      json_decref(o);
-      return false;
-    }
-    json_field(o, m->cfg.service_field, key[F_SERVICE]);
-    json_field(o, m->cfg.endpoint_field, key[F_ENDPOINT]);
-    json_field(o, m->cfg.method_field, key[F_METHOD]);
-    char st[FIELD_MAX] = "";
-    json_field(o, m->cfg.status_field, st);
-    snprintf(status, sizeof(status), "%.15s", st);
-    json_t *d = json_object_get(o, m->cfg.duration_field);
-    if (json_is_number(d))
-      seconds = json_number_value(d) * m->cfg.duration_unit_seconds;
-    json_decref(o);
+  } else if (!nn__logmetrics_json_scan(&m->cfg, line, len, &f)) {
+    return false;
   }
   if (!status[0] || !key[F_ENDPOINT][0])
     return false; /* not an access-log line */
@@ -302,7 +273,7 @@ bool nn_logmetrics_observe(struct nn_logmetrics *m, const struct nn_label *strea
   const char *pj = stream_label(stream, nstream, m->cfg.project_label);
   copy_field(key[F_PROJECT], pj, strlen(pj));
   m->matched++;
-  return record(m, key, status, seconds);
+  return record(m, key, status, f.seconds);
 }
 
 static int series_labels(struct nn_buf *b, const struct series *s)
