@@ -81,6 +81,12 @@ class Loader:
     def request(self, tid, seq, last_ts):
         a = self.a
         now_ms = int(time.time() * 1000)
+        if now_ms <= last_ts:
+            # At most one request a millisecond per thread: timestamps that ran ahead of
+            # the clock (answers faster than 1 ms) would be reused by the next run, whose
+            # samples ledger_check (keyed by series label, not run) cannot tell apart.
+            time.sleep((last_ts + 1 - now_ms) / 1000.0)
+            now_ms = int(time.time() * 1000)
         ts = max(last_ts + 1, now_ms)
         lines = []
         if a.mode == "rw":
