@@ -1077,6 +1077,46 @@ void nn_promql_expr_free(struct nn_promql_expr *e)
   free(e);
 }
 
+static void prefetch_bytes(const void *p, size_t n)
+{
+  for (size_t k = 0; k < n; k += 64)
+    __builtin_prefetch((const char *)p + k);
+}
+
+/* Prefetches the nodes d levels below n, which is loaded when d > 0. */
+static void prefetch_level(const node_t *n, int d)
+{
+  if (!n)
+    return;
+  if (d == 0) {
+    prefetch_bytes(n, sizeof(*n));
+    return;
+  }
+  prefetch_level(n->child, d - 1);
+  prefetch_level(n->lhs, d - 1);
+  prefetch_level(n->rhs, d - 1);
+  prefetch_level(n->param, d - 1);
+  if (n->kind == N_VSEL && d == 1 && n->matchers)
+    prefetch_bytes(n->matchers, n->nmatchers * sizeof(*n->matchers));
+  if (n->kind == N_CALL && n->args) {
+    if (d == 1)
+      prefetch_bytes(n->args, n->nargs * sizeof(*n->args));
+    else
+      for (size_t k = 0; k < n->nargs; k++)
+        prefetch_level(n->args[k], d - 2);
+  }
+}
+
+void nn_promql_expr_prefetch(const struct nn_promql_expr *e, int stage)
+{
+  if (!e)
+    return;
+  if (stage == 0)
+    prefetch_bytes(e, sizeof(*e));
+  else
+    prefetch_level(e->root, stage - 1);
+}
+
 enum nn_promql_value_type nn_promql_expr_type(const struct nn_promql_expr *e)
 {
   switch (e->root->vt) {

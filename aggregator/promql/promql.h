@@ -78,6 +78,13 @@ struct nn_promql_expr;
 int nn_promql_parse(const char *query, size_t len, struct nn_promql_expr **out,
                     struct nn_promql_error *err);
 void nn_promql_expr_free(struct nn_promql_expr *e);
+/* Starts loading the expression into the cache, one level at a time: stage 0 the
+ * expression, stage 1 its root node, stage k the nodes k - 1 levels below it (a call's
+ * arguments and a selector's matchers one level further). A loop evaluating many
+ * expressions calls it for the ones a few places ahead, a stage per expression, so each
+ * stage finds the nodes it reads already loaded. Reads nothing the previous stage did not
+ * start loading; changes nothing. */
+void nn_promql_expr_prefetch(const struct nn_promql_expr *e, int stage);
 /* Type of the value the expression evaluates to. */
 enum nn_promql_value_type nn_promql_expr_type(const struct nn_promql_expr *e);
 /* Appends the canonical text form of the expression (Prometheus's String()). */

@@ -610,6 +610,31 @@ static const char *const meta_name[NN_SLO_NOUT - NN_SLO_OUT_META] = {
     "sloth_slo_info",
 };
 
+/* Appends to the series with id ref: at *sp when that is known, by id otherwise (and *sp
+ * found for the next time). */
+static int append_id(struct nn_slo_engine *e, struct nn_tsdb_appender *a, uint64_t ref,
+                     struct nn__tsdb_series **sp, int64_t ts, double v)
+{
+  if (*sp)
+    return nn_tsdb_appender_append_series(a, *sp, ts, v);
+  int rc = nn_tsdb_appender_append_ref(a, ref, ts, v);
+  if (rc != NN_ENOTFOUND)
+    *sp = nn_tsdb_series_find(e->db, ref);
+  return rc;
+}
+
+/* Forgets the SLO's series addresses once series have left the head since they were
+ * found. */
+static void check_epoch(struct nn_slo_engine *e, struct nn_slo_rt *r)
+{
+  uint64_t ep = nn_tsdb_series_epoch(e->db);
+  if (r->s_epoch != ep) {
+    memset(r->out_s, 0, sizeof(r->out_s));
+    memset(r->alert_s, 0, sizeof(r->alert_s));
+    r->s_epoch = ep;
+  }
+}
+
 /* Appends the SLO's output series at v->ts: by cached series id where there is one, by
  * labels (caching the id) for the others. */
 static void write_series(struct nn_slo_engine *e, struct nn_tsdb_appender *a, struct nn_slo_rt *r)
@@ -634,7 +659,7 @@ static void write_series(struct nn_slo_engine *e, struct nn_tsdb_appender *a, st
     if (isnan(val[i]))
       continue; /* no data is an absent sample, never a NaN that poisons averages */
     if (r->out_ref[i]) {
-      int rc = nn_tsdb_appender_append_ref(a, r->out_ref[i], v->ts, val[i]);
+      int rc = append_id(e, a, r->out_ref[i], &r->out_s[i], v->ts, val[i]);
       if (rc != NN_ENOTFOUND) {
         if (rc < 0 && rc != NN_EOUTOFORDER && rc != NN_EDUPLICATE)
           NN_LOG_RL(NN_LOG_WARN, MOD, "writing %s: %s",
@@ -947,7 +972,7 @@ static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
     /* The series' labels follow from the state and the budget level alone. */
     int key = (int)a->state * 1000 + a->budget_level;
     if (r->alert_ref[k] && r->alert_key[k] == key) {
-      int rc = nn_tsdb_appender_append_ref(app, r->alert_ref[k], ts, 1);
+      int rc = append_id(e, app, r->alert_ref[k], &r->alert_s[k], ts, 1);
       if (rc != NN_ENOTFOUND) {
         if (rc < 0 && rc != NN_EOUTOFORDER && rc != NN_EDUPLICATE)
           NN_LOG_RL(NN_LOG_WARN, MOD, "writing ALERTS: %s", nn_strerror(rc));
@@ -955,6 +980,7 @@ static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
       }
     }
     r->alert_ref[k] = 0;
+    r->alert_s[k] = NULL;
     r->alert_key[k] = key;
     struct nn_slo_lset l;
     char lvl[8];
@@ -979,16 +1005,51 @@ static void run_alerts(struct nn_slo_engine *e, struct nn_slo_rt *r, int64_t ts,
 /* SLOs ahead of the one being written whose series' head slots start loading. */
 #define PREFETCH_AHEAD 8
 
-static void prefetch_series(const struct nn_slo_engine *e, const struct nn_slo_rt *r, int stage)
+static void prefetch_series(const struct nn_slo_engine *e, const struct nn_slo_rt *r, int stage,
+                            uint64_t epoch)
 {
   if (!r->due)
     return;
-  for (int k = 0; k < NN_SLO_NOUT; k++)
-    if (r->out_ref[k])
+  if (r->s_epoch != epoch) {
+    /* Its addresses are stale: by id, as write_series will append. */
+    for (int k = 0; k < NN_SLO_NOUT; k++)
+      if (r->out_ref[k])
+        nn_tsdb_prefetch_ref(e->db, r->out_ref[k], stage);
+    return;
+  }
+  for (int k = 0; k < NN_SLO_NOUT; k++) {
+    if (r->out_s[k] && stage == 1)
+      nn_tsdb_prefetch_series(r->out_s[k]);
+    else if (!r->out_s[k] && r->out_ref[k])
       nn_tsdb_prefetch_ref(e->db, r->out_ref[k], stage);
-  for (int k = 0; k < NN_SLO_NALERTS; k++)
-    if (r->alert_ref[k] && r->alerts[k].state != NN_SLO_INACTIVE)
+  }
+  for (int k = 0; k < NN_SLO_NALERTS; k++) {
+    if (!r->alert_ref[k] || r->alerts[k].state == NN_SLO_INACTIVE)
+      continue;
+    if (r->alert_s[k] && stage == 1)
+      nn_tsdb_prefetch_series(r->alert_s[k]);
+    else if (!r->alert_s[k])
       nn_tsdb_prefetch_ref(e->db, r->alert_ref[k], stage);
+  }
+}
+
+/* Levels of an SLI query loaded ahead: sum(rate(m{...}[w])) is a sum, a call, its
+ * arguments, a range, a selector and its matchers. */
+#define AST_STAGES 7
+
+/* Each SLO's two query trees are cold by its turn (20,000 of them a cycle): the ones of
+ * the SLOs ahead start loading, a level per SLO, their runtime entry first. */
+static void prefetch_queries(const struct nn_slo_engine *e, size_t i)
+{
+  if (i + AST_STAGES + 1 < e->nrt)
+    __builtin_prefetch(&e->rt[i + AST_STAGES + 1].err_expr);
+  for (int st = 0; st < AST_STAGES; st++) {
+    size_t j = i + AST_STAGES - (size_t)st;
+    if (j < e->nrt) {
+      nn_promql_expr_prefetch(e->rt[j].err_expr, st);
+      nn_promql_expr_prefetch(e->rt[j].total_expr, st);
+    }
+  }
 }
 
 static void commit(struct nn_tsdb_appender *app)
@@ -1012,6 +1073,7 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
   int failures = 0;
   e->stats.evaluations_total++;
   for (size_t i = 0; i < e->nrt; i++) {
+    prefetch_queries(e, i);
     struct nn_slo_rt *r = &e->rt[i];
     const struct nn_slo_spec *s = r->spec;
     if (r->ledger.last_eval_ms >= ts)
@@ -1045,14 +1107,16 @@ int nn_slo_eval_at(struct nn_slo_engine *e, int64_t ts)
    * head slots of the series some SLOs ahead start loading, then the series. */
   int batched = 0;
   for (size_t i = 0; i < e->nrt; i++) {
+    uint64_t epoch = nn_tsdb_series_epoch(e->db);
     if (i + PREFETCH_AHEAD < e->nrt)
-      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD], 0);
+      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD], 0, epoch);
     if (i + PREFETCH_AHEAD / 2 < e->nrt)
-      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD / 2], 1);
+      prefetch_series(e, &e->rt[i + PREFETCH_AHEAD / 2], 1, epoch);
     struct nn_slo_rt *r = &e->rt[i];
     if (!r->due)
       continue;
     r->due = false;
+    check_epoch(e, r);
     write_series(e, app, r);
     run_alerts(e, r, ts, app);
     if (++batched == COMMIT_EVERY) {

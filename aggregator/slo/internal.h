@@ -193,6 +193,10 @@ struct nn_slo_rt {
    * budget level it was written with) is unchanged. */
   uint64_t alert_ref[NN_SLO_NALERTS];
   int alert_key[NN_SLO_NALERTS];
+  /* The series of those ids found in the head (NULL: not yet), appended to without a
+   * lookup and prefetched in one step while the head's series epoch is s_epoch. */
+  struct nn__tsdb_series *out_s[NN_SLO_NOUT], *alert_s[NN_SLO_NALERTS];
+  uint64_t s_epoch;
   struct nn_slo_ledger ledger;
   struct nn_promql_expr *err_expr, *total_expr; /* events: window = eval interval */
   struct nn_slo_alert_state alerts[NN_SLO_NALERTS];

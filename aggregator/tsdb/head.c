@@ -253,7 +253,7 @@ struct nn__tsdb_series *nn__tsdb_series_create(struct nn_tsdb *db, uint64_t h,
     if (tables_rebuild(db, db->by_ref ? (db->mask + 1) * 2 : 1024) < 0)
       return NULL;
   }
-  struct nn__tsdb_series *s = calloc(1, sizeof(*s) + 2 * n * sizeof(uint32_t));
+  struct nn__tsdb_series *s = calloc(1, nn__tsdb_series_size(n));
   if (!s)
     return NULL;
   for (size_t i = 0; i < n; i++) {
@@ -309,7 +309,7 @@ int nn__tsdb_series_commit(struct nn_tsdb *db, struct nn__tsdb_series *s, int64_
   }
   if (s->head.n == 0) {
     s->head_mint = t;
-    s->head_ck.i = 0; /* of the chunk just closed, if any */
+    nn__tsdb_series_ck(s)->i = 0; /* of the chunk just closed, if any */
     db->st.chunks++;
   }
   int rc = nn__tsdb_xor_append(&s->head, t, v);
@@ -527,6 +527,37 @@ int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_
     return NN_TSDB_EOUTOFBOUNDS;
   }
   return add(a, s, t, v);
+}
+
+uint64_t nn_tsdb_series_epoch(const struct nn_tsdb *db)
+{
+  return db->st.series_removed;
+}
+
+struct nn__tsdb_series *nn_tsdb_series_find(const struct nn_tsdb *db, uint64_t ref)
+{
+  return nn__tsdb_series_by_ref(db, ref);
+}
+
+int nn_tsdb_appender_append_series(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t,
+                                   double v)
+{
+  struct nn_tsdb *db = a->db;
+  if (db->active && db->active != a)
+    return NN_EAGAIN;
+  if (t < min_valid(db)) {
+    db->st.out_of_bounds++;
+    return NN_TSDB_EOUTOFBOUNDS;
+  }
+  return add(a, s, t, v);
+}
+
+void nn_tsdb_prefetch_series(const struct nn__tsdb_series *s)
+{
+  /* Both lines an append reads; the series sits at any 16-byte offset. */
+  __builtin_prefetch(s);
+  __builtin_prefetch((const char *)s + 64);
+  __builtin_prefetch((const char *)s + 127);
 }
 
 static void reset_last(struct nn__tsdb_series *s)

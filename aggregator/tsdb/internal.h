@@ -161,11 +161,6 @@ struct nn__tsdb_series {
   uint64_t hash;
   int64_t head_mint; /* oldest sample of the open chunk */
   struct nn__tsdb_xor_app head;
-  /* The querier's decoder state after the last sample before the range of the latest
-   * query that skipped samples of the open chunk: a later query starting after it (a
-   * rule's or SLO's next evaluation) decodes only the newer samples. Reset when a new open
-   * chunk starts; the loop thread alone reads and writes it, as the rest of the head. */
-  struct nn__tsdb_xor_ck head_ck;
   struct nn__tsdb_chunk *chunks; /* closed, oldest first */
   uint32_t nchunks, capchunks;
   /* What a lookup and an append read sits together, next to the labels. */
@@ -175,6 +170,23 @@ struct nn__tsdb_series {
   uint8_t flags;
   uint32_t syms[]; /* name id, value id, per label, sorted by name */
 };
+
+/* Bytes of a series with n labels: the struct, its label ids, then its checkpoint. */
+static inline size_t nn__tsdb_series_size(size_t n)
+{
+  size_t off = offsetof(struct nn__tsdb_series, syms) + 2 * n * sizeof(uint32_t);
+  return ((off + 7) & ~(size_t)7) + sizeof(struct nn__tsdb_xor_ck);
+}
+/* The querier's decoder state after the last sample before the range of the latest query
+ * that skipped samples of the series' open chunk: a later query starting after it (a rule's
+ * or SLO's next evaluation) decodes only the newer samples. Reset when a new open chunk
+ * starts; the loop thread alone reads and writes it, as the rest of the head. It sits
+ * behind the labels, which a query reads anyway, off the lines appends and lookups read. */
+static inline struct nn__tsdb_xor_ck *nn__tsdb_series_ck(struct nn__tsdb_series *s)
+{
+  return (struct nn__tsdb_xor_ck *)((char *)s + nn__tsdb_series_size(s->nlabels) -
+                                    sizeof(struct nn__tsdb_xor_ck));
+}
 
 static inline bool nn__tsdb_series_empty(const struct nn__tsdb_series *s)
 {

@@ -109,9 +109,10 @@ static int decode_chunk(uint32_t version, const uint8_t *data, size_t len, int64
 static int decode_head(struct nn__tsdb_series *s, int64_t mint, int64_t maxt, struct samples *out)
 {
   struct nn__tsdb_xor_it it;
+  struct nn__tsdb_xor_ck *sck = nn__tsdb_series_ck(s);
   nn__tsdb_xor_it_init(&it, s->head.buf, nn__tsdb_xor_len(&s->head));
-  if (s->head_ck.i && s->head_ck.t < mint)
-    nn__tsdb_xor_it_resume(&it, &s->head_ck);
+  if (sck->i && sck->t < mint)
+    nn__tsdb_xor_it_resume(&it, sck);
   if (samples_reserve(out, (size_t)(it.n - it.i)) < 0)
     return NN_ENOMEM;
   int64_t *t = out->t;
@@ -130,7 +131,7 @@ static int decode_head(struct nn__tsdb_series *s, int64_t mint, int64_t maxt, st
   }
   out->n = n;
   if (ck.i && !it.err)
-    s->head_ck = ck;
+    *sck = ck;
   return it.err;
 }
 

@@ -88,6 +88,20 @@ void nn_tsdb_prefetch(const struct nn_tsdb *db, uint64_t h, int stage);
 void nn_tsdb_prefetch_ref(const struct nn_tsdb *db, uint64_t ref, int stage);
 /* As append, for a ref returned earlier; NN_ENOTFOUND if the series is gone. */
 int nn_tsdb_appender_append_ref(struct nn_tsdb_appender *a, uint64_t ref, int64_t t, double v);
+/* A head series' address (opaque), for a caller that appends to the same series over and
+ * over (the SLO engine's outputs): appends skip the lookup by id, and the series can be
+ * prefetched in one step. Valid while nn_tsdb_series_epoch returns what it returned when
+ * the address was taken: it changes whenever series leave the head (head GC), the only
+ * time a series' memory is freed before close. */
+struct nn__tsdb_series;
+uint64_t nn_tsdb_series_epoch(const struct nn_tsdb *db);
+/* The series with id ref, or NULL. */
+struct nn__tsdb_series *nn_tsdb_series_find(const struct nn_tsdb *db, uint64_t ref);
+/* As append_ref, for an address from nn_tsdb_series_find still valid. */
+int nn_tsdb_appender_append_series(struct nn_tsdb_appender *a, struct nn__tsdb_series *s, int64_t t,
+                                   double v);
+/* As nn_tsdb_prefetch, for a later nn_tsdb_appender_append_series(s). */
+void nn_tsdb_prefetch_series(const struct nn__tsdb_series *s);
 /* Series in the head: a cheap read for per-series limits (nn_tsdb_stats gathers much more). */
 size_t nn_tsdb_series_count(const struct nn_tsdb *db);
 /* Logs the samples to the WAL buffer and makes them visible to queries. On failure

@@ -4,8 +4,9 @@
  * it resumes there. Every answer is checked against a model of the committed samples while
  * the checkpoint is set, moved back, outgrown by a new chunk, kept across rejected
  * (out-of-order, duplicate, rolled back) appends, and lost with a series removed by head GC
- * and created again; and the decoder resumed from every position of chunks with irregular
- * timestamps and values equals one that decoded from the start. */
+ * and created again; the decoder resumed from every position of chunks with irregular
+ * timestamps and values equals one that decoded from the start; and series addresses for
+ * appends follow the head's series epoch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +69,11 @@ static struct nn__tsdb_series *series_of(struct nn_tsdb *db, const struct model 
   struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, m->ref);
   assert_non_null(s);
   return s;
+}
+
+static struct nn__tsdb_xor_ck ck_of(struct nn_tsdb *db, const struct model *m)
+{
+  return *nn__tsdb_series_ck(series_of(db, m));
 }
 
 struct got {
@@ -143,11 +149,11 @@ static void advancing_windows_resume_from_checkpoint(void **state)
     t += 5000;
     append(db, &m, t, 1000 + (double)m.n * 7.5);
     check(db, &m, t - 9999, t, cycle % 2 == 0);
-    const struct nn__tsdb_series *s = series_of(db, &m);
+    struct nn__tsdb_series *s = series_of(db, &m);
     /* The checkpoint sits at the sample before the range, and moves on every cycle. */
-    assert_true(s->head_ck.i > last_i);
-    assert_int_equal(s->head_ck.t, t - 10000);
-    last_i = s->head_ck.i;
+    assert_true(nn__tsdb_series_ck(s)->i > last_i);
+    assert_int_equal(nn__tsdb_series_ck(s)->t, t - 10000);
+    last_i = nn__tsdb_series_ck(s)->i;
     t += 5000;
   }
   nn_tsdb_close(db);
@@ -164,11 +170,11 @@ static void earlier_ranges_decode_from_the_start(void **state)
   for (int i = 0; i < 200; i++)
     append(db, &m, t0 + i * 1000, i * 0.5);
   check(db, &m, t0 + 150 * 1000, t0 + 199 * 1000, true);
-  assert_int_equal(series_of(db, &m)->head_ck.t, t0 + 149 * 1000);
+  assert_int_equal(ck_of(db, &m).t, t0 + 149 * 1000);
   check(db, &m, t0 + 20 * 1000, t0 + 30 * 1000, true);
   check(db, &m, t0 + 20 * 1000, t0 + 30 * 1000, false);
   /* Moved back by the earlier range: the later one resumes from there. */
-  assert_int_equal(series_of(db, &m)->head_ck.t, t0 + 19 * 1000);
+  assert_int_equal(ck_of(db, &m).t, t0 + 19 * 1000);
   check(db, &m, t0 + 150 * 1000, t0 + 199 * 1000, false);
   check(db, &m, t0 + 149 * 1000, t0 + 199 * 1000, true);
   check(db, &m, t0 + 148 * 1000, INT64_MAX, true);
@@ -177,7 +183,7 @@ static void earlier_ranges_decode_from_the_start(void **state)
    * leaves the checkpoint on the sample before it. */
   check(db, &m, t0 + 500 * 1000, INT64_MAX, true);
   check(db, &m, t0 + 199 * 1000, INT64_MAX, true);
-  assert_int_equal(series_of(db, &m)->head_ck.i, 199);
+  assert_int_equal(ck_of(db, &m).i, 199);
   append(db, &m, t0 + 200 * 1000, 7);
   check(db, &m, t0 + 199 * 1000 + 1, INT64_MAX, false);
   check(db, &m, t0 + 199 * 1000, INT64_MAX, true);
@@ -195,10 +201,10 @@ static void new_chunk_resets_the_checkpoint(void **state)
   for (int i = 0; i < 10; i++, t += 1000)
     append(db, &m, t, i);
   check(db, &m, t - 3000, t, true);
-  assert_true(series_of(db, &m)->head_ck.i > 0);
+  assert_true(ck_of(db, &m).i > 0);
   append(db, &m, t, 10); /* the eleventh sample opens a new chunk */
   assert_int_equal(series_of(db, &m)->nchunks, 1);
-  assert_int_equal(series_of(db, &m)->head_ck.i, 0);
+  assert_int_equal(ck_of(db, &m).i, 0);
   check(db, &m, t - 3000, t, false);
   check(db, &m, t, t, true);
   for (int i = 0; i < 35; i++) {
@@ -222,7 +228,7 @@ static void rejected_appends_keep_it_valid(void **state)
   for (int i = 0; i < 30; i++)
     append(db, &m, 100000 + i * 1000, i * 3.0);
   check(db, &m, 100000 + 25 * 1000, INT64_MAX, true);
-  struct nn__tsdb_xor_ck ck = series_of(db, &m)->head_ck;
+  struct nn__tsdb_xor_ck ck = ck_of(db, &m);
   assert_int_equal(ck.t, 100000 + 24 * 1000);
   struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
   struct nn_label ls[] = {{"__name__", m.name}, {"job", "ck"}};
@@ -232,7 +238,8 @@ static void rejected_appends_keep_it_valid(void **state)
   nn_tsdb_appender_rollback(a);
   assert_int_equal(nn_tsdb_appender_commit(a), 0);
   nn_tsdb_appender_destroy(a);
-  assert_int_equal(memcmp(&series_of(db, &m)->head_ck, &ck, sizeof(ck)), 0);
+  struct nn__tsdb_xor_ck kept = ck_of(db, &m);
+  assert_int_equal(memcmp(&kept, &ck, sizeof(ck)), 0);
   check(db, &m, 100000 + 26 * 1000, INT64_MAX, false);
   check(db, &m, 100000 + 29 * 1000, INT64_MAX, true);
   append(db, &m, 100000 + 30 * 1000, -1);
@@ -251,13 +258,13 @@ static void series_removed_and_created_again(void **state)
   for (int i = 0; i < 50; i++)
     append(db, &m, 10000 + i * 1000, i);
   check(db, &m, 10000 + 45 * 1000, INT64_MAX, true);
-  assert_true(series_of(db, &m)->head_ck.i > 0);
+  assert_true(ck_of(db, &m).i > 0);
   assert_int_equal(nn_tsdb_head_truncate(db, 10000 + 100 * 1000), 1);
   assert_null(nn__tsdb_series_by_ref(db, m.ref));
   m.n = 0;
   for (int i = 0; i < 8; i++)
     append(db, &m, 200000 + i * 700, 1e6 - i);
-  assert_int_equal(series_of(db, &m)->head_ck.i, 0);
+  assert_int_equal(ck_of(db, &m).i, 0);
   check(db, &m, 200000 + 5 * 700, INT64_MAX, true);
   check(db, &m, 10000 + 45 * 1000, INT64_MAX, false);
   check(db, &m, 200000 + 6 * 700, INT64_MAX, true);
@@ -360,6 +367,40 @@ static void resume_equals_decoding_from_the_start(void **state)
   nn__tsdb_xor_free(&app);
 }
 
+/* Series addresses for appends (nn_tsdb_series_find) stay valid while the epoch does:
+ * creating series and a head GC that removes none leave it; one that removes any moves it. */
+static void series_epoch_moves_when_series_leave(void **state)
+{
+  struct nn_tsdb *db = open_db(120);
+  static struct model m = {.name = "epoch_total"}, keep = {.name = "keep_total"};
+  m.n = keep.n = 0;
+  append(db, &m, 1000, 1);
+  append(db, &keep, 1000, 1);
+  uint64_t ep = nn_tsdb_series_epoch(db);
+  struct nn__tsdb_series *s = nn_tsdb_series_find(db, m.ref);
+  assert_ptr_equal(s, series_of(db, &m));
+  assert_null(nn_tsdb_series_find(db, m.ref + 1000));
+  struct nn_tsdb_appender *a = nn_tsdb_appender_create(db);
+  assert_int_equal(nn_tsdb_appender_append_series(a, s, 2000, 2), 0);
+  assert_int_equal(nn_tsdb_appender_append_series(a, s, 1500, 2), NN_EOUTOFORDER);
+  assert_int_equal(nn_tsdb_appender_commit(a), 0);
+  m.t[m.n] = 2000;
+  m.v[m.n++] = 2;
+  check(db, &m, INT64_MIN, INT64_MAX, true);
+  static struct model other = {.name = "other_total"};
+  other.n = 0;
+  append(db, &other, 3000, 1);
+  assert_int_equal(nn_tsdb_head_truncate(db, 500), 0);
+  assert_int_equal(nn_tsdb_series_epoch(db), ep);
+  append(db, &keep, 5000, 2);
+  assert_int_equal(nn_tsdb_head_truncate(db, 2500), 1); /* m goes */
+  assert_true(nn_tsdb_series_epoch(db) != ep);
+  assert_null(nn_tsdb_series_find(db, m.ref));
+  assert_int_equal(nn_tsdb_appender_append_ref(a, m.ref, 6000, 1), NN_ENOTFOUND);
+  nn_tsdb_appender_destroy(a);
+  nn_tsdb_close(db);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -370,6 +411,7 @@ int main(void)
       cmocka_unit_test(series_removed_and_created_again),
       cmocka_unit_test(random_ranges_match_the_model),
       cmocka_unit_test(resume_equals_decoding_from_the_start),
+      cmocka_unit_test(series_epoch_moves_when_series_leave),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
