@@ -42,4 +42,8 @@ bool nn__logmetrics_json_scan(const struct nn_logmetrics_config *cfg, const char
 bool nn__logmetrics_json_jansson(const struct nn_logmetrics_config *cfg, const char *line,
                                  size_t len, struct nn__logmetrics_fields *f);
 
+/* nn_metrics_format_value(v) (the shortest form that reads back as v), with most of its
+ * search skipped for values of 15 digits or more. */
+void nn__logmetrics_format_sum(double v, char *buf, size_t len);
+
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "agent/logmetrics/internal.h"
+#include "common/metrics.h"
 
 static struct nn_logmetrics_config default_cfg(void)
 {
@@ -564,6 +565,29 @@ static void generated_lines_agree(void **state)
   (void)state;
 }
 
+static void sums_format_as_nn_metrics_format_value(void **state)
+{
+  /* Sums of millisecond durations (the case it speeds up), random doubles of every
+   * magnitude, and values just off short decimals. */
+  double sum = 0;
+  for (int i = 0; i < 300000; i++) {
+    double v;
+    uint64_t bits = rnd();
+    switch (i % 4) {
+    case 0: v = sum += (double)(rnd() % 250000) / 1000.0 * 0.001; break;
+    case 1: memcpy(&v, &bits, sizeof(v)); break;
+    case 2: v = nextafter((double)(rnd() % 100000) / 1000.0, i & 8 ? INFINITY : 0); break;
+    default: v = (double)(rnd() % 1000000) / pow(10, (double)(rnd() % 30)); break;
+    }
+    char a[64], b[64];
+    nn__logmetrics_format_sum(v, a, sizeof(a));
+    nn_metrics_format_value(v, b, sizeof(b));
+    if (strcmp(a, b) != 0)
+      fail_msg("%.17g: %s, want %s", v, a, b);
+  }
+  (void)state;
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -572,6 +596,7 @@ int main(void)
       cmocka_unit_test(hostile_lines_agree),
       cmocka_unit_test(other_field_settings_agree),
       cmocka_unit_test(generated_lines_agree),
+      cmocka_unit_test(sums_format_as_nn_metrics_format_value),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
