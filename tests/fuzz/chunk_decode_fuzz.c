@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Iterates an arbitrary byte string as a Gorilla XOR chunk, and as a block chunk record
- * (encoding byte, then XOR or packed): the decoder must stop cleanly, and whatever it
- * decodes must re-encode (XOR, and packed) and decode to the same bits. */
+ * (encoding byte, then XOR or packed): the decoder must stop cleanly, whatever it decodes
+ * must re-encode (XOR, and packed) and decode to the same bits, and resuming from its
+ * state after any sample must yield the same rest. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +45,40 @@ static void packed_round_trip(const uint8_t *data, size_t size)
   nn_buf_fini(&b);
 }
 
+/* Resumed from its state after any sample (the querier's open-chunk checkpoint), the XOR
+ * decoder yields what it yielded from there, and stops the same way. */
+static void resume_matches(const uint8_t *data, size_t size)
+{
+  static struct nn__tsdb_xor_ck ck[MAX_SAMPLES];
+  static int64_t t[MAX_SAMPLES];
+  static uint64_t v[MAX_SAMPLES];
+  struct nn__tsdb_xor_it it;
+  nn__tsdb_xor_it_init(&it, data, size);
+  size_t n = 0;
+  bool more = true;
+  while (n < MAX_SAMPLES && (more = nn__tsdb_xor_it_next(&it))) {
+    t[n] = it.t;
+    v[n] = it.v;
+    nn__tsdb_xor_it_save(&it, &ck[n++]);
+  }
+  if (n == 0)
+    return;
+  size_t k = size % n;
+  struct nn__tsdb_xor_it r;
+  nn__tsdb_xor_it_init(&r, data, size);
+  if (!nn__tsdb_xor_it_resume(&r, &ck[k]))
+    abort();
+  for (size_t j = k + 1; j < n; j++)
+    if (!nn__tsdb_xor_it_next(&r) || r.t != t[j] || r.v != v[j])
+      abort();
+  if (!more && (nn__tsdb_xor_it_next(&r) || r.err != it.err))
+    abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   packed_round_trip(data, size);
+  resume_matches(data, size);
   struct nn__tsdb_xor_it it;
   nn__tsdb_xor_it_init(&it, data, size);
   struct nn__tsdb_xor_app a = {0};
