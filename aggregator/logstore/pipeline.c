@@ -2168,8 +2168,11 @@ static int run_label_format(struct nn__ls_prun *r, const struct stage *st, const
       v = r->lb[b];
     }
     uint32_t vo, no;
-    if (r->a && v >= r->a && v < r->a + r->alen) { /* a value in the arena moves as it grows */
-      size_t off = (size_t)(v - r->a);
+    /* A value in the arena moves as it grows: keep its offset (as integers, which gcc's
+     * use-after-free analysis does not mistake for a stale pointer). */
+    uintptr_t pv = (uintptr_t)v, pa = (uintptr_t)r->a;
+    if (r->a && pv >= pa && pv < pa + r->alen) {
+      size_t off = (size_t)(pv - pa);
       if ((rc = grow(r, (void **)&r->a, &r->acap, r->alen + vl + 1, 1)) < 0)
         return rc;
       v = r->a + off;
