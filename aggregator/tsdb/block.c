@@ -276,7 +276,7 @@ static int bindex_all(void *ctx, struct nn__tsdb_refs *out)
 int nn__tsdb_bindex_select(const struct nn__tsdb_bindex *ix, const struct nn_matcher *ms,
                            size_t nms, uint64_t **out, size_t *n)
 {
-  struct nn__tsdb_postings_src src = {(void *)ix, bindex_collect, bindex_all, NULL};
+  struct nn__tsdb_postings_src src = {(void *)ix, bindex_collect, bindex_all, NULL, NULL};
   return nn__tsdb_postings_select(&src, ms, nms, out, n);
 }
 

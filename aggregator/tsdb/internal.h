@@ -262,6 +262,10 @@ struct nn__tsdb_postings_src {
    * against long lists without copying them. */
   int (*each)(void *ctx, const struct nn_matcher *m, bool want,
               int (*fn)(void *ud, const uint64_t *refs, size_t n), void *ud);
+  /* Optional (with each): whether series ref's value of m's label ("" when it has none)
+   * matches m; false when ref names no series (readers of a select skip those anyway).
+   * Lets a select with a few candidates test them instead of searching long lists. */
+  bool (*check)(void *ctx, uint64_t ref, const struct nn_matcher *m);
 };
 /* Refs of series matching every matcher, sorted (Prometheus semantics); *out is malloc'd. */
 int nn__tsdb_postings_select(const struct nn__tsdb_postings_src *src, const struct nn_matcher *ms,

@@ -405,6 +405,23 @@ static int head_each(void *ctx, const struct nn_matcher *m, bool want,
   return 0;
 }
 
+static bool head_check(void *ctx, uint64_t ref, const struct nn_matcher *m)
+{
+  struct nn_tsdb *db = ctx;
+  const struct nn__tsdb_series *s = nn__tsdb_series_by_ref(db, ref);
+  if (!s)
+    return false;
+  uint32_t name, value, have = 0;
+  head_syms(db, m, &name, &value);
+  for (uint32_t k = 0; name && k < s->nlabels && !have; k++)
+    if (s->syms[2 * k] == name)
+      have = s->syms[2 * k + 1];
+  /* An interned value is one id: equal strings, equal ids. */
+  if (value && (m->type == NN_MATCH_EQ || m->type == NN_MATCH_NE))
+    return (have == value) == (m->type == NN_MATCH_EQ);
+  return nn_matcher_matches(m, have ? nn__tsdb_sym_str(&db->syms, have) : "");
+}
+
 static int head_all(void *ctx, struct nn__tsdb_refs *out)
 {
   struct nn_tsdb *db = ctx;
@@ -463,6 +480,9 @@ static int seed_list(void *ud, const uint64_t *v, size_t n)
   return 0;
 }
 
+/* Candidates tested one by one (postings_src check) rather than against lists. */
+#define CHECK_MAX 4
+
 /* Starts from the shortest equality matcher's list and narrows it with the others' lists
  * in place: no list is copied but the shortest. Same result as the generic path. empty[i]
  * is whether ms[i] matches "". */
@@ -495,6 +515,21 @@ static int select_narrow(const struct nn__tsdb_postings_src *src, const struct n
   int rc = nn__tsdb_refs_append(cur, seed_v, seed_n);
   if (rc < 0)
     return rc;
+  if (src->check && cur->n <= CHECK_MAX) {
+    /* A few candidates (an SLO's or a rule's series): test each against the other
+     * matchers, reading the series the select reads next anyway, instead of searching long
+     * lists (__name__'s) and running a regex per value of a label. Same result. */
+    for (size_t i = 0; i < nms && cur->n; i++) {
+      if (i == seed)
+        continue;
+      size_t k = 0;
+      for (size_t j = 0; j < cur->n; j++)
+        if (src->check(src->ctx, cur->v[j], &ms[i]))
+          cur->v[k++] = cur->v[j];
+      cur->n = k;
+    }
+    return 0;
+  }
   unsigned char small[256];
   unsigned char *hit = seed_n <= sizeof(small) ? small : malloc(seed_n);
   if (!hit)
@@ -592,6 +627,6 @@ out:
 int nn__tsdb_index_select(struct nn_tsdb *db, const struct nn_matcher *ms, size_t nms,
                           uint64_t **out, size_t *n)
 {
-  struct nn__tsdb_postings_src src = {db, head_collect, head_all, head_each};
+  struct nn__tsdb_postings_src src = {db, head_collect, head_all, head_each, head_check};
   return nn__tsdb_postings_select(&src, ms, nms, out, n);
 }
