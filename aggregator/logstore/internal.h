@@ -297,10 +297,12 @@ struct nn__ls_wal {
   int *retired;              /* fds of rotated segments, fsynced and closed by the worker */
   size_t nretired, cretired;
   struct nn__ls_job *jobs, *jobs_tail;
-  int error; /* sticky fsync/write failure */
+  int error;       /* sticky fsync/write failure */
+  uint64_t fsyncs; /* rounds that fsynced the current segment */
 
   struct nn__ls_waiter *waiters, *waiters_tail; /* loop thread only */
   void *async;                                  /* uv_async_t *, when a loop is given */
+  void *idle; /* uv_idle_t *, armed while a wait has not been handed to the worker yet */
 };
 
 struct nn_logstore {

@@ -256,6 +256,7 @@ struct nn_logstore_stats {
   uint64_t chunk_raw_bytes; /* live raw bytes those chunks hold */
   uint64_t head_bytes;      /* raw bytes in head blocks */
   uint64_t wal_bytes_written;
+  uint64_t wal_fsyncs;             /* fsyncs of the current WAL segment (group commits) */
   uint64_t wal_corruptions;        /* torn or corrupt WAL tails truncated on open */
   uint64_t chunk_file_corruptions; /* corrupt chunk records skipped on open */
   uint64_t retention_deleted_chunks;

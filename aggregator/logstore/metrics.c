@@ -42,6 +42,8 @@ static const struct field fields[] = {
       "Uncompressed bytes held by live log chunks."),
     F("head_bytes", NN_METRIC_GAUGE, head_bytes, "Raw bytes in log head blocks."),
     F("wal_bytes_written_total", NN_METRIC_COUNTER, wal_bytes_written, "Bytes written to the WAL."),
+    F("wal_fsyncs_total", NN_METRIC_COUNTER, wal_fsyncs,
+      "Log WAL fsyncs (group commits: pushes answered together share one)."),
     F("wal_corruptions_total", NN_METRIC_COUNTER, wal_corruptions,
       "Torn or corrupt log WAL tails truncated on open."),
     F("chunk_file_corruptions_total", NN_METRIC_COUNTER, chunk_file_corruptions,
