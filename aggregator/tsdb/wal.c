@@ -612,7 +612,10 @@ static void *writer_main(void *arg)
         w->ckpt_req = false;
         nn_buf_fini(&snap);
       }
-      w->sync_req = false;
+      /* A kick that came in while the checkpoint was written is for the data committed
+       * meanwhile: keep it, so that data is written now, not after the interval. */
+      if (w->pending.len == 0)
+        w->sync_req = false;
       pthread_cond_broadcast(&w->done);
       if (w->stop)
         break;
